@@ -1,0 +1,7 @@
+"""``python -m embed2prompt``: the command line."""
+
+import sys
+
+from embed2prompt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,45 @@
+"""The rate-limited parallel engine: limits, retries, and running many calls at once.
+
+tiers      RateLimitConfig, RateLimitTier: the numbers to stay within
+limiter    OpenAIRateLimiter: admits a call only when it fits every limit
+headers    RateLimitHeaders: what the server says remains
+retry      RetryPolicy and the pure functions behind it
+executor   CallExecutor: one call under the limiter and the retry policy
+processor  AsyncEmbeddingProcessor: many calls in parallel, failures isolated
+metrics    RunMetrics: what a run did
+"""
+
+from embed2prompt.engine.executor import CallExecutor, ReportsUsage
+from embed2prompt.engine.headers import RateLimitHeaders
+from embed2prompt.engine.limiter import LimiterStatus, LimitUsage, OpenAIRateLimiter, Permit
+from embed2prompt.engine.metrics import CallStats, RunMetrics
+from embed2prompt.engine.processor import (
+    AsyncEmbeddingProcessor,
+    ItemError,
+    ItemResult,
+    ResultStream,
+    RunReport,
+)
+from embed2prompt.engine.retry import Failure, RetryPolicy
+from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
+
+__all__ = [
+    "AsyncEmbeddingProcessor",
+    "CallExecutor",
+    "CallStats",
+    "Failure",
+    "ItemError",
+    "ItemResult",
+    "LimitUsage",
+    "LimiterStatus",
+    "OpenAIRateLimiter",
+    "Permit",
+    "RateLimitConfig",
+    "RateLimitHeaders",
+    "RateLimitTier",
+    "ReportsUsage",
+    "ResultStream",
+    "RetryPolicy",
+    "RunMetrics",
+    "RunReport",
+]

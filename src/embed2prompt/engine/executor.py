@@ -1,0 +1,138 @@
+"""One API call under the limiter and the retry policy: the one place the two meet.
+
+For each attempt the executor waits for a permit, makes the call, reports the tokens the
+response used and its rate-limit headers back to the limiter, and on failure asks the
+retry policy whether and when to try again. A 429 ``rate_limit_exceeded`` or a 503 pauses
+the whole limiter, so every worker waits for the server, not only the one that was told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar, runtime_checkable
+
+from embed2prompt.engine.headers import RateLimitHeaders
+from embed2prompt.engine.limiter import OpenAIRateLimiter
+from embed2prompt.engine.metrics import CallStats, current_call_stats
+from embed2prompt.engine.retry import Failure, RetryPolicy, classify, is_retryable
+from embed2prompt.errors import RetriesExhaustedError
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class ReportsUsage(Protocol):
+    """A call result that says what it cost; the executor feeds this back to the limiter."""
+
+    @property
+    def tokens_used(self) -> int | None: ...
+
+    @property
+    def rate_limit(self) -> RateLimitHeaders: ...
+
+
+class CallExecutor:
+    """Runs zero-argument async calls with limiting and retries.
+
+    ``limiter=None`` runs without limits (a local model, a server with none).
+    """
+
+    def __init__(
+        self,
+        *,
+        limiter: OpenAIRateLimiter | None = None,
+        retry_policy: RetryPolicy | None = None,
+        attempt_timeout_s: float | None = None,
+        rng: random.Random | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.limiter = limiter
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.attempt_timeout_s = attempt_timeout_s
+        self._rng = rng or random.Random()
+        self._wall_clock = wall_clock
+
+    async def call(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        tokens: float = 0,
+        stats: CallStats | None = None,
+    ) -> T:
+        """Return ``fn()``'s result, retrying retryable failures.
+
+        ``tokens`` is the estimate reserved against the token limits. Attempts, retries,
+        429s and tokens are added to ``stats``, by default the current item's counters.
+
+        Raises the original exception for failures that must not be retried (so callers
+        see, say, an ``openai.AuthenticationError``), and :class:`RetriesExhaustedError`
+        when retryable failures outlast the policy.
+        """
+        if stats is None:
+            stats = current_call_stats.get() or CallStats()
+        attempt = 0
+        while True:
+            attempt += 1
+            stats.attempts += 1
+            try:
+                return await self._attempt(fn, tokens, stats)
+            except Exception as error:
+                failure = classify(error)
+                if failure is None:
+                    raise  # a bug, not an API failure: retrying would hide it
+                if failure.status == 429:
+                    stats.rate_limited += 1
+                delay = self.retry_policy.delay_before_retry(
+                    failure, attempt=attempt, rng=self._rng, now=self._wall_clock()
+                )
+                if delay is None:
+                    if attempt >= self.retry_policy.max_attempts and is_retryable(failure):
+                        raise RetriesExhaustedError(
+                            f"gave up after {attempt} attempts: {_describe(failure)}",
+                            attempts=attempt,
+                            status=failure.status,
+                            code=failure.code,
+                        ) from error
+                    raise
+                if failure.asks_everyone_to_wait and self.limiter is not None:
+                    self.limiter.pause_for(delay)
+                stats.retries += 1
+                stats.retry_wait_s += delay
+                await asyncio.sleep(delay)
+
+    async def _attempt(self, fn: Callable[[], Awaitable[T]], tokens: float, stats: CallStats) -> T:
+        if self.limiter is None:
+            result = await self._run(fn)
+            if isinstance(result, ReportsUsage) and result.tokens_used is not None:
+                stats.tokens_used += result.tokens_used
+            return result
+        async with self.limiter.acquire(tokens=tokens) as permit:
+            try:
+                result = await self._run(fn)
+            except Exception as error:
+                failure = classify(error)
+                if failure is not None and failure.headers:
+                    permit.observe_headers(RateLimitHeaders.from_headers(failure.headers))
+                raise
+            if isinstance(result, ReportsUsage):
+                if result.tokens_used is not None:
+                    permit.record_usage(result.tokens_used)
+                    stats.tokens_used += result.tokens_used
+                permit.observe_headers(result.rate_limit)
+            return result
+
+    async def _run(self, fn: Callable[[], Awaitable[T]]) -> T:
+        if self.attempt_timeout_s is None:
+            return await fn()
+        async with asyncio.timeout(self.attempt_timeout_s):
+            return await fn()
+
+
+def _describe(failure: Failure) -> str:
+    if failure.status is None:
+        return f"{failure.kind} error: {failure.message}"
+    code = f" {failure.code}" if failure.code else ""
+    return f"HTTP {failure.status}{code}: {failure.message}"

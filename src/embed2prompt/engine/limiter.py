@@ -1,0 +1,394 @@
+"""An async rate limiter that admits a call only when it fits every limit at once.
+
+Usage, around exactly one API call::
+
+    limiter = OpenAIRateLimiter(RateLimitTier.TIER_2.config)
+    async with limiter.acquire(tokens=estimate) as permit:
+        response = await call()
+        permit.record_usage(response.usage.total_tokens)
+        permit.observe_headers(RateLimitHeaders.from_headers(response.headers))
+
+How it decides
+--------------
+Each of the four rate limits (RPM, RPD, TPM, TPD) is a GCRA bucket (the "generic cell
+rate algorithm", a token bucket stored as the single time at which it will be full again).
+A bucket of capacity ``burst`` refilled at ``rate`` per second lets at most
+``rate * T + burst`` units start in any interval of T seconds. The per-minute buckets get a
+small burst (one second's worth by default), so calls are paced smoothly instead of
+spending a minute's allowance at once, which servers that enforce limits over sub-minute
+periods answer with 429s. The per-day buckets may spend their whole allowance in a burst,
+because that is what a daily budget means.
+
+Tokens are *reserved* from the caller's estimate before the call and corrected by
+:meth:`Permit.record_usage` after it, so concurrent calls can never overrun TPM together:
+the classic failure of limiters that count usage only when responses come back.
+
+Waiters are served strictly first come, first served: only the head of the queue looks
+at the buckets, so a large call is never starved by a stream of small ones. A cancelled
+or failed call gives back its concurrency slot in ``__aexit__`` and never leaks capacity.
+
+Time is the running event loop's clock, so tests can fake it (``looptime``) and never
+sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+from embed2prompt.engine.headers import RateLimitHeaders
+from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
+from embed2prompt.errors import ConfigurationError, RequestTooLargeError
+
+SECONDS_PER_DAY = 86_400.0
+# Buckets are compared with this much slack so that float rounding after a timed wait
+# never costs a second round trip through the event loop.
+_EPSILON = 1e-9
+
+
+class _Bucket:
+    """A GCRA bucket: ``burst`` units of capacity, refilled continuously at ``rate``/s."""
+
+    __slots__ = ("_full_at", "burst", "rate")
+
+    def __init__(self, *, per_second: float, burst: float) -> None:
+        self.rate = per_second
+        self.burst = burst
+        self._full_at = -math.inf  # starts full
+
+    def available(self, now: float) -> float:
+        return self.burst - max(0.0, self._full_at - now) * self.rate
+
+    def wait(self, cost: float, now: float) -> float:
+        """Seconds until ``cost`` units fit. A cost above the burst waits for a full bucket
+        and then drives it into debt, which later calls pay back by waiting."""
+        need = min(cost, self.burst)
+        deficit = need - self.available(now)
+        if deficit <= _EPSILON * max(1.0, need):
+            return 0.0
+        return deficit / self.rate
+
+    def take(self, cost: float, now: float) -> None:
+        self._full_at = max(self._full_at, now) + cost / self.rate
+
+    def adjust(self, extra: float) -> None:
+        """Charge ``extra`` more units (negative: refund) for a call already admitted."""
+        self._full_at += extra / self.rate
+
+    def cap(self, remaining: float, now: float) -> bool:
+        """Lower what is available now to ``remaining``; never raises it. True if lowered."""
+        if remaining >= self.available(now):
+            return False
+        self._full_at = now + (self.burst - max(0.0, remaining)) / self.rate
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class LimitUsage:
+    """One limit: its size, what has been used of it, and what could start right now."""
+
+    limit: float
+    used_last_window: float
+    available_now: float
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterStatus:
+    """A snapshot of the limiter, from :meth:`OpenAIRateLimiter.status`.
+
+    ``used_last_window`` is the trailing 60 s for per-minute limits and everything since the
+    limiter was created for per-day limits (a process rarely lives a day).
+    """
+
+    in_flight: int
+    concurrent_limit: int
+    waiting: int
+    requests_per_minute: LimitUsage
+    requests_per_day: LimitUsage
+    tokens_per_minute: LimitUsage
+    tokens_per_day: LimitUsage
+    requests_started: int
+    tokens_reserved: float
+    wait_time_s: float
+    paused_for_s: float
+    server_pauses: int
+    header_tightenings: int
+
+
+class Permit:
+    """The right to make one call, handed out by :meth:`OpenAIRateLimiter.acquire`."""
+
+    __slots__ = ("_limiter", "reserved_tokens")
+
+    def __init__(self, limiter: OpenAIRateLimiter, reserved_tokens: float) -> None:
+        self._limiter = limiter
+        self.reserved_tokens = reserved_tokens
+
+    def record_usage(self, actual_tokens: float) -> None:
+        """Correct the token reservation to what the response says the call used."""
+        if actual_tokens < 0 or not math.isfinite(actual_tokens):
+            raise ConfigurationError(
+                f"actual_tokens must be a non-negative number, got {actual_tokens!r}"
+            )
+        self._limiter._correct_tokens(actual_tokens - self.reserved_tokens)
+        self.reserved_tokens = actual_tokens
+
+    def observe_headers(self, headers: RateLimitHeaders) -> None:
+        """Tighten the limiter to what the server reports as remaining."""
+        self._limiter.observe_headers(headers)
+
+
+class _Acquisition:
+    """The async context manager returned by :meth:`OpenAIRateLimiter.acquire`."""
+
+    __slots__ = ("_limiter", "_permit", "_tokens")
+
+    def __init__(self, limiter: OpenAIRateLimiter, tokens: float) -> None:
+        self._limiter = limiter
+        self._tokens = tokens
+        self._permit: Permit | None = None
+
+    async def __aenter__(self) -> Permit:
+        await self._limiter._admit(self._tokens)
+        self._permit = Permit(self._limiter, self._tokens)
+        return self._permit
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._limiter._release()
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+class OpenAIRateLimiter:
+    """Admits calls within concurrency, RPM, RPD, TPM and TPD limits, fairly and smoothly.
+
+    Use one limiter per organisation (per API key) and event loop; share it between all
+    tasks that call that API. Construct it with a :class:`RateLimitConfig` or a
+    :class:`RateLimitTier`.
+    """
+
+    def __init__(
+        self,
+        config: RateLimitConfig | RateLimitTier,
+        *,
+        clock: Callable[[], float] = _loop_time,
+    ) -> None:
+        if isinstance(config, RateLimitTier):
+            config = config.config
+        if not isinstance(config, RateLimitConfig):
+            raise ConfigurationError(
+                "OpenAIRateLimiter needs a RateLimitConfig or RateLimitTier, "
+                f"got {type(config).__name__}"
+            )
+        self.config = config
+        self._now = clock
+        self._rpm = _Bucket(
+            per_second=config.requests_per_minute / 60.0, burst=config.effective_request_burst
+        )
+        self._tpm = _Bucket(
+            per_second=config.tokens_per_minute / 60.0, burst=config.effective_token_burst
+        )
+        self._rpd = _Bucket(
+            per_second=config.requests_per_day / SECONDS_PER_DAY, burst=config.requests_per_day
+        )
+        self._tpd = _Bucket(
+            per_second=config.tokens_per_day / SECONDS_PER_DAY, burst=config.tokens_per_day
+        )
+        self._in_flight = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._paused_until = -math.inf
+        # (start time, requests, tokens) of the trailing minute, for status() only.
+        self._recent: deque[tuple[float, int, float]] = deque()
+        self._requests_started = 0
+        self._tokens_reserved = 0.0
+        self._wait_time = 0.0
+        self._server_pauses = 0
+        self._header_tightenings = 0
+
+    # ------------------------------------------------------------------ public API
+
+    def acquire(self, tokens: float = 0) -> _Acquisition:
+        """Wait for room for one call expected to use ``tokens`` tokens; see the module doc.
+
+        Raises :class:`RequestTooLargeError` at once if the call could never fit.
+        """
+        if isinstance(tokens, bool) or not isinstance(tokens, int | float):
+            raise ConfigurationError(f"tokens must be a number, got {type(tokens).__name__}")
+        if tokens < 0 or not math.isfinite(tokens):
+            raise ConfigurationError(f"tokens must be a non-negative number, got {tokens!r}")
+        if tokens > self.config.tokens_per_minute or tokens > self.config.tokens_per_day:
+            raise RequestTooLargeError(
+                f"a call estimated at {tokens:g} tokens can never fit the limits of "
+                f"{self.config.tokens_per_minute:g} tokens per minute and "
+                f"{self.config.tokens_per_day:g} tokens per day; split it into smaller calls"
+            )
+        return _Acquisition(self, tokens)
+
+    def pause_for(self, seconds: float) -> None:
+        """Stop admitting anyone for ``seconds``: the server said to wait (429, 503)."""
+        if not math.isfinite(seconds) or seconds <= 0:
+            return
+        until = self._now() + seconds
+        if until > self._paused_until:
+            self._paused_until = until
+            self._server_pauses += 1
+
+    def observe_headers(self, headers: RateLimitHeaders) -> None:
+        """Tighten to the remaining requests and tokens the server reported.
+
+        A server that reports nothing left pauses everyone until its reset time.
+        """
+        if headers.is_empty:
+            return
+        now = self._now()
+        for remaining, reset, bucket in (
+            (headers.remaining_requests, headers.reset_requests_s, self._rpm),
+            (headers.remaining_tokens, headers.reset_tokens_s, self._tpm),
+        ):
+            if remaining is None:
+                continue
+            if remaining <= 0 and reset is not None:
+                self.pause_for(reset)
+            elif bucket.cap(remaining, now):
+                self._header_tightenings += 1
+
+    def status(self) -> LimiterStatus:
+        now = self._now()
+        self._forget_before(now - 60.0)
+        minute_requests = sum(entry[1] for entry in self._recent)
+        minute_tokens = sum(entry[2] for entry in self._recent)
+        config = self.config
+        return LimiterStatus(
+            in_flight=self._in_flight,
+            concurrent_limit=config.concurrent_requests,
+            waiting=len(self._waiters),
+            requests_per_minute=LimitUsage(
+                config.requests_per_minute, minute_requests, self._rpm.available(now)
+            ),
+            requests_per_day=LimitUsage(
+                config.requests_per_day, self._requests_started, self._rpd.available(now)
+            ),
+            tokens_per_minute=LimitUsage(
+                config.tokens_per_minute, minute_tokens, self._tpm.available(now)
+            ),
+            tokens_per_day=LimitUsage(
+                config.tokens_per_day, self._tokens_reserved, self._tpd.available(now)
+            ),
+            requests_started=self._requests_started,
+            tokens_reserved=self._tokens_reserved,
+            wait_time_s=self._wait_time,
+            paused_for_s=max(0.0, self._paused_until - now),
+            server_pauses=self._server_pauses,
+            header_tightenings=self._header_tightenings,
+        )
+
+    # ------------------------------------------------------------------ admission
+
+    def _delay(self, tokens: float, now: float) -> float:
+        """Seconds until a call of ``tokens`` fits every limit; ``inf`` while all slots
+        are taken (a released slot wakes the head of the queue)."""
+        if self._in_flight >= self.config.concurrent_requests:
+            return math.inf
+        delay = max(
+            self._paused_until - now,
+            self._rpm.wait(1, now),
+            self._rpd.wait(1, now),
+        )
+        if tokens:
+            delay = max(delay, self._tpm.wait(tokens, now), self._tpd.wait(tokens, now))
+        return max(0.0, delay)
+
+    def _take(self, tokens: float, now: float) -> None:
+        self._in_flight += 1
+        self._rpm.take(1, now)
+        self._rpd.take(1, now)
+        if tokens:
+            self._tpm.take(tokens, now)
+            self._tpd.take(tokens, now)
+        self._requests_started += 1
+        self._tokens_reserved += tokens
+        self._recent.append((now, 1, tokens))
+        self._forget_before(now - 60.0)
+
+    async def _admit(self, tokens: float) -> None:
+        now = self._now()
+        if not self._waiters and self._delay(tokens, now) == 0.0:
+            self._take(tokens, now)  # fast path: nobody queued and it fits
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        if self._waiters[0] is turn:
+            turn.set_result(None)
+        started = now
+        try:
+            await turn
+            while (delay := self._delay(tokens, self._now())) > 0.0:
+                await self._sleep_or_wake(delay)
+            self._take(tokens, self._now())
+        finally:
+            self._wait_time += self._now() - started
+            self._leave_queue(turn)
+
+    def _leave_queue(self, turn: asyncio.Future[None]) -> None:
+        if self._waiters and self._waiters[0] is turn:
+            self._waiters.popleft()
+            if self._waiters and not self._waiters[0].done():
+                self._waiters[0].set_result(None)  # the next in line may go now
+        else:
+            self._waiters.remove(turn)
+
+    async def _sleep_or_wake(self, delay: float) -> None:
+        """Sleep up to ``delay`` seconds; capacity freed meanwhile wakes us early."""
+        loop = asyncio.get_running_loop()
+        wakeup: asyncio.Future[None] = loop.create_future()
+        self._wakeup = wakeup
+        timer = None if math.isinf(delay) else loop.call_later(delay, _resolve, wakeup)
+        try:
+            await wakeup
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if self._wakeup is wakeup:
+                self._wakeup = None
+
+    def _poke(self) -> None:
+        if self._wakeup is not None:
+            _resolve(self._wakeup)
+
+    # ------------------------------------------------------------------ after admission
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        self._poke()
+
+    def _correct_tokens(self, extra: float) -> None:
+        if not extra:
+            return
+        self._tpm.adjust(extra)
+        self._tpd.adjust(extra)
+        self._tokens_reserved += extra
+        self._recent.append((self._now(), 0, extra))
+        if extra < 0:
+            self._poke()
+
+    def _forget_before(self, cutoff: float) -> None:
+        recent = self._recent
+        while recent and recent[0][0] < cutoff:
+            recent.popleft()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

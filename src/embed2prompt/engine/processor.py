@@ -1,0 +1,297 @@
+"""AsyncEmbeddingProcessor: an async function over many items, in parallel, under limits.
+
+It is the core every batch job runs on. Items come from a list or any (async) iterable;
+at most ``max_concurrent`` are in progress at once, each call goes through the
+:class:`CallExecutor` (limiter and retries), and every item ends as an :class:`ItemResult`
+carrying its input index. One item's failure is recorded on that item and never stops the
+others. Streaming keeps memory flat: only the items in progress, and in ordered mode a
+bounded window of finished ones waiting for an earlier item, are held at any time.
+
+Example::
+
+    processor = AsyncEmbeddingProcessor(limiter=OpenAIRateLimiter(RateLimitTier.TIER_2),
+                                        max_concurrent=20)
+    report = await processor.run(embed_one, texts, tokens=count_tokens)
+    print(report.metrics.p95_latency_s, [r.error for r in report.results if not r.ok])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from embed2prompt.engine.executor import CallExecutor
+from embed2prompt.engine.limiter import OpenAIRateLimiter
+from embed2prompt.engine.metrics import (
+    CallStats,
+    LatencyRecorder,
+    RunMetrics,
+    current_call_stats,
+)
+from embed2prompt.engine.retry import RetryPolicy
+from embed2prompt.errors import ConfigurationError
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+# In ordered mode, how many items may start beyond the oldest unfinished one, as a
+# multiple of max_concurrent. Bounds memory while one slow item holds up the output.
+_ORDER_WINDOW_FACTOR = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """Why one item failed: the exception's type name and its message."""
+
+    type: str
+    message: str
+
+    @classmethod
+    def from_exception(cls, error: BaseException) -> ItemError:
+        return cls(type(error).__name__, str(error) or type(error).__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult(Generic[ResultT]):
+    """The outcome of one input item. Exactly one of ``value`` and ``error`` is set."""
+
+    index: int
+    value: ResultT | None
+    error: ItemError | None
+    attempts: int
+    latency_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport(Generic[ResultT]):
+    """Every item's result, in input order, and the run's metrics."""
+
+    results: list[ItemResult[ResultT]]
+    metrics: RunMetrics
+
+
+class AsyncEmbeddingProcessor:
+    """Runs ``fn(item)`` for every item with bounded concurrency and isolated failures.
+
+    When each item is one API call, give a ``limiter`` and/or a ``retry_policy``: every
+    call then goes through a :class:`CallExecutor` with them. When ``fn`` makes its own
+    limited calls (through an embedder or generator that has its executor), leave both
+    out: ``fn`` runs as it is, and the calls it makes are still counted on its item.
+    """
+
+    def __init__(
+        self,
+        *,
+        limiter: OpenAIRateLimiter | None = None,
+        retry_policy: RetryPolicy | None = None,
+        max_concurrent: int = 10,
+        attempt_timeout_s: float | None = None,
+    ) -> None:
+        if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int):
+            raise ConfigurationError(f"max_concurrent must be an integer, got {max_concurrent!r}")
+        if max_concurrent < 1:
+            raise ConfigurationError(f"max_concurrent must be at least 1, got {max_concurrent}")
+        self.limiter = limiter
+        self.executor: CallExecutor | None = None
+        if limiter is not None or retry_policy is not None or attempt_timeout_s is not None:
+            self.executor = CallExecutor(
+                limiter=limiter,
+                retry_policy=retry_policy or RetryPolicy(),
+                attempt_timeout_s=attempt_timeout_s,
+            )
+        self.max_concurrent = max_concurrent
+
+    async def run(
+        self,
+        fn: Callable[[ItemT], Awaitable[ResultT]],
+        items: Iterable[ItemT] | AsyncIterable[ItemT],
+        *,
+        tokens: Callable[[ItemT], float] | None = None,
+    ) -> RunReport[ResultT]:
+        """Process every item and return all results in input order."""
+        stream = self.stream(fn, items, tokens=tokens, ordered=True)
+        results = [result async for result in stream]
+        return RunReport(results=results, metrics=stream.metrics)
+
+    def stream(
+        self,
+        fn: Callable[[ItemT], Awaitable[ResultT]],
+        items: Iterable[ItemT] | AsyncIterable[ItemT],
+        *,
+        tokens: Callable[[ItemT], float] | None = None,
+        ordered: bool = True,
+    ) -> ResultStream[ItemT, ResultT]:
+        """Results as they finish (``ordered=False``) or in input order, in flat memory.
+
+        ``tokens(item)`` estimates the tokens one call will use, for the limiter's TPM.
+        ``stream.metrics`` is a live snapshot, usable for progress reports mid-run.
+        """
+        return ResultStream(self, fn, items, tokens=tokens, ordered=ordered)
+
+
+class ResultStream(Generic[ItemT, ResultT]):
+    """The async iterator returned by :meth:`AsyncEmbeddingProcessor.stream`."""
+
+    def __init__(
+        self,
+        processor: AsyncEmbeddingProcessor,
+        fn: Callable[[ItemT], Awaitable[ResultT]],
+        items: Iterable[ItemT] | AsyncIterable[ItemT],
+        *,
+        tokens: Callable[[ItemT], float] | None,
+        ordered: bool,
+    ) -> None:
+        self._processor = processor
+        self._fn = fn
+        self._items = items
+        self._tokens = tokens
+        self._ordered = ordered
+        self._stats = CallStats()
+        self._latencies = LatencyRecorder()
+        self._total = 0
+        self._failed = 0
+        self._started_at: float | None = None
+        self._finished_at: float | None = None
+        self._limiter_wait_at_start = 0.0
+        self._consumed = False
+
+    @property
+    def metrics(self) -> RunMetrics:
+        loop_time = asyncio.get_running_loop().time
+        started = self._started_at if self._started_at is not None else loop_time()
+        finished = self._finished_at if self._finished_at is not None else loop_time()
+        wall = max(0.0, finished - started)
+        limiter = self._processor.limiter
+        limiter_wait = 0.0
+        if limiter is not None:
+            limiter_wait = limiter.status().wait_time_s - self._limiter_wait_at_start
+        latencies = self._latencies
+        return RunMetrics(
+            total=self._total,
+            successful=self._total - self._failed,
+            failed=self._failed,
+            attempts=self._stats.attempts,
+            retries=self._stats.retries,
+            rate_limited=self._stats.rate_limited,
+            tokens_used=self._stats.tokens_used,
+            wall_time_s=wall,
+            requests_per_second=self._total / wall if wall > 0 else 0.0,
+            mean_latency_s=latencies.mean,
+            p50_latency_s=latencies.percentile(0.50),
+            p95_latency_s=latencies.percentile(0.95),
+            limiter_wait_s=limiter_wait,
+            retry_wait_s=self._stats.retry_wait_s,
+        )
+
+    def __aiter__(self) -> AsyncIterator[ItemResult[ResultT]]:
+        if self._consumed:
+            raise ConfigurationError("a result stream can be iterated only once")
+        self._consumed = True
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[ItemResult[ResultT]]:
+        loop = asyncio.get_running_loop()
+        self._started_at = loop.time()
+        limiter = self._processor.limiter
+        self._limiter_wait_at_start = limiter.status().wait_time_s if limiter else 0.0
+
+        concurrency = self._processor.max_concurrent
+        window = concurrency * _ORDER_WINDOW_FACTOR if self._ordered else math.inf
+        source = _aiter_items(self._items)
+        finished: asyncio.Queue[asyncio.Task[ItemResult[ResultT]]] = asyncio.Queue()
+        running: set[asyncio.Task[ItemResult[ResultT]]] = set()
+        waiting_for_order: dict[int, ItemResult[ResultT]] = {}
+        next_to_yield = 0
+        started = 0
+        exhausted = False
+        try:
+            while True:
+                while (
+                    not exhausted
+                    and len(running) < concurrency
+                    and started - next_to_yield < window
+                ):
+                    try:
+                        item = await anext(source)
+                    except StopAsyncIteration:
+                        exhausted = True
+                        break
+                    task = loop.create_task(self._process(started, item))
+                    task.add_done_callback(finished.put_nowait)
+                    running.add(task)
+                    started += 1
+                if not running:
+                    break
+                task = await finished.get()
+                running.discard(task)
+                result = task.result()
+                self._count(result)
+                if not self._ordered:
+                    yield result
+                    continue
+                waiting_for_order[result.index] = result
+                while next_to_yield in waiting_for_order:
+                    yield waiting_for_order.pop(next_to_yield)
+                    next_to_yield += 1
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+            self._finished_at = loop.time()
+
+    def _count(self, result: ItemResult[ResultT]) -> None:
+        self._total += 1
+        if not result.ok:
+            self._failed += 1
+        self._latencies.add(result.latency_s)
+
+    async def _process(self, index: int, item: ItemT) -> ItemResult[ResultT]:
+        """Never raises (except on cancellation): a failure becomes this item's error."""
+        started = asyncio.get_running_loop().time()
+        item_stats = CallStats()
+        current_call_stats.set(item_stats)  # this task's own context: counts its calls
+        executor = self._processor.executor
+        try:
+            if executor is None:
+                value = await self._fn(item)
+            else:
+                estimate = self._tokens(item) if self._tokens is not None else 0.0
+                value = await executor.call(lambda: self._fn(item), tokens=estimate)
+        except Exception as error:
+            return self._finish(index, None, ItemError.from_exception(error), item_stats, started)
+        return self._finish(index, value, None, item_stats, started)
+
+    def _finish(
+        self,
+        index: int,
+        value: ResultT | None,
+        error: ItemError | None,
+        item_stats: CallStats,
+        started: float,
+    ) -> ItemResult[ResultT]:
+        run_stats = self._stats
+        run_stats.attempts += item_stats.attempts
+        run_stats.retries += item_stats.retries
+        run_stats.rate_limited += item_stats.rate_limited
+        run_stats.tokens_used += item_stats.tokens_used
+        run_stats.retry_wait_s += item_stats.retry_wait_s
+        latency = asyncio.get_running_loop().time() - started
+        return ItemResult(index, value, error, max(1, item_stats.attempts), latency)
+
+
+async def _aiter_items(items: Iterable[ItemT] | AsyncIterable[ItemT]) -> AsyncIterator[ItemT]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+        return
+    iterator: Iterator[ItemT] = iter(items)
+    for item in iterator:
+        yield item

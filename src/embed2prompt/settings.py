@@ -1,0 +1,68 @@
+"""The one settings class: read once from the environment, then passed down explicitly.
+
+Variables use the ``EMBED2PROMPT_`` prefix (``EMBED2PROMPT_RATE_LIMIT_TIER=tier_3``), except
+the standard ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` that every OpenAI tool reads.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from embed2prompt.engine.retry import RetryPolicy
+from embed2prompt.engine.tiers import RateLimitTier
+from embed2prompt.errors import ConfigurationError
+
+
+class Settings(BaseSettings):
+    """Configuration of embed2prompt. ``Settings()`` reads the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EMBED2PROMPT_",
+        extra="ignore",
+        validate_default=True,
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "EMBED2PROMPT_OPENAI_API_KEY"),
+        description="Key for OpenAI or a compatible server; needed only by OpenAI backends.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "EMBED2PROMPT_OPENAI_BASE_URL"),
+        description="Base URL of an OpenAI-compatible API, e.g. http://localhost:8080/v1.",
+    )
+    rate_limit_tier: RateLimitTier = Field(
+        default=RateLimitTier.TIER_2, description="OpenAI usage tier whose limits to keep."
+    )
+    request_timeout_s: float = Field(
+        default=60.0, gt=0, description="Seconds one HTTP attempt may take."
+    )
+    max_attempts: int = Field(default=6, ge=1, description="Attempts per call, the first included.")
+    retry_base_delay_s: float = Field(default=0.5, ge=0)
+    retry_max_delay_s: float = Field(default=20.0, ge=0)
+
+    @field_validator("rate_limit_tier", mode="before")
+    @classmethod
+    def _parse_tier(cls, value: object) -> object:
+        return RateLimitTier(value) if isinstance(value, str) else value
+
+    def require_openai_api_key(self) -> str:
+        """The API key, or a clear error naming the variable to set."""
+        if self.openai_api_key is None or not self.openai_api_key.get_secret_value():
+            raise ConfigurationError(
+                "OPENAI_API_KEY is not set; an OpenAI backend needs it "
+                "(export OPENAI_API_KEY=... or choose the local backend)"
+            )
+        return self.openai_api_key.get_secret_value()
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            base_delay_s=self.retry_base_delay_s,
+            max_delay_s=self.retry_max_delay_s,
+        )
