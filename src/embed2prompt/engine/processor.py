@@ -19,7 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+)
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -131,7 +139,9 @@ class AsyncEmbeddingProcessor:
         """Results as they finish (``ordered=False``) or in input order, in flat memory.
 
         ``tokens(item)`` estimates the tokens one call will use, for the limiter's TPM.
-        ``stream.metrics`` is a live snapshot, usable for progress reports mid-run.
+        ``stream.metrics`` is a live snapshot, usable for progress reports mid-run. Use it
+        as ``async with processor.stream(...) as results: async for r in results: ...``
+        so that leaving the loop early cancels the work still in progress at once.
         """
         return ResultStream(self, fn, items, tokens=tokens, ordered=ordered)
 
@@ -160,7 +170,7 @@ class ResultStream(Generic[ItemT, ResultT]):
         self._started_at: float | None = None
         self._finished_at: float | None = None
         self._limiter_wait_at_start = 0.0
-        self._consumed = False
+        self._iterator: AsyncGenerator[ItemResult[ResultT], None] | None = None
 
     @property
     def metrics(self) -> RunMetrics:
@@ -191,12 +201,23 @@ class ResultStream(Generic[ItemT, ResultT]):
         )
 
     def __aiter__(self) -> AsyncIterator[ItemResult[ResultT]]:
-        if self._consumed:
+        if self._iterator is not None:
             raise ConfigurationError("a result stream can be iterated only once")
-        self._consumed = True
-        return self._iterate()
+        self._iterator = self._iterate()
+        return self._iterator
 
-    async def _iterate(self) -> AsyncIterator[ItemResult[ResultT]]:
+    async def aclose(self) -> None:
+        """Stop: cancel the items in progress and start no more."""
+        if self._iterator is not None:
+            await self._iterator.aclose()
+
+    async def __aenter__(self) -> ResultStream[ItemT, ResultT]:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def _iterate(self) -> AsyncGenerator[ItemResult[ResultT], None]:
         loop = asyncio.get_running_loop()
         self._started_at = loop.time()
         limiter = self._processor.limiter

@@ -1,0 +1,56 @@
+"""The pacing guarantee of the limiter's bucket, checked on random schedules."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from embed2prompt.engine.limiter import _Bucket
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rate=st.floats(min_value=0.01, max_value=1_000),
+    burst=st.floats(min_value=1, max_value=500),
+    requests=st.lists(
+        st.tuples(st.floats(min_value=0, max_value=5), st.floats(min_value=0, max_value=1)),
+        min_size=1,
+        max_size=60,
+    ),
+)
+def test_any_interval_admits_at_most_rate_times_length_plus_burst(
+    rate: float, burst: float, requests: list[tuple[float, float]]
+) -> None:
+    """Admit each request (gap before it, cost as a fraction of the burst) as early as the
+    bucket allows, first come first served; then in every interval [t_i, t_j] the admitted
+    cost is at most rate * (t_j - t_i) + burst."""
+    bucket = _Bucket(per_second=rate, burst=burst)
+    now, admitted = 0.0, []
+    for gap, fraction in requests:
+        now += gap
+        cost = fraction * burst
+        now += bucket.wait(cost, now)
+        bucket.take(cost, now)
+        admitted.append((now, cost))
+    for i in range(len(admitted)):
+        total = 0.0
+        for j in range(i, len(admitted)):
+            total += admitted[j][1]
+            span = admitted[j][0] - admitted[i][0]
+            assert total <= rate * span + burst + 1e-6 * (burst + total)
+
+
+@given(
+    rate=st.floats(min_value=0.01, max_value=1_000),
+    burst=st.floats(min_value=1, max_value=500),
+    cost=st.floats(min_value=0, max_value=500),
+)
+def test_a_full_bucket_admits_at_once_and_waits_are_exact(
+    rate: float, burst: float, cost: float
+) -> None:
+    bucket = _Bucket(per_second=rate, burst=burst)
+    assert bucket.wait(min(cost, burst), 0.0) == 0.0
+    bucket.take(burst, 0.0)  # now empty
+    wait = bucket.wait(cost, 0.0)
+    assert abs(wait - min(cost, burst) / rate) <= 1e-9 * (1 + wait)
+    assert bucket.wait(cost, wait) == 0.0
