@@ -1,0 +1,36 @@
+"""The command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "embed2prompt", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_help_has_an_example() -> None:
+    result = run("demo", "--help")
+    assert result.returncode == 0
+    assert "example:" in result.stdout
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = run("frobnicate")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_runs_offline_and_keeps_the_servers_limit() -> None:
+    result = run("demo")
+    assert result.returncode == 0, result.stderr
+    assert "200 (200 ok, 0 failed)" in result.stdout
+    assert "429_limit" not in result.stdout.split("server saw:")[1].split("(")[0]

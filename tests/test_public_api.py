@@ -1,0 +1,73 @@
+"""The public names, and the specification's import paths."""
+
+from __future__ import annotations
+
+import pytest
+
+import embed2prompt
+from embed2prompt import NotAvailableError
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(embed2prompt.__all__) == [
+        "ApiError",
+        "ApiResponse",
+        "AsyncEmbeddingProcessor",
+        "CallExecutor",
+        "ChatCompletion",
+        "ConfigurationError",
+        "Embed2PromptError",
+        "InputError",
+        "ItemError",
+        "ItemResult",
+        "LimiterStatus",
+        "NotAvailableError",
+        "OpenAIClient",
+        "OpenAIRateLimiter",
+        "RateLimitConfig",
+        "RateLimitHeaders",
+        "RateLimitTier",
+        "RequestTooLargeError",
+        "RetriesExhaustedError",
+        "RetryPolicy",
+        "RunMetrics",
+        "RunReport",
+        "Settings",
+        "UnknownTierError",
+        "__version__",
+    ]
+    for name in embed2prompt.__all__:
+        assert hasattr(embed2prompt, name)
+
+
+def test_every_error_descends_from_one_root() -> None:
+    for name in embed2prompt.__all__:
+        value = getattr(embed2prompt, name)
+        if isinstance(value, type) and issubclass(value, Exception):
+            assert issubclass(value, embed2prompt.Embed2PromptError)
+
+
+def test_seed_import_paths_work_verbatim() -> None:
+    from scripts.async_processing import (
+        AsyncEmbeddingProcessor,
+        OpenAIRateLimiter,
+        ParallelPromptGenerator,
+        RateLimitConfig,
+        RateLimitTier,
+    )
+    from scripts.inference import EmbeddingToPromptInference
+
+    assert AsyncEmbeddingProcessor is embed2prompt.AsyncEmbeddingProcessor
+    config = RateLimitConfig(
+        requests_per_minute=100,
+        requests_per_day=1000,
+        tokens_per_minute=10000,
+        tokens_per_day=100000,
+        concurrent_requests=10,
+    )
+    assert OpenAIRateLimiter(config).config is config
+    assert RateLimitTier.TIER_2.config.requests_per_minute == 3_500
+    with pytest.raises(NotAvailableError, match="not available yet"):
+        EmbeddingToPromptInference("models/best_model.pt")
+    with pytest.raises(NotAvailableError, match="pipeline"):
+        ParallelPromptGenerator(inference_engine=None, config=None)
