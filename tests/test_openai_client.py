@@ -207,3 +207,28 @@ async def test_server_limit_429s_are_counted_and_retried(
     assert stats["outcomes"]["ok"] == 30
     assert stats["outcomes"]["429_limit"] >= 1
     assert all(count == 1 for count in stats["succeeded_inputs"].values())
+
+
+async def test_a_429_storm_loses_no_item_and_repeats_none(
+    server: OpenAITestServer, settings: Settings
+) -> None:
+    from embed2prompt import AsyncEmbeddingProcessor
+
+    server.configure(rate_limit_429_rate=0.2, injected_retry_after_ms=10, seed=3)
+    texts = [f"storm {i}" for i in range(60)]
+    async with OpenAIClient(settings) as client:
+        processor = AsyncEmbeddingProcessor(
+            limiter=OpenAIRateLimiter(generous_limits()),
+            retry_policy=RetryPolicy(max_attempts=10, base_delay_s=0.01),
+            max_concurrent=10,
+        )
+        report = await processor.run(
+            lambda text: client.create_embeddings([text], model=MODEL), texts
+        )
+    assert all(result.ok for result in report.results)
+    stats = server.stats()
+    assert stats["succeeded_inputs"] == dict.fromkeys(texts, 1)
+    injected = stats["outcomes"]["429_injected"]
+    assert injected > 0
+    assert report.metrics.rate_limited == injected
+    assert report.metrics.attempts == 60 + injected

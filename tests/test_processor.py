@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -103,22 +103,40 @@ async def test_ordered_stream_holds_a_bounded_window_behind_a_slow_item() -> Non
 
 
 async def test_breaking_out_cancels_work_in_progress() -> None:
-    cancelled = 0
+    started: set[int] = set()
+    finished: set[int] = set()
+    cancelled: set[int] = set()
 
     async def work(n: int) -> int:
-        nonlocal cancelled
+        started.add(n)
         try:
             await asyncio.sleep(1 + n)
         except asyncio.CancelledError:
-            cancelled += 1
+            cancelled.add(n)
             raise
+        finished.add(n)
         return n
 
     async with AsyncEmbeddingProcessor(max_concurrent=5).stream(work, range(100)) as stream:
         async for result in stream:
             if result.index == 2:
                 break
-    assert cancelled == 4  # items 3..6 were running; closing the stream cancelled them
+    assert len(cancelled) == 5  # every slot was busy; closing the stream cancelled them all
+    assert cancelled == started - finished
+    await asyncio.sleep(1000)
+    assert started == finished | cancelled  # and nothing new started afterwards
+
+
+async def test_an_input_that_fails_to_read_raises_to_the_caller() -> None:
+    def items() -> Iterator[int]:
+        yield 1
+        raise OSError("disk unplugged")
+
+    async def same(n: int) -> int:
+        return n
+
+    with pytest.raises(OSError, match="disk unplugged"):
+        await AsyncEmbeddingProcessor().run(same, items())
 
 
 async def test_a_stream_of_100k_items_runs_in_flat_memory() -> None:

@@ -100,7 +100,7 @@ class LimitUsage:
 class LimiterStatus:
     """A snapshot of the limiter, from :meth:`OpenAIRateLimiter.status`.
 
-    ``used_last_window`` is the trailing 60 s for per-minute limits and everything since the
+    ``used_last_window`` is the trailing 60 s (to the second) for per-minute limits and all since the
     limiter was created for per-day limits (a process rarely lives a day).
     """
 
@@ -209,8 +209,9 @@ class OpenAIRateLimiter:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._wakeup: asyncio.Future[None] | None = None
         self._paused_until = -math.inf
-        # (start time, requests, tokens) of the trailing minute, for status() only.
-        self._recent: deque[tuple[float, int, float]] = deque()
+        # [whole second, requests, tokens] per second of the trailing minute, for status()
+        # only; aggregated per second so memory stays flat at any request rate.
+        self._recent: deque[list[float]] = deque()
         self._requests_started = 0
         self._tokens_reserved = 0.0
         self._wait_time = 0.0
@@ -267,7 +268,7 @@ class OpenAIRateLimiter:
     def status(self) -> LimiterStatus:
         now = self._now()
         self._forget_before(now - 60.0)
-        minute_requests = sum(entry[1] for entry in self._recent)
+        minute_requests = int(sum(entry[1] for entry in self._recent))
         minute_tokens = sum(entry[2] for entry in self._recent)
         config = self.config
         return LimiterStatus(
@@ -319,8 +320,7 @@ class OpenAIRateLimiter:
             self._tpd.take(tokens, now)
         self._requests_started += 1
         self._tokens_reserved += tokens
-        self._recent.append((now, 1, tokens))
-        self._forget_before(now - 60.0)
+        self._count_recent(now, 1, tokens)
 
     async def _admit(self, tokens: float) -> None:
         now = self._now()
@@ -379,13 +379,23 @@ class OpenAIRateLimiter:
         self._tpm.adjust(extra)
         self._tpd.adjust(extra)
         self._tokens_reserved += extra
-        self._recent.append((self._now(), 0, extra))
+        self._count_recent(self._now(), 0, extra)
         if extra < 0:
             self._poke()
 
+    def _count_recent(self, now: float, requests: int, tokens: float) -> None:
+        second = math.floor(now)
+        recent = self._recent
+        if recent and recent[-1][0] == second:
+            recent[-1][1] += requests
+            recent[-1][2] += tokens
+        else:
+            recent.append([second, requests, tokens])
+            self._forget_before(now - 60.0)
+
     def _forget_before(self, cutoff: float) -> None:
         recent = self._recent
-        while recent and recent[0][0] < cutoff:
+        while recent and recent[0][0] + 1 <= cutoff:
             recent.popleft()
 
 

@@ -18,7 +18,6 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -218,41 +217,56 @@ class ResultStream(Generic[ItemT, ResultT]):
         await self.aclose()
 
     async def _iterate(self) -> AsyncGenerator[ItemResult[ResultT], None]:
+        # A pool of ``max_concurrent`` workers, each taking the next item as soon as it
+        # finishes one: a freed slot is refilled within the same task, without a round
+        # trip through the event loop, which matters when hundreds of calls are in flight.
         loop = asyncio.get_running_loop()
         self._started_at = loop.time()
         limiter = self._processor.limiter
         self._limiter_wait_at_start = limiter.status().wait_time_s if limiter else 0.0
 
         concurrency = self._processor.max_concurrent
-        window = concurrency * _ORDER_WINDOW_FACTOR if self._ordered else math.inf
+        window = concurrency * _ORDER_WINDOW_FACTOR
         source = _aiter_items(self._items)
-        finished: asyncio.Queue[asyncio.Task[ItemResult[ResultT]]] = asyncio.Queue()
-        running: set[asyncio.Task[ItemResult[ResultT]]] = set()
-        waiting_for_order: dict[int, ItemResult[ResultT]] = {}
+        source_lock = asyncio.Lock()  # an async generator must not be advanced twice at once
+        finished: asyncio.Queue[ItemResult[ResultT] | _WorkerDone] = asyncio.Queue(window)
+        window_moved = asyncio.Event()
         next_to_yield = 0
         started = 0
-        exhausted = False
+
+        async def take() -> tuple[int, ItemT] | None:
+            nonlocal started
+            while self._ordered and started - next_to_yield >= window:
+                window_moved.clear()
+                await window_moved.wait()  # an earlier item still holds up the output
+            async with source_lock:
+                try:
+                    item = await anext(source)
+                except StopAsyncIteration:
+                    return None
+                started += 1
+                return started - 1, item
+
+        async def worker() -> None:
+            error: BaseException | None = None
+            try:
+                while (taken := await take()) is not None:
+                    await finished.put(await self._process(*taken))
+            except Exception as source_error:  # the caller's iterable raised
+                error = source_error
+            await finished.put(_WorkerDone(error))
+
+        workers = [loop.create_task(worker()) for _ in range(concurrency)]
+        waiting_for_order: dict[int, ItemResult[ResultT]] = {}
         try:
-            while True:
-                while (
-                    not exhausted
-                    and len(running) < concurrency
-                    and started - next_to_yield < window
-                ):
-                    try:
-                        item = await anext(source)
-                    except StopAsyncIteration:
-                        exhausted = True
-                        break
-                    task = loop.create_task(self._process(started, item))
-                    task.add_done_callback(finished.put_nowait)
-                    running.add(task)
-                    started += 1
-                if not running:
-                    break
-                task = await finished.get()
-                running.discard(task)
-                result = task.result()
+            remaining_workers = concurrency
+            while remaining_workers:
+                result = await finished.get()
+                if isinstance(result, _WorkerDone):
+                    remaining_workers -= 1
+                    if result.error is not None:
+                        raise result.error
+                    continue
                 self._count(result)
                 if not self._ordered:
                     yield result
@@ -261,11 +275,11 @@ class ResultStream(Generic[ItemT, ResultT]):
                 while next_to_yield in waiting_for_order:
                     yield waiting_for_order.pop(next_to_yield)
                     next_to_yield += 1
+                    window_moved.set()
         finally:
-            for task in running:
+            for task in workers:
                 task.cancel()
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
+            await asyncio.gather(*workers, return_exceptions=True)
             self._finished_at = loop.time()
 
     def _count(self, result: ItemResult[ResultT]) -> None:
@@ -306,6 +320,13 @@ class ResultStream(Generic[ItemT, ResultT]):
         run_stats.retry_wait_s += item_stats.retry_wait_s
         latency = asyncio.get_running_loop().time() - started
         return ItemResult(index, value, error, max(1, item_stats.attempts), latency)
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkerDone:
+    """A worker's last message: the input is exhausted, or reading it failed."""
+
+    error: BaseException | None
 
 
 async def _aiter_items(items: Iterable[ItemT] | AsyncIterable[ItemT]) -> AsyncIterator[ItemT]:

@@ -1,0 +1,46 @@
+"""``python -m bench [NAME ...]``: run the benchmarks and print one table.
+
+Names: speedup, compliance, storm, overhead, memory (default: all). Each figure is a
+median of repeated runs measured side by side in this process, against the local
+OpenAI-compatible server running as a separate process on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from bench.engine import BENCHMARKS, Row
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(BENCHMARKS)
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s) {unknown}; expected some of {list(BENCHMARKS)}")
+        return 2
+    rows: list[Row] = []
+    for name in names:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows += asyncio.run(BENCHMARKS[name]())
+    print_table(rows)
+    return 0 if all(row.passed is not False for row in rows) else 1
+
+
+def print_table(rows: list[Row]) -> None:
+    header = ("benchmark", "measured", "target", "ok")
+    cells = [header] + [
+        (row.name, row.measured, row.target, {True: "yes", False: "NO", None: "-"}[row.passed])
+        for row in rows
+    ]
+    widths = [max(len(cell[i]) for cell in cells) for i in range(4)]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)) + " |"
+        for cell in cells
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
