@@ -100,8 +100,8 @@ class LimitUsage:
 class LimiterStatus:
     """A snapshot of the limiter, from :meth:`OpenAIRateLimiter.status`.
 
-    ``used_last_window`` is the trailing 60 s (to the second) for per-minute limits and all since the
-    limiter was created for per-day limits (a process rarely lives a day).
+    ``used_last_window`` is the trailing 60 s (to the second) for per-minute limits, and
+    everything since the limiter was created for per-day limits (few processes live a day).
     """
 
     in_flight: int
