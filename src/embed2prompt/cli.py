@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Any
+
+import pydantic
 
 from embed2prompt.errors import Embed2PromptError
+from embed2prompt.settings import Settings
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the options given on the command line."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    return Settings(**given)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -21,6 +32,25 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Run the demo offline.\n\nexample:\n  embed2prompt demo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    embed = commands.add_parser(
+        "embed",
+        help="embed a file of texts",
+        description=(
+            "Embed every text of INPUT (.txt: one a line; .jsonl: field 'text', optional 'id')\n"
+            "into OUTPUT (.npy: rows in input order; .jsonl: id, text, embedding).\n\n"
+            "examples:\n"
+            "  embed2prompt embed questions.txt -o questions.npy\n"
+            "  embed2prompt embed docs.jsonl -o docs.jsonl \\\n"
+            "      --embedder openai --model text-embedding-3-small   # needs OPENAI_API_KEY"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    embed.add_argument("input", type=Path, help="a .txt or .jsonl file of texts")
+    embed.add_argument("-o", "--output", type=Path, required=True, help="a .npy or .jsonl file")
+    embed.add_argument("--embedder", choices=["local", "openai"], help="default: local")
+    embed.add_argument("--model", help="embedding model name (default depends on --embedder)")
+    embed.add_argument("--base-url", help="OpenAI-compatible base URL (default: OPENAI_BASE_URL)")
+    embed.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -35,11 +65,31 @@ def main(argv: list[str] | None = None) -> int:
             from embed2prompt.demo import run_demo
 
             run_demo()
+        elif args.command == "embed":
+            from embed2prompt.commands.embed import run_embed
+
+            run_embed(
+                args.input,
+                args.output,
+                settings=_settings(
+                    embedder=args.embedder,
+                    embedding_model=args.model,
+                    openai_base_url=args.base_url,
+                ),
+                progress=not args.no_progress,
+            )
         return 0
     except Embed2PromptError as error:
         if args.debug:
             raise
         print(f"embed2prompt: error: {error}", file=sys.stderr)
+        return 2
+    except pydantic.ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        print(f"embed2prompt: error: invalid settings: {problems}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("embed2prompt: interrupted", file=sys.stderr)

@@ -6,11 +6,14 @@ the standard ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` that every OpenAI tool r
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from embed2prompt.engine.retry import RetryPolicy
-from embed2prompt.engine.tiers import RateLimitTier
+from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
 from embed2prompt.errors import ConfigurationError
 
 
@@ -35,8 +38,32 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("OPENAI_BASE_URL", "EMBED2PROMPT_OPENAI_BASE_URL"),
         description="Base URL of an OpenAI-compatible API, e.g. http://localhost:8080/v1.",
     )
+    embedder: Literal["local", "openai"] = Field(
+        default="local", description="Where embeddings come from: the local model or an API."
+    )
+    embedding_model: str | None = Field(
+        default=None,
+        description="Embedding model; default all-MiniLM-L6-v2 (local) or "
+        "text-embedding-3-small (openai).",
+    )
+    embedding_dimensions: int | None = Field(
+        default=None, ge=1, description="Shorter text-embedding-3 vectors, made by the server."
+    )
+    generator: Literal["local", "openai"] = Field(
+        default="local", description="Which LLM writes text from prompts."
+    )
+    generator_model: str | None = Field(
+        default=None,
+        description="Chat model; default SmolLM2-135M-Instruct (local) or gpt-4o-mini (openai).",
+    )
     rate_limit_tier: RateLimitTier = Field(
         default=RateLimitTier.TIER_2, description="OpenAI usage tier whose limits to keep."
+    )
+    requests_per_minute: float | None = Field(
+        default=None, gt=0, description="Override the tier's requests per minute."
+    )
+    tokens_per_minute: float | None = Field(
+        default=None, gt=0, description="Override the tier's tokens per minute."
     )
     request_timeout_s: float = Field(
         default=60.0, gt=0, description="Seconds one HTTP attempt may take."
@@ -58,6 +85,16 @@ class Settings(BaseSettings):
                 "(export OPENAI_API_KEY=... or choose the local backend)"
             )
         return self.openai_api_key.get_secret_value()
+
+    @property
+    def rate_limits(self) -> RateLimitConfig:
+        """The tier's limits with this settings' overrides applied."""
+        limits = self.rate_limit_tier.config
+        if self.requests_per_minute is not None:
+            limits = dataclasses.replace(limits, requests_per_minute=self.requests_per_minute)
+        if self.tokens_per_minute is not None:
+            limits = dataclasses.replace(limits, tokens_per_minute=self.tokens_per_minute)
+        return limits
 
     @property
     def retry_policy(self) -> RetryPolicy:

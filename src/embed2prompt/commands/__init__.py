@@ -1,0 +1,1 @@
+"""The jobs behind the command line, one module a command, callable from Python too."""
