@@ -67,6 +67,9 @@ class LocalGenerator:
         return await loop.run_in_executor(self._pool, self.generate_sync, request)
 
     def generate_sync(self, request: GenerationRequest) -> Generation:
+        # Forget the previous prompt: reusing its cached prefix changes the arithmetic
+        # slightly, and with it the sampled text, so the same seed would not repeat.
+        self._llama.reset()
         result: Any = self._llama.create_chat_completion(
             messages=request.messages(),  # type: ignore[arg-type]
             max_tokens=request.max_tokens,
