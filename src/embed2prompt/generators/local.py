@@ -69,7 +69,7 @@ class LocalGenerator:
     def generate_sync(self, request: GenerationRequest) -> Generation:
         # Forget the previous prompt: reusing its cached prefix changes the arithmetic
         # slightly, and with it the sampled text, so the same seed would not repeat.
-        self._llama.reset()
+        self._llama.reset()  # type: ignore[no-untyped-call]
         result: Any = self._llama.create_chat_completion(
             messages=request.messages(),  # type: ignore[arg-type]
             max_tokens=request.max_tokens,
