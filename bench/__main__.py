@@ -1,6 +1,7 @@
 """``python -m bench [NAME ...]``: run the benchmarks and print one table.
 
-Names: speedup, compliance, storm, overhead, memory (default: all). Each figure is a
+Names: speedup, compliance, storm, overhead, memory (the engine), embedder, batching,
+generator (the local models); default: all. Each figure is a
 median of repeated runs measured side by side in this process, against the local
 OpenAI-compatible server running as a separate process on loopback.
 """
@@ -10,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench.engine import BENCHMARKS, Row
+from bench import engine, models
+from bench.engine import Row
+
+BENCHMARKS = {**engine.BENCHMARKS, **models.BENCHMARKS}
 
 
 def main(argv: list[str]) -> int:

