@@ -8,7 +8,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from embed2prompt.errors import InputError
+from embed2prompt.inputs import check_texts
+
+__all__ = ["Embedder", "Vectors", "check_texts", "normalise_rows"]
 
 Vectors = npt.NDArray[np.float32]
 
@@ -38,20 +40,6 @@ class Embedder(Protocol):
     async def aclose(self) -> None:
         """Release threads, sessions and connections."""
         ...
-
-
-def check_texts(texts: Sequence[str]) -> list[str]:
-    """The texts as a list, or an :class:`InputError` naming the first bad one."""
-    if isinstance(texts, str) or not isinstance(texts, Sequence):
-        raise InputError(f"texts must be a list of strings, got {type(texts).__name__}")
-    if not texts:
-        raise InputError("texts is empty; expected at least one string to embed")
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InputError(f"texts[{index}] is {type(text).__name__}; expected a string")
-        if not text.strip():
-            raise InputError(f"texts[{index}] is empty; expected non-blank text")
-    return list(texts)
 
 
 def normalise_rows(vectors: npt.NDArray[np.floating]) -> Vectors:

@@ -32,6 +32,7 @@ import openai
 from embed2prompt.engine.headers import RateLimitHeaders
 from embed2prompt.engine.retry import api_error_message
 from embed2prompt.errors import ApiError, InputError
+from embed2prompt.inputs import check_texts
 from embed2prompt.openai_api.tokens import estimate_chat_tokens, estimate_embedding_tokens
 from embed2prompt.settings import Settings
 
@@ -92,7 +93,7 @@ class OpenAIClient:
         self, texts: Sequence[str], *, model: str, dimensions: int | None = None
     ) -> ApiResponse[npt.NDArray[np.float32]]:
         """Embed ``texts`` in one request: an ``(n, d)`` float32 array in input order."""
-        _check_texts(texts)
+        check_texts(texts)
         if dimensions is not None and not model.startswith(_MODELS_WITH_DIMENSIONS):
             raise InputError(
                 f"model {model!r} does not accept dimensions; only text-embedding-3 models do"
@@ -175,18 +176,6 @@ def describe_api_error(error: BaseException) -> str:
 def _response(value: T, tokens_used: int | None, headers: Mapping[str, str]) -> ApiResponse[T]:
     plain = dict(headers.items())
     return ApiResponse(value, tokens_used, RateLimitHeaders.from_headers(plain), plain)
-
-
-def _check_texts(texts: Sequence[str]) -> None:
-    if isinstance(texts, str) or not isinstance(texts, Sequence):
-        raise InputError(f"texts must be a list of strings, got {type(texts).__name__}")
-    if not texts:
-        raise InputError("texts is empty; expected at least one string to embed")
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InputError(f"texts[{index}] is {type(text).__name__}; expected a string")
-        if not text.strip():
-            raise InputError(f"texts[{index}] is empty; expected non-blank text")
 
 
 def _decode_embeddings(data: Sequence[Any], *, expected: int) -> npt.NDArray[np.float32]:
