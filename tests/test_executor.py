@@ -136,3 +136,12 @@ async def test_usage_and_headers_are_fed_back_to_the_limiter() -> None:
     assert status.tokens_reserved == 40  # corrected from the estimate of 100
     assert stats.tokens_used == 40
     assert status.paused_for_s == pytest.approx(3.0)
+
+
+async def test_a_final_429_still_pauses_everyone() -> None:
+    shared = limiter()
+    executor = CallExecutor(limiter=shared, retry_policy=RetryPolicy(max_attempts=1))
+    fn = Flaky([status_error(429, "rate_limit_exceeded", **{"retry-after": "4"})])
+    with pytest.raises(RetriesExhaustedError):
+        await executor.call(fn)
+    assert shared.status().paused_for_s == pytest.approx(4.0)

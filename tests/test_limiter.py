@@ -268,3 +268,45 @@ async def test_status_reports_usage_against_each_limit() -> None:
 def test_rejects_what_is_not_a_config() -> None:
     with pytest.raises(ConfigurationError, match="RateLimitConfig or RateLimitTier"):
         OpenAIRateLimiter({"requests_per_minute": 3})  # type: ignore[arg-type]
+
+
+async def test_usage_reported_after_a_zero_estimate_is_charged() -> None:
+    # 600 TPM = 10 tokens/s, burst 10; each call reserves nothing but uses 10 tokens.
+    limiter = OpenAIRateLimiter(config(tokens_per_minute=600, requests_per_minute=1e6))
+    starts = []
+    for _ in range(6):
+        async with limiter.acquire(tokens=0) as permit:
+            starts.append(now())
+            permit.record_usage(10)
+    assert starts[-1] - starts[0] == pytest.approx(4.0)  # 50 tokens beyond the burst
+
+
+async def test_a_zero_token_call_waits_while_tokens_are_in_debt() -> None:
+    limiter = OpenAIRateLimiter(config(tokens_per_minute=600, requests_per_minute=1e6))
+    async with limiter.acquire(tokens=600):  # far beyond the burst of 10: 59 s of debt
+        pass
+    begun = now()
+    async with limiter.acquire(tokens=0):
+        pass
+    assert now() - begun == pytest.approx(59.0)
+
+
+async def test_nothing_left_with_a_known_limit_waits_one_refill_not_the_reset() -> None:
+    limiter = OpenAIRateLimiter(config(requests_per_minute=600))
+    limiter.observe_headers(
+        RateLimitHeaders(limit_requests=600, remaining_requests=0, reset_requests_s=59.0)
+    )
+    begun = now()
+    async with limiter.acquire():
+        pass
+    assert now() - begun == pytest.approx(0.1)  # the next request refills in 60/600 s
+
+
+async def test_a_lower_limit_reported_by_the_server_is_adopted() -> None:
+    limiter = OpenAIRateLimiter(config(requests_per_minute=60_000))  # the wrong tier
+    limiter.observe_headers(RateLimitHeaders(limit_requests=600, remaining_requests=3))
+    starts = await start_times(limiter, 6)
+    assert [round(t - starts[0], 6) for t in starts] == [0.0, 0.0, 0.0, 0.1, 0.2, 0.3]
+    assert limiter.status().requests_per_minute.limit == pytest.approx(600)
+    limiter.observe_headers(RateLimitHeaders(limit_requests=100_000))  # never loosened
+    assert limiter.status().requests_per_minute.limit == pytest.approx(600)

@@ -232,3 +232,37 @@ async def test_a_429_storm_loses_no_item_and_repeats_none(
     assert injected > 0
     assert report.metrics.rate_limited == injected
     assert report.metrics.attempts == 60 + injected
+
+
+async def test_a_key_echoed_by_the_server_is_scrubbed_everywhere() -> None:
+    """Some servers echo the Authorization header in their error bodies."""
+    from aiohttp import web
+
+    secret = "sk-echoed-secret-0123456789"
+
+    async def echo(request: web.Request) -> web.Response:
+        body = {"error": {"message": f"bad {request.headers['Authorization']}", "code": None}}
+        return web.json_response(body, status=500)
+
+    app = web.Application()
+    app.router.add_post("/v1/embeddings", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    settings = Settings(
+        openai_api_key=SecretStr(secret), openai_base_url=f"http://127.0.0.1:{port}/v1"
+    )
+    executor = CallExecutor(retry_policy=RetryPolicy(max_attempts=2, base_delay_s=0))
+    try:
+        async with OpenAIClient(settings) as client:
+            with pytest.raises(RetriesExhaustedError) as caught:
+                await executor.call(lambda: client.create_embeddings(["x"], model=MODEL))
+    finally:
+        await runner.cleanup()
+    cause = caught.value.__cause__
+    assert cause is not None
+    assert "***" in str(caught.value)
+    for text in (str(caught.value), str(cause), describe_api_error(cause), repr(cause.body)):  # type: ignore[attr-defined]
+        assert secret not in text

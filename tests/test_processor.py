@@ -237,3 +237,52 @@ async def test_a_stream_is_iterated_once() -> None:
     _ = [r async for r in stream]
     with pytest.raises(ConfigurationError, match="only once"):
         stream.__aiter__()
+
+
+async def test_a_cancelled_error_from_fn_is_that_items_error() -> None:
+    async def fn(n: int) -> int:
+        await asyncio.sleep(0.1)
+        if n == 1:
+            raise asyncio.CancelledError  # e.g. it awaited a future someone else cancelled
+        return n
+
+    report = await AsyncEmbeddingProcessor(max_concurrent=2).run(fn, range(5))
+    assert [r.ok for r in report.results] == [True, False, True, True, True]
+    assert report.results[1].error is not None
+    assert report.results[1].error.type == "CancelledError"
+
+
+async def test_closing_from_another_task_ends_the_consumers_loop() -> None:
+    async def slow(n: int) -> int:
+        await asyncio.sleep(10)
+        return n
+
+    stream = AsyncEmbeddingProcessor(max_concurrent=2).stream(slow, range(100))
+
+    async def consume() -> list[int]:
+        return [r.index async for r in stream]
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(15)  # two items done, two in progress
+    await stream.aclose()
+    assert await consumer == [0, 1]
+
+
+async def test_a_slow_consumer_holds_back_the_workers() -> None:
+    started: list[int] = []
+
+    async def quick(n: int) -> int:
+        started.append(n)
+        return n
+
+    stream = AsyncEmbeddingProcessor(max_concurrent=2).stream(quick, range(10_000), ordered=False)
+    consumed = 0
+    async with stream:
+        async for _ in stream:
+            consumed += 1
+            # Only the window (4 x concurrency) may run ahead of what was consumed.
+            assert len(started) - consumed <= 8
+            await asyncio.sleep(1)  # a consumer far slower than the workers
+            if consumed == 50:
+                break
+    assert len(started) <= 50 + 8

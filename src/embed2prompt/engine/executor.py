@@ -17,7 +17,13 @@ from typing import Protocol, TypeVar, runtime_checkable
 from embed2prompt.engine.headers import RateLimitHeaders
 from embed2prompt.engine.limiter import OpenAIRateLimiter
 from embed2prompt.engine.metrics import CallStats, current_call_stats
-from embed2prompt.engine.retry import Failure, RetryPolicy, classify, is_retryable
+from embed2prompt.engine.retry import (
+    Failure,
+    RetryPolicy,
+    classify,
+    is_retryable,
+    parse_retry_after,
+)
 from embed2prompt.errors import RetriesExhaustedError
 
 T = TypeVar("T")
@@ -88,6 +94,12 @@ class CallExecutor:
                 delay = self.retry_policy.delay_before_retry(
                     failure, attempt=attempt, rng=self._rng, now=self._wall_clock()
                 )
+                if failure.asks_everyone_to_wait and self.limiter is not None:
+                    # Everyone waits what the server said, even if this call gives up.
+                    server_wait = parse_retry_after(failure.headers, now=self._wall_clock())
+                    if server_wait is None:  # no word from the server: a backoff's worth
+                        server_wait = delay if delay is not None else self.retry_policy.base_delay_s
+                    self.limiter.pause_for(server_wait)
                 if delay is None:
                     if attempt >= self.retry_policy.max_attempts and is_retryable(failure):
                         raise RetriesExhaustedError(
@@ -97,8 +109,6 @@ class CallExecutor:
                             code=failure.code,
                         ) from error
                     raise
-                if failure.asks_everyone_to_wait and self.limiter is not None:
-                    self.limiter.pause_for(delay)
                 stats.retries += 1
                 stats.retry_wait_s += delay
                 await asyncio.sleep(delay)

@@ -48,6 +48,9 @@ SECONDS_PER_DAY = 86_400.0
 # Buckets are compared with this much slack so that float rounding after a timed wait
 # never costs a second round trip through the event loop.
 _EPSILON = 1e-9
+# Waits shorter than this are not waited: no server can tell a microsecond, and a timer
+# that short may fire before the clock has visibly moved, which would spin the loop.
+_MIN_WAIT_S = 1e-6
 
 
 class _Bucket:
@@ -65,19 +68,40 @@ class _Bucket:
 
     def wait(self, cost: float, now: float) -> float:
         """Seconds until ``cost`` units fit. A cost above the burst waits for a full bucket
-        and then drives it into debt, which later calls pay back by waiting."""
+        and then drives it into debt, which later calls pay back by waiting; a cost of 0
+        (usage unknown in advance) waits only while the bucket is in debt."""
         need = min(cost, self.burst)
         deficit = need - self.available(now)
         if deficit <= _EPSILON * max(1.0, need):
             return 0.0
-        return deficit / self.rate
+        wait = deficit / self.rate
+        return wait if wait >= _MIN_WAIT_S else 0.0
 
     def take(self, cost: float, now: float) -> None:
         self._full_at = max(self._full_at, now) + cost / self.rate
 
-    def adjust(self, extra: float) -> None:
-        """Charge ``extra`` more units (negative: refund) for a call already admitted."""
-        self._full_at += extra / self.rate
+    def adjust(self, extra: float, now: float) -> None:
+        """Charge ``extra`` more units (negative: refund) for a call already admitted.
+
+        A charge counts from now even if the bucket was full (on a full bucket's stale
+        time it would be lost); a refund never makes the bucket more than full.
+        """
+        if extra > 0:
+            self._full_at = max(self._full_at, now) + extra / self.rate
+        else:
+            self._full_at += extra / self.rate
+
+    def slow_down(self, per_second: float, now: float) -> bool:
+        """Adopt a lower refill rate (never a higher one), the burst shrinking with it to
+        at most one second's worth. True if the rate changed."""
+        if per_second >= self.rate:
+            return False
+        available = self.available(now)
+        self.rate = per_second
+        self.burst = min(self.burst, max(1.0, per_second))
+        self._full_at = now
+        self.cap(min(available, self.burst), now)
+        return True
 
     def cap(self, remaining: float, now: float) -> bool:
         """Lower what is available now to ``remaining``; never raises it. True if lowered."""
@@ -247,23 +271,31 @@ class OpenAIRateLimiter:
             self._server_pauses += 1
 
     def observe_headers(self, headers: RateLimitHeaders) -> None:
-        """Tighten to the remaining requests and tokens the server reported.
+        """Tighten to the limits and remaining requests and tokens the server reported.
 
-        A server that reports nothing left pauses everyone until its reset time.
+        A per-minute limit lower than configured is adopted, so a limiter set up for the
+        wrong tier corrects itself on the first response. OpenAI's limits refill
+        continuously, so "nothing left" means the next unit comes in about 60/limit
+        seconds, not at the reset time (when the limit is whole again): the bucket is
+        emptied and refills at its rate. Only a server that reports no limit to refill
+        from pauses everyone until its reset time.
         """
         if headers.is_empty:
             return
         now = self._now()
-        for remaining, reset, bucket in (
-            (headers.remaining_requests, headers.reset_requests_s, self._rpm),
-            (headers.remaining_tokens, headers.reset_tokens_s, self._tpm),
-        ):
+        reports = (
+            (headers.remaining_requests, headers.limit_requests, headers.reset_requests_s),
+            (headers.remaining_tokens, headers.limit_tokens, headers.reset_tokens_s),
+        )
+        for (remaining, limit, reset), bucket in zip(reports, (self._rpm, self._tpm), strict=True):
+            if limit is not None and limit > 0 and bucket.slow_down(limit / 60.0, now):
+                self._header_tightenings += 1
             if remaining is None:
                 continue
-            if remaining <= 0 and reset is not None:
-                self.pause_for(reset)
-            elif bucket.cap(remaining, now):
+            if bucket.cap(remaining, now):
                 self._header_tightenings += 1
+            if remaining <= 0 and limit is None and reset is not None:
+                self.pause_for(reset)
 
     def status(self) -> LimiterStatus:
         now = self._now()
@@ -276,13 +308,13 @@ class OpenAIRateLimiter:
             concurrent_limit=config.concurrent_requests,
             waiting=len(self._waiters),
             requests_per_minute=LimitUsage(
-                config.requests_per_minute, minute_requests, self._rpm.available(now)
+                self._rpm.rate * 60.0, minute_requests, self._rpm.available(now)
             ),
             requests_per_day=LimitUsage(
                 config.requests_per_day, self._requests_started, self._rpd.available(now)
             ),
             tokens_per_minute=LimitUsage(
-                config.tokens_per_minute, minute_tokens, self._tpm.available(now)
+                self._tpm.rate * 60.0, minute_tokens, self._tpm.available(now)
             ),
             tokens_per_day=LimitUsage(
                 config.tokens_per_day, self._tokens_reserved, self._tpd.available(now)
@@ -306,18 +338,19 @@ class OpenAIRateLimiter:
             self._paused_until - now,
             self._rpm.wait(1, now),
             self._rpd.wait(1, now),
+            # Even a call that reserves no tokens waits while earlier calls' usage has
+            # put the token buckets in debt.
+            self._tpm.wait(tokens, now),
+            self._tpd.wait(tokens, now),
         )
-        if tokens:
-            delay = max(delay, self._tpm.wait(tokens, now), self._tpd.wait(tokens, now))
-        return max(0.0, delay)
+        return delay if delay >= _MIN_WAIT_S else 0.0
 
     def _take(self, tokens: float, now: float) -> None:
         self._in_flight += 1
         self._rpm.take(1, now)
         self._rpd.take(1, now)
-        if tokens:
-            self._tpm.take(tokens, now)
-            self._tpd.take(tokens, now)
+        self._tpm.take(tokens, now)
+        self._tpd.take(tokens, now)
         self._requests_started += 1
         self._tokens_reserved += tokens
         self._count_recent(now, 1, tokens)
@@ -376,10 +409,11 @@ class OpenAIRateLimiter:
     def _correct_tokens(self, extra: float) -> None:
         if not extra:
             return
-        self._tpm.adjust(extra)
-        self._tpd.adjust(extra)
+        now = self._now()
+        self._tpm.adjust(extra, now)
+        self._tpd.adjust(extra, now)
         self._tokens_reserved += extra
-        self._count_recent(self._now(), 0, extra)
+        self._count_recent(now, 0, extra)
         if extra < 0:
             self._poke()
 

@@ -44,8 +44,9 @@ from embed2prompt.errors import ConfigurationError
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
-# In ordered mode, how many items may start beyond the oldest unfinished one, as a
-# multiple of max_concurrent. Bounds memory while one slow item holds up the output.
+# How many items may start beyond the results handed out so far (in ordered mode: beyond
+# the oldest unfinished item), as a multiple of max_concurrent. Bounds memory while one
+# slow item holds up the output or the consumer is slower than the workers.
 _ORDER_WINDOW_FACTOR = 4
 
 
@@ -170,6 +171,7 @@ class ResultStream(Generic[ItemT, ResultT]):
         self._finished_at: float | None = None
         self._limiter_wait_at_start = 0.0
         self._iterator: AsyncGenerator[ItemResult[ResultT], None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
 
     @property
     def metrics(self) -> RunMetrics:
@@ -206,8 +208,17 @@ class ResultStream(Generic[ItemT, ResultT]):
         return self._iterator
 
     async def aclose(self) -> None:
-        """Stop: cancel the items in progress and start no more."""
-        if self._iterator is not None:
+        """Stop: cancel the items in progress and start no more. Safe to call from any
+        task, also while another task is iterating (its loop then simply ends)."""
+        workers, self._workers = self._workers, []
+        for task in workers:
+            task.cancel()
+        if workers:
+            await asyncio.gather(*workers, return_exceptions=True)
+        # While another task is inside the generator, it cannot be closed from here; with
+        # its workers gone it receives their last messages and ends by itself.
+        running = getattr(self._iterator, "ag_running", False)
+        if self._iterator is not None and not running:
             await self._iterator.aclose()
 
     async def __aenter__(self) -> ResultStream[ItemT, ResultT]:
@@ -229,16 +240,19 @@ class ResultStream(Generic[ItemT, ResultT]):
         window = concurrency * _ORDER_WINDOW_FACTOR
         source = _aiter_items(self._items)
         source_lock = asyncio.Lock()  # an async generator must not be advanced twice at once
-        finished: asyncio.Queue[ItemResult[ResultT] | _WorkerDone] = asyncio.Queue(window)
+        # Unbounded, so a worker can always report its end, even while being cancelled;
+        # memory stays bounded because no item starts more than ``window`` items ahead of
+        # the results handed out (below).
+        finished: asyncio.Queue[ItemResult[ResultT] | _WorkerDone] = asyncio.Queue()
         window_moved = asyncio.Event()
-        next_to_yield = 0
+        handed_out = 0  # ordered: results yielded in order; unordered: results yielded
         started = 0
 
         async def take() -> tuple[int, ItemT] | None:
             nonlocal started
-            while self._ordered and started - next_to_yield >= window:
+            while started - handed_out >= window:
                 window_moved.clear()
-                await window_moved.wait()  # an earlier item still holds up the output
+                await window_moved.wait()  # the consumer, or an earlier item, is behind
             async with source_lock:
                 try:
                     item = await anext(source)
@@ -251,12 +265,13 @@ class ResultStream(Generic[ItemT, ResultT]):
             error: BaseException | None = None
             try:
                 while (taken := await take()) is not None:
-                    await finished.put(await self._process(*taken))
+                    finished.put_nowait(await self._process(*taken))
             except Exception as source_error:  # the caller's iterable raised
                 error = source_error
-            await finished.put(_WorkerDone(error))
+            finally:
+                finished.put_nowait(_WorkerDone(error))
 
-        workers = [loop.create_task(worker()) for _ in range(concurrency)]
+        self._workers = [loop.create_task(worker()) for _ in range(concurrency)]
         waiting_for_order: dict[int, ItemResult[ResultT]] = {}
         try:
             remaining_workers = concurrency
@@ -269,17 +284,20 @@ class ResultStream(Generic[ItemT, ResultT]):
                     continue
                 self._count(result)
                 if not self._ordered:
+                    handed_out += 1
+                    window_moved.set()
                     yield result
                     continue
                 waiting_for_order[result.index] = result
-                while next_to_yield in waiting_for_order:
-                    yield waiting_for_order.pop(next_to_yield)
-                    next_to_yield += 1
+                while handed_out in waiting_for_order:
+                    handed_out += 1
                     window_moved.set()
+                    yield waiting_for_order.pop(handed_out - 1)
         finally:
-            for task in workers:
+            for task in self._workers:
                 task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*self._workers, return_exceptions=True)
+            self._workers = []
             self._finished_at = loop.time()
 
     def _count(self, result: ItemResult[ResultT]) -> None:
@@ -289,7 +307,8 @@ class ResultStream(Generic[ItemT, ResultT]):
         self._latencies.add(result.latency_s)
 
     async def _process(self, index: int, item: ItemT) -> ItemResult[ResultT]:
-        """Never raises (except on cancellation): a failure becomes this item's error."""
+        """Never raises (except when this worker is cancelled): a failure, including a
+        CancelledError escaping from ``fn`` itself, becomes this item's error."""
         started = asyncio.get_running_loop().time()
         item_stats = CallStats()
         current_call_stats.set(item_stats)  # this task's own context: counts its calls
@@ -300,6 +319,12 @@ class ResultStream(Generic[ItemT, ResultT]):
             else:
                 estimate = self._tokens(item) if self._tokens is not None else 0.0
                 value = await executor.call(lambda: self._fn(item), tokens=estimate)
+        except asyncio.CancelledError as cancelled:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we are being stopped
+            error = ItemError("CancelledError", str(cancelled) or "the call was cancelled")
+            return self._finish(index, None, error, item_stats, started)
         except Exception as error:
             return self._finish(index, None, ItemError.from_exception(error), item_stats, started)
         return self._finish(index, value, None, item_stats, started)

@@ -152,18 +152,28 @@ class OpenAIClient:
 
     @contextlib.contextmanager
     def _redacting(self) -> Iterator[None]:
-        """Scrub the API key from any SDK error raised inside (servers may echo it)."""
+        """Scrub the API key from any SDK error raised inside: servers may echo it in
+        the message or the body, and both end up in logs and error messages."""
         try:
             yield
         except openai.OpenAIError as error:
             if self._api_key:
-                error.args = tuple(
-                    arg.replace(self._api_key, "***") if isinstance(arg, str) else arg
-                    for arg in error.args
-                )
+                error.args = tuple(_scrub(arg, self._api_key) for arg in error.args)
                 if isinstance(error, openai.APIError):
-                    error.message = error.message.replace(self._api_key, "***")
+                    error.message = _scrub(error.message, self._api_key)
+                    error.body = _scrub(error.body, self._api_key)
             raise
+
+
+def _scrub(value: Any, secret: str) -> Any:
+    """``value`` with ``secret`` replaced by *** in every string, however nested."""
+    if isinstance(value, str):
+        return value.replace(secret, "***")
+    if isinstance(value, dict):
+        return {key: _scrub(item, secret) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(item, secret) for item in value)
+    return value
 
 
 def describe_api_error(error: BaseException) -> str:
