@@ -310,3 +310,42 @@ async def test_a_lower_limit_reported_by_the_server_is_adopted() -> None:
     assert limiter.status().requests_per_minute.limit == pytest.approx(600)
     limiter.observe_headers(RateLimitHeaders(limit_requests=100_000))  # never loosened
     assert limiter.status().requests_per_minute.limit == pytest.approx(600)
+
+
+@pytest.mark.parametrize("seed", range(20))
+async def test_random_workloads_keep_every_invariant(seed: int) -> None:
+    """Random arrivals, costs, failures, cancellations and pauses: everything finishes,
+    nothing leaks, admission is first come first served, concurrency holds."""
+    import random
+
+    rng = random.Random(seed)
+    limiter = OpenAIRateLimiter(
+        config(requests_per_minute=600, tokens_per_minute=6000, concurrent_requests=3)
+    )
+    admitted: list[int] = []
+    peak = 0
+
+    async def call(number: int, tokens: int) -> None:
+        nonlocal peak
+        async with limiter.acquire(tokens=tokens) as permit:
+            admitted.append(number)
+            peak = max(peak, limiter.status().in_flight)
+            await asyncio.sleep(rng.random())
+            if rng.random() < 0.3:
+                raise ValueError("the call failed")
+            permit.record_usage(tokens * rng.random())
+
+    tasks = []
+    for number in range(150):
+        tasks.append(asyncio.create_task(call(number, rng.choice([0, 10, 100, 500]))))
+        if rng.random() < 0.5:
+            await asyncio.sleep(rng.random() * 0.2)
+        if rng.random() < 0.2:
+            rng.choice(tasks).cancel()
+        if rng.random() < 0.05:
+            limiter.pause_for(rng.random())
+    await asyncio.gather(*tasks, return_exceptions=True)
+    status = limiter.status()
+    assert (status.in_flight, status.waiting) == (0, 0)
+    assert peak <= 3
+    assert admitted == sorted(admitted)
