@@ -51,6 +51,27 @@ def _build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--model", help="embedding model name (default depends on --embedder)")
     embed.add_argument("--base-url", help="OpenAI-compatible base URL (default: OPENAI_BASE_URL)")
     embed.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    corpus = commands.add_parser(
+        "corpus",
+        help="build the inversion model's training text",
+        description=(
+            "Assemble training text from Debian packages (fetched with apt-get download,\n"
+            "unpacked with dpkg -x, nothing installed) plus synthetic prompts written by\n"
+            "the local generator; deduplicate; split into train, val and test.\n\n"
+            "example:\n"
+            "  embed2prompt corpus build --out data/corpus --synthetic 2000"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    corpus.add_argument("action", choices=["build"])
+    corpus.add_argument("--out", type=Path, default=Path("data/corpus"), help="output folder")
+    corpus.add_argument("--sources", help="comma-separated source names (default: all)")
+    corpus.add_argument(
+        "--synthetic", type=int, default=0, help="synthetic prompts to generate (default 0)"
+    )
+    corpus.add_argument("--root", type=Path, help="an already unpacked package tree to read")
+    corpus.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -76,6 +97,16 @@ def main(argv: list[str] | None = None) -> int:
                     embedding_model=args.model,
                     openai_base_url=args.base_url,
                 ),
+                progress=not args.no_progress,
+            )
+        elif args.command == "corpus":
+            from embed2prompt.commands.corpus import run_corpus_build
+
+            run_corpus_build(
+                args.out,
+                sources=args.sources.split(",") if args.sources else None,
+                synthetic=args.synthetic,
+                root=args.root,
                 progress=not args.no_progress,
             )
         return 0

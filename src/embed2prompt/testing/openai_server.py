@@ -460,6 +460,8 @@ def _embedding_inputs(raw: object) -> list[str] | str:
 async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
     try:
         body = await request.json()
+    except ConnectionResetError:
+        raise asyncio.CancelledError from None  # the client went away: end quietly
     except (json.JSONDecodeError, UnicodeDecodeError):
         return _error(
             400, "We could not parse the JSON body of your request.", "invalid_request_error", None

@@ -1,0 +1,45 @@
+"""``embed2prompt corpus build``: assemble the inversion model's training text."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from tqdm import tqdm
+
+from embed2prompt.corpus.build import DEFAULT_CACHE, build_corpus
+
+
+def run_corpus_build(
+    out: Path,
+    *,
+    sources: list[str] | None,
+    synthetic: int,
+    root: Path | None,
+    progress: bool,
+) -> None:
+    stats = build_corpus(
+        out,
+        source_names=sources,
+        extra_texts=_synthetic(synthetic, progress) if synthetic else (),
+        cache=DEFAULT_CACHE,
+        root=root,
+    )
+    for name in sorted(stats.kept):
+        print(
+            f"{name:>18}: {stats.kept[name]:>8,} kept of {stats.extracted[name]:,}", file=sys.stderr
+        )
+    splits = ", ".join(f"{name} {count:,}" for name, count in sorted(stats.splits.items()))
+    print(f"{stats.duplicates:,} duplicates dropped; {splits}; written to {out}", file=sys.stderr)
+
+
+def _synthetic(count: int, progress: bool) -> Iterator[tuple[str, str]]:
+    from embed2prompt.corpus.synthetic import synthetic_prompts
+    from embed2prompt.generators.local import LocalGenerator
+
+    generator = LocalGenerator()
+    with tqdm(total=count, unit="prompt", disable=not progress, file=sys.stderr) as bar:
+        for text in synthetic_prompts(count, generator=generator):
+            bar.update(1)
+            yield "synthetic", text
