@@ -65,7 +65,8 @@ class _Block(nn.Module):
             q, k, v, is_causal=True, dropout_p=self.dropout.p if self.training else 0.0
         )  # (B, heads, P+T, C/heads)
         x = x + self.dropout(self.proj(attended.transpose(1, 2).reshape(batch, length, width)))
-        return x + self.dropout(self.mlp(self.norm2(x)))
+        out: torch.Tensor = x + self.dropout(self.mlp(self.norm2(x)))
+        return out
 
 
 class Inverter(nn.Module):
@@ -97,7 +98,7 @@ class Inverter(nn.Module):
     def forward(self, embedding: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Logits (B, T, V) for the token after each of ``tokens`` (B, T)."""
         config = self.config
-        batch, length = tokens.shape
+        batch, _length = tokens.shape
         prefix = self.prefix(embedding).view(batch, config.prefix_length, config.width)
         x = torch.cat([prefix, self.tokens(tokens)], dim=1)  # (B, P+T, C)
         x = x + self.positions(torch.arange(x.shape[1], device=x.device))
@@ -105,7 +106,8 @@ class Inverter(nn.Module):
             x = block(x)
         # The position before each text token predicts it: the last prefix vector
         # predicts the first token, and so on.
-        return self.head(self.norm(x[:, config.prefix_length - 1 : -1]))  # type: ignore[no-any-return]
+        logits: torch.Tensor = self.head(self.norm(x[:, config.prefix_length - 1 : -1]))
+        return logits
 
     def loss(self, embedding: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of ``tokens`` (B, T: text, then end-of-text, then padding)."""

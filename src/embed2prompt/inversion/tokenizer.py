@@ -33,7 +33,7 @@ def encode_batch(tokenizer: Tokenizer, texts: Sequence[str], *, max_tokens: int)
     """(B, max_tokens) ids: the text cut to ``max_tokens - 1`` tokens, <eos>, then <pad>."""
     rows = torch.zeros((len(texts), max_tokens), dtype=torch.long)
     for row, encoding in enumerate(tokenizer.encode_batch(list(texts))):
-        ids = encoding.ids[: max_tokens - 1] + [2]
+        ids = [*encoding.ids[: max_tokens - 1], 2]
         rows[row, : len(ids)] = torch.tensor(ids)
     return rows
 

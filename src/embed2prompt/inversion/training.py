@@ -141,9 +141,9 @@ def train(options: TrainingOptions, embedder: Embedder, *, progress: bool = True
                     total=options.steps,
                     peak=options.learning_rate,
                 )
-            loss = model.loss(vectors, train_tokens[batch])
+            loss = model.loss(vectors, _trim(train_tokens[batch]))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             step += 1
@@ -185,7 +185,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Validation loss, and the mean cosine of greedy inversions re-embedded."""
     model.eval()
-    loss = model.loss(vectors[:sample], tokens[:sample]).item()
+    loss = model.loss(vectors[:sample], _trim(tokens[:sample])).item()
     from embed2prompt.inversion.decoding import greedy
 
     prompts = [decode(tokenizer, ids) or "?" for ids in greedy(model, vectors[:sample])]
@@ -198,6 +198,13 @@ def evaluate(
         "val_exact": round(exact, 4),
         "val_perplexity": round(math.exp(min(loss, 20)), 2),
     }
+
+
+def _trim(tokens: torch.Tensor) -> torch.Tensor:
+    """Drop the padding columns that no text in the batch reaches: most texts are far
+    shorter than the maximum, and every column costs a full pass of the model."""
+    length = int((tokens != 0).sum(dim=1).max())
+    return tokens[:, :length]
 
 
 def _manifest(corpus: Path) -> dict[str, Any]:
