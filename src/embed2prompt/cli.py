@@ -72,6 +72,30 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     corpus.add_argument("--root", type=Path, help="an already unpacked package tree to read")
     corpus.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    trainer = commands.add_parser(
+        "train",
+        help="train an inverter for an embedder",
+        description=(
+            "Train the embedding-to-text model on a corpus (see corpus build), for the\n"
+            "local embedder or an API one. Embeddings are cached beside the checkpoint and\n"
+            "training resumes from the last checkpoint when run again.\n\n"
+            "example:\n"
+            "  embed2prompt train --corpus data/corpus --out runs/minilm/model.pt --steps 20000"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    trainer.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    trainer.add_argument("--out", type=Path, default=Path("runs/inverter/model.pt"))
+    trainer.add_argument("--steps", type=int, default=20_000)
+    trainer.add_argument("--batch-size", type=int, default=64)
+    trainer.add_argument("--learning-rate", type=float, default=1e-3)
+    trainer.add_argument("--eval-every", type=int, default=1_000)
+    trainer.add_argument("--max-texts", type=int, help="use only the first N training texts")
+    trainer.add_argument("--embedding-noise", type=float, default=0.0)
+    trainer.add_argument("--embedder", choices=["local", "openai"], help="default: local")
+    trainer.add_argument("--model", help="embedding model name")
+    trainer.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -107,6 +131,24 @@ def main(argv: list[str] | None = None) -> int:
                 sources=args.sources.split(",") if args.sources else None,
                 synthetic=args.synthetic,
                 root=args.root,
+                progress=not args.no_progress,
+            )
+        elif args.command == "train":
+            from embed2prompt.commands.train import run_train
+            from embed2prompt.inversion.training import TrainingOptions
+
+            run_train(
+                TrainingOptions(
+                    corpus=args.corpus,
+                    checkpoint=args.out,
+                    steps=args.steps,
+                    batch_size=args.batch_size,
+                    learning_rate=args.learning_rate,
+                    eval_every=args.eval_every,
+                    max_texts=args.max_texts,
+                    embedding_noise=args.embedding_noise,
+                ),
+                settings=_settings(embedder=args.embedder, embedding_model=args.model),
                 progress=not args.no_progress,
             )
         return 0

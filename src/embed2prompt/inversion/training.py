@@ -41,7 +41,7 @@ class TrainingOptions:
     learning_rate: float = 1e-3
     warmup_steps: int = 500
     eval_every: int = 1_000
-    max_texts: int | None = None  # use only the first N training texts
+    max_texts: int | None = None  # use a random subset of N training texts
     embedding_noise: float = 0.0  # Gaussian noise on training embeddings, for robustness
     seed: int = 0
     threads: int | None = None
@@ -55,7 +55,10 @@ def read_split(corpus: Path, split: str, limit: int | None = None) -> list[str]:
             f"{path} is missing; build the corpus first (embed2prompt corpus build)"
         )
     texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return texts[:limit] if limit else texts
+    if limit and limit < len(texts):
+        # A seeded random subset: the file is ordered by source, so its head is not a sample.
+        texts = random.Random(0).sample(texts, limit)
+    return texts
 
 
 def train(options: TrainingOptions, embedder: Embedder, *, progress: bool = True) -> Path:
