@@ -278,7 +278,9 @@ async def test_usage_reported_after_a_zero_estimate_is_charged() -> None:
         async with limiter.acquire(tokens=0) as permit:
             starts.append(now())
             permit.record_usage(10)
-    assert starts[-1] - starts[0] == pytest.approx(4.0)  # 50 tokens beyond the burst
+    # The first call reserves nothing; once its usage is known, later calls reserve the
+    # mean (10). 60 tokens may start within T seconds only if 10 + 10*T >= 60.
+    assert starts[-1] - starts[0] == pytest.approx(5.0)
 
 
 async def test_a_zero_token_call_waits_while_tokens_are_in_debt() -> None:
@@ -349,3 +351,36 @@ async def test_random_workloads_keep_every_invariant(seed: int) -> None:
     assert (status.in_flight, status.waiting) == (0, 0)
     assert peak <= 3
     assert admitted == sorted(admitted)
+
+
+async def test_unestimated_calls_reserve_the_mean_usage_once_known() -> None:
+    limiter = OpenAIRateLimiter(config(tokens_per_minute=6_000, requests_per_minute=1e6))
+    async with limiter.acquire(tokens=0) as first:
+        assert first.reserved_tokens == 0  # nothing known yet
+        first.record_usage(100)
+    async with limiter.acquire(tokens=0) as second:
+        assert second.reserved_tokens == pytest.approx(100)
+    async with limiter.acquire(tokens=30) as estimated:
+        assert estimated.reserved_tokens == 30  # an estimate always wins
+
+
+async def test_a_refused_call_gets_its_tokens_back() -> None:
+    limiter = OpenAIRateLimiter(config(tokens_per_minute=6_000, requests_per_minute=1e6))
+    async with limiter.acquire(tokens=100) as permit:
+        permit.refund()
+    assert limiter.status().tokens_reserved == 0
+    begun = now()
+    async with limiter.acquire(tokens=100):
+        pass
+    assert now() == pytest.approx(begun)
+
+
+async def test_adopting_a_lower_limit_keeps_the_debt() -> None:
+    limiter = OpenAIRateLimiter(config(tokens_per_minute=60_000, requests_per_minute=1e6))
+    async with limiter.acquire(tokens=50_000):  # 49,000 beyond the burst of 1,000
+        pass
+    limiter.observe_headers(RateLimitHeaders(limit_tokens=6_000))  # 100 tokens/s
+    begun = now()
+    async with limiter.acquire(tokens=100):
+        pass
+    assert now() - begun > 40  # the debt still has to be paid, at the lower rate

@@ -286,3 +286,20 @@ async def test_a_slow_consumer_holds_back_the_workers() -> None:
             if consumed == 50:
                 break
     assert len(started) <= 50 + 8
+
+
+async def test_closing_before_the_workers_start_still_ends_the_consumer() -> None:
+    async def slow(n: int) -> int:
+        await asyncio.sleep(10)
+        return n
+
+    stream = AsyncEmbeddingProcessor(max_concurrent=2).stream(slow, range(100))
+
+    async def consume() -> list[int]:
+        return [r.index async for r in stream]
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(0)  # the consumer has started; its workers have not run yet
+    await stream.aclose()
+    assert await asyncio.wait_for(consumer, timeout=1) == []
+    assert stream.closed

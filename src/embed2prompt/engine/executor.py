@@ -99,7 +99,9 @@ class CallExecutor:
                     server_wait = parse_retry_after(failure.headers, now=self._wall_clock())
                     if server_wait is None:  # no word from the server: a backoff's worth
                         server_wait = delay if delay is not None else self.retry_policy.base_delay_s
-                    self.limiter.pause_for(server_wait)
+                    # Capped like the call's own wait: a bogus retry-after of a day must not
+                    # stall every worker for a day.
+                    self.limiter.pause_for(min(server_wait, self.retry_policy.max_retry_after_s))
                 if delay is None:
                     if attempt >= self.retry_policy.max_attempts and is_retryable(failure):
                         raise RetriesExhaustedError(
@@ -124,6 +126,8 @@ class CallExecutor:
                 result = await self._run(fn)
             except Exception as error:
                 failure = classify(error)
+                if failure is not None and failure.status == 429:
+                    permit.refund()  # refused, so it used no tokens
                 if failure is not None and failure.headers:
                     permit.observe_headers(RateLimitHeaders.from_headers(failure.headers))
                 raise

@@ -96,11 +96,10 @@ class _Bucket:
         at most one second's worth. True if the rate changed."""
         if per_second >= self.rate:
             return False
-        available = self.available(now)
+        available = self.available(now)  # negative while in debt: the debt is kept
         self.rate = per_second
         self.burst = min(self.burst, max(1.0, per_second))
-        self._full_at = now
-        self.cap(min(available, self.burst), now)
+        self._full_at = now + (self.burst - min(available, self.burst)) / self.rate
         return True
 
     def cap(self, remaining: float, now: float) -> bool:
@@ -159,11 +158,17 @@ class Permit:
                 f"actual_tokens must be a non-negative number, got {actual_tokens!r}"
             )
         self._limiter._correct_tokens(actual_tokens - self.reserved_tokens)
+        self._limiter._learn_usage(actual_tokens)
         self.reserved_tokens = actual_tokens
 
     def observe_headers(self, headers: RateLimitHeaders) -> None:
         """Tighten the limiter to what the server reports as remaining."""
         self._limiter.observe_headers(headers)
+
+    def refund(self) -> None:
+        """The server refused the call (a 429): it used none of its reserved tokens."""
+        self._limiter._correct_tokens(-self.reserved_tokens)
+        self.reserved_tokens = 0
 
 
 class _Acquisition:
@@ -177,8 +182,8 @@ class _Acquisition:
         self._permit: Permit | None = None
 
     async def __aenter__(self) -> Permit:
-        await self._limiter._admit(self._tokens)
-        self._permit = Permit(self._limiter, self._tokens)
+        reserved = await self._limiter._admit(self._tokens)
+        self._permit = Permit(self._limiter, reserved)
         return self._permit
 
     async def __aexit__(
@@ -241,6 +246,10 @@ class OpenAIRateLimiter:
         self._wait_time = 0.0
         self._server_pauses = 0
         self._header_tightenings = 0
+        # Calls that reserve no tokens (the caller gave no estimate) are charged the mean
+        # usage reported so far. Before the first report they reserve nothing, so the
+        # first wave of unestimated calls can exceed TPM: pass estimates to be exact.
+        self._usage_mean: float | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -329,6 +338,11 @@ class OpenAIRateLimiter:
 
     # ------------------------------------------------------------------ admission
 
+    def _reservation(self, tokens: float) -> float:
+        if tokens or self._usage_mean is None:
+            return tokens
+        return min(self._usage_mean, self.config.tokens_per_minute)
+
     def _delay(self, tokens: float, now: float) -> float:
         """Seconds until a call of ``tokens`` fits every limit; ``inf`` while all slots
         are taken (a released slot wakes the head of the queue)."""
@@ -345,7 +359,9 @@ class OpenAIRateLimiter:
         )
         return delay if delay >= _MIN_WAIT_S else 0.0
 
-    def _take(self, tokens: float, now: float) -> None:
+    def _take(self, estimate: float, now: float) -> float:
+        """Admit a call now; returns its token reservation."""
+        tokens = self._reservation(estimate)
         self._in_flight += 1
         self._rpm.take(1, now)
         self._rpd.take(1, now)
@@ -354,12 +370,13 @@ class OpenAIRateLimiter:
         self._requests_started += 1
         self._tokens_reserved += tokens
         self._count_recent(now, 1, tokens)
+        return tokens
 
-    async def _admit(self, tokens: float) -> None:
+    async def _admit(self, tokens: float) -> float:
+        """Wait for the call's turn and room; returns the tokens reserved for it."""
         now = self._now()
-        if not self._waiters and self._delay(tokens, now) == 0.0:
-            self._take(tokens, now)  # fast path: nobody queued and it fits
-            return
+        if not self._waiters and self._delay(self._reservation(tokens), now) == 0.0:
+            return self._take(tokens, now)  # fast path: nobody queued and it fits
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(turn)
         if self._waiters[0] is turn:
@@ -367,9 +384,9 @@ class OpenAIRateLimiter:
         started = now
         try:
             await turn
-            while (delay := self._delay(tokens, self._now())) > 0.0:
+            while (delay := self._delay(self._reservation(tokens), self._now())) > 0.0:
                 await self._sleep_or_wake(delay)
-            self._take(tokens, self._now())
+            return self._take(tokens, self._now())
         finally:
             self._wait_time += self._now() - started
             self._leave_queue(turn)
@@ -405,6 +422,13 @@ class OpenAIRateLimiter:
     def _release(self) -> None:
         self._in_flight -= 1
         self._poke()
+
+    def _learn_usage(self, actual_tokens: float) -> None:
+        """Keep a moving mean of what calls really use, to price unestimated calls."""
+        if self._usage_mean is None:
+            self._usage_mean = actual_tokens
+        else:
+            self._usage_mean += 0.2 * (actual_tokens - self._usage_mean)
 
     def _correct_tokens(self, extra: float) -> None:
         if not extra:

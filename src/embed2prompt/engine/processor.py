@@ -172,6 +172,8 @@ class ResultStream(Generic[ItemT, ResultT]):
         self._limiter_wait_at_start = 0.0
         self._iterator: AsyncGenerator[ItemResult[ResultT], None] | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self._finished: asyncio.Queue[ItemResult[ResultT] | _WorkerDone] | None = None
+        self.closed = False  # aclose() was called: the results may be incomplete
 
     @property
     def metrics(self) -> RunMetrics:
@@ -210,6 +212,9 @@ class ResultStream(Generic[ItemT, ResultT]):
     async def aclose(self) -> None:
         """Stop: cancel the items in progress and start no more. Safe to call from any
         task, also while another task is iterating (its loop then simply ends)."""
+        self.closed = True
+        if self._finished is not None:
+            self._finished.put_nowait(_CLOSED)  # ends a consumer in another task at once
         workers, self._workers = self._workers, []
         for task in workers:
             task.cancel()
@@ -244,16 +249,17 @@ class ResultStream(Generic[ItemT, ResultT]):
         # memory stays bounded because no item starts more than ``window`` items ahead of
         # the results handed out (below).
         finished: asyncio.Queue[ItemResult[ResultT] | _WorkerDone] = asyncio.Queue()
+        self._finished = finished
         window_moved = asyncio.Event()
         handed_out = 0  # ordered: results yielded in order; unordered: results yielded
         started = 0
 
         async def take() -> tuple[int, ItemT] | None:
             nonlocal started
-            while started - handed_out >= window:
-                window_moved.clear()
-                await window_moved.wait()  # the consumer, or an earlier item, is behind
-            async with source_lock:
+            async with source_lock:  # the window is checked under the lock: exactly bounded
+                while started - handed_out >= window:
+                    window_moved.clear()
+                    await window_moved.wait()  # the consumer, or an earlier item, is behind
                 try:
                     item = await anext(source)
                 except StopAsyncIteration:
@@ -277,6 +283,8 @@ class ResultStream(Generic[ItemT, ResultT]):
             remaining_workers = concurrency
             while remaining_workers:
                 result = await finished.get()
+                if result is _CLOSED:
+                    break
                 if isinstance(result, _WorkerDone):
                     remaining_workers -= 1
                     if result.error is not None:
@@ -352,6 +360,9 @@ class _WorkerDone:
     """A worker's last message: the input is exhausted, or reading it failed."""
 
     error: BaseException | None
+
+
+_CLOSED = _WorkerDone(None)  # put by aclose(): stop now, whatever the workers are doing
 
 
 async def _aiter_items(items: Iterable[ItemT] | AsyncIterable[ItemT]) -> AsyncIterator[ItemT]:
