@@ -1,9 +1,5 @@
-"""``from scripts.inference import EmbeddingToPromptInference``."""
+"""``from scripts.inference import EmbeddingToPromptInference``: the seed's import path."""
 
-from scripts._pending import not_available
-
-EmbeddingToPromptInference = not_available(
-    "EmbeddingToPromptInference", "the trained inversion model (issue 4)"
-)
+from embed2prompt.inversion.inference import EmbeddingToPromptInference
 
 __all__ = ["EmbeddingToPromptInference"]

@@ -52,11 +52,17 @@ class MicroBatcher:
         # One thread: the model uses every core itself; two batches at once would fight.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.batches_run = 0
 
     async def submit(self, texts: list[str]) -> Vectors:
         """Rows for ``texts``, computed in some batch together with other callers' texts."""
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # A new event loop (each asyncio.run makes one): state tied to the old loop
+            # cannot be used in this one.
+            self._loop, self._lock, self._pending, self._pending_texts = loop, None, [], 0
+            self._flush_timer = None
         future: asyncio.Future[Vectors] = loop.create_future()
         self._pending.append(_Request(texts, future))
         self._pending_texts += len(texts)

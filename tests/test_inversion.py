@@ -1,0 +1,163 @@
+"""The inverter: model, checkpoints, training resume, and inversion's contract.
+
+A tiny model trained for a few steps on a small corpus: these tests check behaviour
+(shapes, safety, validation, resume, budgets), not quality, which BENCHMARKS.md records.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from embed2prompt import ConfigurationError, InputError
+from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.inversion.checkpoint import load_checkpoint
+from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
+from embed2prompt.inversion.model import Inverter, InverterConfig
+from embed2prompt.inversion.training import TrainingOptions, train
+
+TINY = InverterConfig(vocab_size=400, prefix_length=2, max_tokens=16, width=32, layers=1, heads=2)
+TEXTS = [
+    "the cat sat on the mat",
+    "a dog barked at the moon",
+    "how do I reset my password",
+    "write a poem about the sea",
+    "rate limits protect the server",
+    "embeddings can leak private text",
+] * 20
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    (folder / "train.txt").write_text("\n".join(TEXTS) + "\n")
+    (folder / "val.txt").write_text("\n".join(TEXTS[:6]) + "\n")
+    (folder / "manifest.json").write_text(json.dumps({"splits": {"train": len(TEXTS)}}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def embedder() -> LocalEmbedder:
+    return LocalEmbedder()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(
+    corpus: Path, embedder: LocalEmbedder, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    path = tmp_path_factory.mktemp("run") / "model.pt"
+    options = TrainingOptions(
+        corpus=corpus,
+        checkpoint=path,
+        steps=30,
+        batch_size=16,
+        eval_every=15,
+        warmup_steps=5,
+        learning_rate=3e-3,
+        model=TINY,
+    )
+    return train(options, embedder, progress=False)
+
+
+def test_logits_have_the_documented_shape() -> None:
+    model = Inverter(TINY)
+    logits = model(torch.randn(3, 384), torch.randint(3, 400, (3, 7)))
+    assert logits.shape == (3, 7, 400)
+
+
+def test_training_lowers_the_loss_and_writes_a_safe_checkpoint(checkpoint: Path) -> None:
+    document = json.loads(checkpoint.with_suffix(".json").read_text())
+    assert document["embedder"] == {"name": "all-MiniLM-L6-v2", "dimension": 384}
+    assert document["model"]["width"] == 32
+    assert "tokenizer" in document
+    validation = document["training"]["last_validation"]
+    assert validation["step"] == 30
+    assert validation["val_loss"] < 5.9  # from ln(400) = 6.0 at the start
+    weights = torch.load(checkpoint, weights_only=True)  # no pickled objects inside
+    assert all(tensor.dtype == torch.float16 for tensor in weights.values())
+    _, tokenizer, info = load_checkpoint(checkpoint)
+    assert info.embedder_dimension == 384
+    assert tokenizer.get_vocab_size() <= 400
+
+
+def test_training_resumes_from_its_checkpoint(
+    checkpoint: Path, corpus: Path, embedder: LocalEmbedder
+) -> None:
+    options = TrainingOptions(
+        corpus=corpus,
+        checkpoint=checkpoint,
+        steps=40,
+        batch_size=16,
+        eval_every=10,
+        warmup_steps=5,
+        model=TINY,
+    )
+    train(options, embedder, progress=False)
+    document = json.loads(checkpoint.with_suffix(".json").read_text())
+    assert document["training"]["last_validation"]["step"] == 40  # continued, not restarted
+
+
+def test_inversion_returns_prompt_cosine_and_trace(
+    checkpoint: Path, embedder: LocalEmbedder
+) -> None:
+    inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=3)
+    target = embedder.embed_sync(["the cat sat on the mat"])[0]
+    one_pass = inverter.invert(target)
+    assert isinstance(one_pass.prompt, str)
+    assert one_pass.prompt
+    assert one_pass.trace == [pytest.approx(one_pass.cosine)]
+    refined = inverter.invert(target, steps=2, beam=2)
+    assert len(refined.trace) == 3
+    assert refined.trace == sorted(refined.trace)  # the beam keeps the best: never worse
+    assert refined.cosine == pytest.approx(refined.trace[-1])
+    cosine = float(embedder.embed_sync([refined.prompt])[0] @ target)
+    assert cosine == pytest.approx(refined.cosine, abs=1e-4)
+
+
+def test_budgets_stop_the_search(checkpoint: Path, embedder: LocalEmbedder) -> None:
+    inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=2)
+    target = embedder.embed_sync(["write a poem about the sea"])[0]
+    limited = inverter.invert(target, steps=50, beam=2, max_embedder_calls=1)
+    assert len(limited.trace) == 1  # the first scoring already spent the budget
+
+
+def test_batches_keep_their_order(checkpoint: Path, embedder: LocalEmbedder) -> None:
+    inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=2)
+    targets = embedder.embed_sync(["a dog barked at the moon", "rate limits protect the server"])
+    results = inverter.invert_batch(targets)
+    assert len(results) == 2
+    for result, target in zip(results, targets, strict=True):
+        assert float(embedder.embed_sync([result.prompt])[0] @ target) == pytest.approx(
+            result.cosine, abs=1e-4
+        )
+
+
+@pytest.mark.parametrize(
+    ("vectors", "message"),
+    [
+        (np.zeros(384), "all zeros"),
+        (np.full(384, np.nan), "NaN or infinite"),
+        (np.r_[np.ones(383), np.inf], "NaN or infinite"),
+        (np.ones(128), "dimension 128"),
+        ([[1.0] * 384, [0.0] * 384], "embedding 1 is all zeros"),
+        ("not numbers", "must be numbers"),
+        (np.ones((0, 384)), "non-empty"),
+    ],
+)
+def test_bad_vectors_are_refused(vectors: object, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        check_embeddings(vectors, 384)
+
+
+def test_vectors_are_normalised() -> None:
+    rows = check_embeddings(np.full((2, 384), 3.0), 384)
+    assert np.allclose(np.linalg.norm(rows, axis=1), 1.0)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="no inverter checkpoint"):
+        EmbeddingToPromptInference(tmp_path / "none.pt")
