@@ -161,3 +161,49 @@ def test_vectors_are_normalised() -> None:
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="no inverter checkpoint"):
         EmbeddingToPromptInference(tmp_path / "none.pt")
+
+
+def test_invert_command_marks_bad_rows_and_keeps_the_rest(
+    checkpoint: Path, embedder: LocalEmbedder, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    good = embedder.embed_sync(["the cat sat on the mat"])[0].tolist()
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        json.dumps({"id": "ok", "embedding": good})
+        + "\n"
+        + json.dumps({"id": "zero", "embedding": [0.0] * 384})
+        + "\n"
+        + json.dumps({"id": "short", "embedding": [1.0, 2.0]})
+        + "\n"
+    )
+    out = tmp_path / "out.jsonl"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "embed2prompt",
+            "invert",
+            str(source),
+            "-o",
+            str(out),
+            "--model",
+            str(checkpoint),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1  # some rows failed
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["id"] for row in rows] == ["ok", "zero", "short"]
+    assert rows[0]["success"] is True
+    assert rows[0]["prompt"]
+    assert -1.0 <= rows[0]["prompt_similarity"] <= 1.0
+    assert rows[1]["error"] == "the embedding is all zeros; it has no direction to invert"
+    assert "dimension 2" in rows[2]["error"]
+    assert not rows[2]["success"]

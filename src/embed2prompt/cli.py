@@ -96,6 +96,25 @@ def _build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--embedder", choices=["local", "openai"], help="default: local")
     trainer.add_argument("--model", help="embedding model name")
     trainer.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    invert = commands.add_parser(
+        "invert",
+        help="turn embeddings back into prompts",
+        description=(
+            "Invert every vector of INPUT (.npy rows, or .jsonl with field 'embedding' and\n"
+            "optional 'id') into OUTPUT.jsonl: index, id, prompt, prompt_similarity,\n"
+            "success, error. Exit 1 if some rows failed.\n\n"
+            "example:\n"
+            "  embed2prompt invert vectors.npy -o prompts.jsonl --steps 4 --beam 4"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    invert.add_argument("input", type=Path)
+    invert.add_argument("-o", "--output", type=Path, required=True)
+    invert.add_argument("--model", type=Path, default=Path("models/best_model.pt"))
+    invert.add_argument("--steps", type=int, default=0, help="refinement steps (default 0)")
+    invert.add_argument("--beam", type=int, default=4, help="sequence beam width (default 4)")
+    invert.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -151,6 +170,18 @@ def main(argv: list[str] | None = None) -> int:
                 settings=_settings(embedder=args.embedder, embedding_model=args.model),
                 progress=not args.no_progress,
             )
+        elif args.command == "invert":
+            from embed2prompt.commands.invert import run_invert
+
+            failed = run_invert(
+                args.input,
+                args.output,
+                model=args.model,
+                steps=args.steps,
+                beam=args.beam,
+                progress=not args.no_progress,
+            )
+            return 1 if failed else 0
         return 0
     except Embed2PromptError as error:
         if args.debug:
