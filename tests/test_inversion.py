@@ -207,3 +207,24 @@ def test_invert_command_marks_bad_rows_and_keeps_the_rest(
     assert rows[1]["error"] == "the embedding is all zeros; it has no direction to invert"
     assert "dimension 2" in rows[2]["error"]
     assert not rows[2]["success"]
+
+
+def test_token_f1() -> None:
+    from embed2prompt.inversion.evaluation import token_f1
+
+    assert token_f1("The cat sat", "the cat sat") == 1.0
+    assert token_f1("a dog", "the cat") == 0.0
+    assert token_f1("the cat ran", "the cat sat") == pytest.approx(2 / 3)
+
+
+def test_evaluation_reports_the_fields_metrics(checkpoint: Path, embedder: LocalEmbedder) -> None:
+    from embed2prompt.inversion.evaluation import evaluate_inversion, out_of_domain_texts
+
+    inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=2)
+    scores, examples = evaluate_inversion(inverter, TEXTS[:6], steps=1, beam=2)
+    assert scores.texts == 6
+    assert 0 <= scores.bleu <= 100
+    assert -1 <= scores.median_cosine <= scores.mean_cosine + 1
+    assert scores.embedder_calls_per_target >= 2  # candidates scored, then one step
+    assert [original for original, _, _ in examples] == TEXTS[:6]
+    assert len(out_of_domain_texts()) == 40

@@ -115,6 +115,24 @@ def _build_parser() -> argparse.ArgumentParser:
     invert.add_argument("--steps", type=int, default=0, help="refinement steps (default 0)")
     invert.add_argument("--beam", type=int, default=4, help="sequence beam width (default 4)")
     invert.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="score the inverter: BLEU, token F1, exact match, cosine, cost",
+        description=(
+            "Invert embeddings of the corpus's test split and of out-of-domain questions\n"
+            "and instructions, and compare the prompts with the original texts.\n\n"
+            "example:\n"
+            "  embed2prompt eval --samples 200 --steps 0,4"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("--model", type=Path, default=Path("models/best_model.pt"))
+    evaluate.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    evaluate.add_argument("--samples", type=int, default=200, help="test texts to use")
+    evaluate.add_argument("--steps", default="0,4", help="comma-separated refinement steps")
+    evaluate.add_argument("--beam", type=int, default=4)
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -182,6 +200,17 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.no_progress,
             )
             return 1 if failed else 0
+        elif args.command == "eval":
+            from embed2prompt.commands.evaluate import run_eval
+
+            run_eval(
+                model=args.model,
+                corpus=args.corpus,
+                samples=args.samples,
+                steps=[int(part) for part in args.steps.split(",")],
+                beam=args.beam,
+                as_json=args.json,
+            )
         return 0
     except Embed2PromptError as error:
         if args.debug:

@@ -1,0 +1,89 @@
+"""Measuring inversion as the field does: BLEU, token F1, exact match, cosine, cost.
+
+Texts are embedded, inverted, and the prompts compared with the originals: sacrebleu's
+corpus BLEU, the F1 of lower-cased word sets, exact match, the mean and median cosine of
+the prompts' own embeddings to the targets, and embedder calls and wall time per target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from importlib import resources
+
+import sacrebleu
+
+from embed2prompt.inversion.inference import EmbeddingToPromptInference
+
+MAX_TOKENS = 32
+_WORDS = re.compile(r"[a-z0-9']+")
+
+
+def out_of_domain_texts() -> list[str]:
+    """Questions and instructions written for evaluation, never part of any corpus."""
+    text = resources.files("embed2prompt.data").joinpath("out_of_domain.txt").read_text()
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    predicted, expected = (
+        set(_WORDS.findall(prediction.lower())),
+        set(_WORDS.findall(reference.lower())),
+    )
+    common = len(predicted & expected)
+    if not common:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+@dataclass(frozen=True)
+class InversionScores:
+    texts: int
+    steps: int
+    beam: int
+    bleu: float
+    token_f1: float
+    exact_match: float
+    mean_cosine: float
+    median_cosine: float
+    embedder_calls_per_target: float
+    seconds_per_target: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def evaluate_inversion(
+    inverter: EmbeddingToPromptInference, texts: list[str], *, steps: int = 0, beam: int = 4
+) -> tuple[InversionScores, list[tuple[str, str, float]]]:
+    """Scores, and (original, prompt, cosine) for every text of at most 32 tokens."""
+    texts = [text for text in texts if len(inverter.tokenizer.encode(text).ids) <= MAX_TOKENS]
+    targets = asyncio.run(inverter.embedder.embed(texts))
+    started = time.perf_counter()
+    results = []
+    for begin in range(0, len(texts), 32):
+        results += inverter.invert_batch(targets[begin : begin + 32], steps=steps, beam=beam)
+    elapsed = time.perf_counter() - started
+    prompts = [result.prompt for result in results]
+    cosines = [result.cosine for result in results]
+    scores = InversionScores(
+        texts=len(texts),
+        steps=steps,
+        beam=beam,
+        bleu=round(sacrebleu.corpus_bleu(prompts, [texts]).score, 2),
+        token_f1=round(
+            100 * statistics.mean(token_f1(p, t) for p, t in zip(prompts, texts, strict=True)), 2
+        ),
+        exact_match=round(
+            100 * sum(p == t for p, t in zip(prompts, texts, strict=True)) / len(texts), 2
+        ),
+        mean_cosine=round(statistics.mean(cosines), 4),
+        median_cosine=round(statistics.median(cosines), 4),
+        embedder_calls_per_target=round(sum(r.embedder_calls for r in results) / len(results), 1),
+        seconds_per_target=round(elapsed / len(texts), 4),
+    )
+    return scores, list(zip(texts, prompts, cosines, strict=True))
