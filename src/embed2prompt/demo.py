@@ -92,7 +92,36 @@ def _print_metrics(metrics: RunMetrics) -> None:
         print(f"  {name:<{width}}  {value}")
 
 
+_SAMPLES = [
+    "How do I reset my password?",
+    "Write a short poem about the sea.",
+    "What are the health benefits of green tea?",
+    "Explain how a rate limiter works.",
+]
+
+
+def _inversion_demo() -> None:
+    """Embeddings of a few texts, turned back into prompts by the default inverter."""
+    from embed2prompt.embedders.local import LocalEmbedder
+    from embed2prompt.inversion.inference import DEFAULT_MODEL, EmbeddingToPromptInference
+
+    if not DEFAULT_MODEL.is_file():
+        print(f"(no inverter at {DEFAULT_MODEL} yet: skipping the inversion demo)\n")
+        return
+    embedder = LocalEmbedder()
+    inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
+    print("embed2prompt: embeddings (all-MiniLM-L6-v2, local) back to prompts\n")
+    targets = embedder.embed_sync(_SAMPLES)
+    for steps in (0, 3):
+        results = inverter.invert_batch(targets, steps=steps, beam=4)
+        print(f"{'one pass' if steps == 0 else f'{steps} refinement steps'}:")
+        for text, result in zip(_SAMPLES, results, strict=True):
+            print(f"  {result.cosine:.3f}  {text!r}\n         -> {result.prompt!r}")
+        print()
+
+
 def run_demo() -> None:
+    _inversion_demo()
     config = ServerConfig(rpm=_SERVER_RPM, limit_window_s=10, latency_ms=_LATENCY_MS)
     print("embed2prompt engine demo: a local OpenAI-compatible server, no key, no network\n")
     with OpenAITestServer(config) as server:
