@@ -95,6 +95,7 @@ def _build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--embedding-noise", type=float, default=0.0)
     trainer.add_argument("--embedder", choices=["local", "openai"], help="default: local")
     trainer.add_argument("--model", help="embedding model name")
+    trainer.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all)")
     trainer.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     invert = commands.add_parser(
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                     eval_every=args.eval_every,
                     max_texts=args.max_texts,
                     embedding_noise=args.embedding_noise,
+                    threads=args.threads,
                 ),
                 settings=_settings(embedder=args.embedder, embedding_model=args.model),
                 progress=not args.no_progress,

@@ -3,7 +3,8 @@
 A checkpoint is two files: ``NAME.pt``, a state dict of fp16 tensors that loads with
 ``torch.load(weights_only=True)``; and ``NAME.json``, the model config, the embedder the
 model was trained for (name and dimension), the tokenizer (its JSON), and what it was
-trained on. Training state (optimizer, step) goes in a separate ``NAME.train.pt``.
+trained on, and its lexicon (the corpus's frequent words, which the training-free
+refinement tries as edits). Training state (optimizer, step) goes in ``NAME.train.pt``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class CheckpointInfo:
     embedder_name: str
     embedder_dimension: int
     training: dict[str, Any] = field(default_factory=dict)
+    lexicon: list[str] = field(default_factory=list)
 
 
 def sidecar(path: Path) -> Path:
@@ -48,6 +50,7 @@ def save_checkpoint(
         "model": model.config.to_dict(),
         "embedder": {"name": info.embedder_name, "dimension": info.embedder_dimension},
         "training": info.training,
+        "lexicon": info.lexicon,
         "tokenizer": json.loads(tokenizer.to_str()),
     }
     partial = path.with_name(path.name + ".partial")
@@ -69,7 +72,12 @@ def load_checkpoint(path: Path) -> tuple[Inverter, Tokenizer, CheckpointInfo]:
         config = InverterConfig(**document["model"])
         tokenizer = Tokenizer.from_str(json.dumps(document["tokenizer"]))
         embedder = document["embedder"]
-        info = CheckpointInfo(embedder["name"], int(embedder["dimension"]), document["training"])
+        info = CheckpointInfo(
+            embedder["name"],
+            int(embedder["dimension"]),
+            document["training"],
+            [str(word) for word in document.get("lexicon", [])],
+        )
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as error:
         raise ConfigurationError(f"{config_path} is not a valid inverter config: {error}") from None
     weights = torch.load(path, map_location="cpu", weights_only=True)

@@ -2,10 +2,11 @@
 
 One pass decodes the inverter's best guesses (greedy and sampled candidates) and keeps the
 one whose own embedding is closest to the target. Refinement then uses the embedder as
-feedback, which is where vec2text's gains come from: each step re-embeds the current best
-hypotheses, moves the conditioning vector away from each hypothesis's error
-(``target + strength * (target - hypothesis)``), decodes new candidates from it, and keeps
-the best few by cosine (a sequence beam). Budgets: steps, beam width, embedder calls, time.
+feedback, which is where vec2text's gains come from. Each step proposes, for each of the
+best few hypotheses (a sequence beam), new guesses from the inverter conditioned away from
+the hypothesis's error (``target + strength * (target - hypothesis)``) and word edits
+guided by the residual (:mod:`lexical_search`); all are embedded and the best few by
+cosine kept. Budgets: steps, beam width, edits per hypothesis, embedder calls, time.
 """
 
 from __future__ import annotations
@@ -25,9 +26,34 @@ from embed2prompt.embedders.base import Embedder
 from embed2prompt.errors import ConfigurationError, InputError
 from embed2prompt.inversion.checkpoint import load_checkpoint
 from embed2prompt.inversion.decoding import sample
+from embed2prompt.inversion.lexical_search import Lexicon, propose_edits, tokenizer_words
 from embed2prompt.inversion.tokenizer import decode
 
 DEFAULT_MODEL = Path("models/best_model.pt")
+
+
+@dataclass(frozen=True)
+class _Budget:
+    steps: int
+    beam: int
+    edits: int
+    strength: float
+    max_embedder_calls: float
+    max_seconds: float
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.beam < 1 or self.edits < 0:
+            raise InputError(
+                "steps and edits must be >= 0 and beam >= 1, got "
+                f"steps={self.steps}, beam={self.beam}, edits={self.edits}"
+            )
+
+
+@dataclass(frozen=True)
+class _Hypothesis:
+    text: str
+    cosine: float
+    vector: npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -101,6 +127,7 @@ class EmbeddingToPromptInference:
         self.embedder = embedder
         self.candidates = candidates
         self.seed = seed
+        self._lexicon_cache: Lexicon | None = None
 
     @property
     def dimension(self) -> int:
@@ -116,77 +143,101 @@ class EmbeddingToPromptInference:
         *,
         steps: int = 0,
         beam: int = 4,
+        edits: int = 64,
         strength: float = 0.5,
         max_embedder_calls: float = float("inf"),
         max_seconds: float = float("inf"),
     ) -> list[InversionResult]:
+        """Invert a batch (blocking). ``steps`` rounds of refinement keep a ``beam`` of the
+        best hypotheses per target; each round tries ``edits`` word edits of each of them
+        (0: only the inverter's own new guesses). The run stops early once it has made
+        ``max_embedder_calls`` embedder calls per target or spent ``max_seconds``."""
         targets = check_embeddings(embeddings, self.dimension)
-        if steps < 0 or beam < 1:
-            raise InputError(f"steps must be >= 0 and beam >= 1, got steps={steps}, beam={beam}")
         return asyncio.run(
-            self._invert(targets, steps, beam, strength, max_embedder_calls, max_seconds)
+            self._invert(
+                targets,
+                _Budget(steps, beam, edits, strength, max_embedder_calls, max_seconds),
+            )
         )
 
     async def ainvert_batch(self, embeddings: object, **budget: float) -> list[InversionResult]:
         """The same, for callers inside an event loop."""
         targets = check_embeddings(embeddings, self.dimension)
-        steps = int(budget.pop("steps", 0))
-        beam = int(budget.pop("beam", 4))
         return await self._invert(
             targets,
-            steps,
-            beam,
-            budget.pop("strength", 0.5),
-            budget.pop("max_embedder_calls", float("inf")),
-            budget.pop("max_seconds", float("inf")),
+            _Budget(
+                int(budget.pop("steps", 0)),
+                int(budget.pop("beam", 4)),
+                int(budget.pop("edits", 64)),
+                budget.pop("strength", 0.5),
+                budget.pop("max_embedder_calls", float("inf")),
+                budget.pop("max_seconds", float("inf")),
+            ),
         )
 
     async def _invert(
-        self,
-        targets: npt.NDArray[np.float32],
-        steps: int,
-        beam: int,
-        strength: float,
-        max_calls: float,
-        max_seconds: float,
+        self, targets: npt.NDArray[np.float32], budget: _Budget
     ) -> list[InversionResult]:
         started = time.perf_counter()
         generator = torch.Generator().manual_seed(self.seed)
-        target_tensor = torch.from_numpy(targets)
+        rng = np.random.default_rng(self.seed)
+        count = targets.shape[0]
         # Step 0: greedy and sampled candidates from the target itself.
-        pools = self._decode(target_tensor, generator)
-        scored, calls = await self._score(pools, targets)
-        beams = [sorted(pool, key=lambda pair: -pair[1])[:beam] for pool in scored]
-        traces = [[pool[0][1]] for pool in beams]
-        for _ in range(steps):
-            if calls >= max_calls or time.perf_counter() - started >= max_seconds:
+        beams, calls = await self._rank(
+            [[] for _ in range(count)], self._decode(torch.from_numpy(targets), generator), targets
+        )
+        beams = [pool[: budget.beam] for pool in beams]
+        traces = [[pool[0].cosine] for pool in beams]
+        lexicon = await self._lexicon() if budget.steps and budget.edits else None
+        for _ in range(budget.steps):
+            if (
+                calls / count >= budget.max_embedder_calls
+                or time.perf_counter() - started >= budget.max_seconds
+            ):
                 break
-            # Condition on target + strength * (target - hypothesis) for each beam member.
-            conditioning, owners = [], []
-            for index, pool in enumerate(beams):
-                for text, _cosine in pool:
-                    conditioning.append(text)
-                    owners.append(index)
-            hypotheses = await self.embedder.embed(conditioning)
-            calls += len(conditioning)
-            shifted = targets[owners] + strength * (targets[owners] - hypotheses)
+            proposals: list[list[str]] = [[] for _ in range(count)]
+            # The inverter's new guesses, conditioned on target + strength * (target -
+            # hypothesis): the direction that corrects each hypothesis's error.
+            owners = [index for index, pool in enumerate(beams) for _ in pool]
+            hypotheses = np.stack([h.vector for pool in beams for h in pool])
+            shifted = targets[owners] + budget.strength * (targets[owners] - hypotheses)
             shifted /= np.linalg.norm(shifted, axis=1, keepdims=True)
-            new = self._decode(torch.from_numpy(shifted.astype(np.float32)), generator)
-            merged: list[list[str]] = [[text for text, _ in pool] for pool in beams]
-            for owner, texts in zip(owners, new, strict=True):
-                merged[owner].extend(texts)
-            rescored, more = await self._score(merged, targets)
+            for owner, texts in zip(
+                owners,
+                self._decode(torch.from_numpy(shifted.astype(np.float32)), generator),
+                strict=True,
+            ):
+                proposals[owner].extend(texts)
+            if lexicon is not None:
+                for index, pool in enumerate(beams):
+                    for hypothesis in pool:
+                        proposals[index].extend(
+                            propose_edits(
+                                hypothesis.text,
+                                hypothesis.vector,
+                                targets[index],
+                                lexicon,
+                                rng,
+                                count=budget.edits,
+                            )
+                        )
+            ranked, more = await self._rank(beams, proposals, targets)
             calls += more
-            beams = [sorted(pool, key=lambda pair: -pair[1])[:beam] for pool in rescored]
+            beams = [pool[: budget.beam] for pool in ranked]
             for trace, pool in zip(traces, beams, strict=True):
-                trace.append(pool[0][1])
+                trace.append(pool[0].cosine)
         seconds = time.perf_counter() - started
         return [
-            InversionResult(
-                pool[0][0], pool[0][1], trace, calls // len(beams), seconds / len(beams)
-            )
+            InversionResult(pool[0].text, pool[0].cosine, trace, calls // count, seconds / count)
             for pool, trace in zip(beams, traces, strict=True)
         ]
+
+    async def _lexicon(self) -> Lexicon:
+        """The checkpoint's lexicon with its embeddings, built on first use."""
+        if self._lexicon_cache is None:
+            words = self.info.lexicon or tokenizer_words(self.tokenizer.get_vocab())
+            self._lexicon_cache = await Lexicon.embed(words, self.embedder)
+        return self._lexicon_cache
 
     def _decode(self, conditioning: torch.Tensor, generator: torch.Generator) -> list[list[str]]:
         """Greedy plus ``candidates - 1`` sampled texts for each conditioning vector."""
@@ -205,16 +256,28 @@ class EmbeddingToPromptInference:
                         pool.append(text)
         return [pool or ["?"] for pool in pools]
 
-    async def _score(
-        self, pools: Sequence[list[str]], targets: npt.NDArray[np.float32]
-    ) -> tuple[list[list[tuple[str, float]]], int]:
-        """Each candidate with the cosine of its embedding to its target."""
-        flat = [text for pool in pools for text in pool]
-        vectors = await self.embedder.embed(flat)
-        scored, position = [], 0
-        for index, pool in enumerate(pools):
-            rows = vectors[position : position + len(pool)]
-            position += len(pool)
+    async def _rank(
+        self,
+        beams: Sequence[list[_Hypothesis]],
+        proposals: Sequence[list[str]],
+        targets: npt.NDArray[np.float32],
+    ) -> tuple[list[list[_Hypothesis]], int]:
+        """Each target's beam plus its new proposals, best cosine first, and the number of
+        texts embedded (proposals already in the beam are not embedded again)."""
+        fresh: list[list[str]] = []
+        for pool, texts in zip(beams, proposals, strict=True):
+            known = {h.text for h in pool}
+            fresh.append([t for t in dict.fromkeys(texts) if t not in known])
+        flat = [text for texts in fresh for text in texts]
+        vectors = await self.embedder.embed(flat) if flat else np.zeros((0, self.dimension))
+        ranked, position = [], 0
+        for index, (pool, texts) in enumerate(zip(beams, fresh, strict=True)):
+            rows = vectors[position : position + len(texts)]
+            position += len(texts)
             cosines = rows @ targets[index]
-            scored.append([(text, float(c)) for text, c in zip(pool, cosines, strict=True)])
-        return scored, len(flat)
+            merged = pool + [
+                _Hypothesis(text, float(c), row)
+                for text, c, row in zip(texts, cosines, rows, strict=True)
+            ]
+            ranked.append(sorted(merged, key=lambda h: -h.cosine))
+        return ranked, len(flat)

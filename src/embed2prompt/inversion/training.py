@@ -26,6 +26,7 @@ from embed2prompt.embedders.base import Embedder
 from embed2prompt.errors import ConfigurationError
 from embed2prompt.inversion.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
 from embed2prompt.inversion.embedding_cache import cache_folder, embed_with_cache
+from embed2prompt.inversion.lexical_search import frequent_words
 from embed2prompt.inversion.model import Inverter, InverterConfig, cosine_schedule
 from embed2prompt.inversion.tokenizer import decode, encode_batch, train_tokenizer
 
@@ -120,6 +121,7 @@ def train(options: TrainingOptions, embedder: Embedder, *, progress: bool = True
                 if k not in ("corpus", "checkpoint", "model")
             },
         },
+        frequent_words(train_texts),
     )
     generator = torch.Generator().manual_seed(options.seed + step)
     order = torch.randperm(len(train_texts), generator=generator)
