@@ -7,6 +7,7 @@ A tiny model trained for a few steps on a small corpus: these tests check behavi
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 from embed2prompt import ConfigurationError, InputError
 from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.inversion.checkpoint import load_checkpoint
+from embed2prompt.inversion.decoding import sample
 from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
 from embed2prompt.inversion.model import Inverter, InverterConfig
 from embed2prompt.inversion.training import TrainingOptions, train
@@ -66,7 +68,29 @@ def checkpoint(
 def test_logits_have_the_documented_shape() -> None:
     model = Inverter(TINY)
     logits = model(torch.randn(3, 384), torch.randint(3, 400, (3, 7)))
-    assert logits.shape == (3, 7, 400)
+    assert logits.shape == (3, 8, 400)  # the token after each of the 7, and the first
+
+
+def test_cached_decoding_writes_what_the_full_forward_pass_predicts() -> None:
+    """The key/value cache is an optimisation only: greedy decoding with it gives the
+    tokens that re-reading the whole sequence each step gives, and a sampled row beside
+    greedy ones does not change them."""
+    torch.manual_seed(0)
+    model = Inverter(replace(TINY, max_tokens=12)).eval()
+    embeddings = torch.randn(4, 384)
+    cached = sample(model, embeddings, temperature=0.0)
+    tokens = torch.zeros((4, 0), dtype=torch.long)
+    with torch.no_grad():
+        for _ in range(12):
+            logits = model(embeddings, tokens)[:, -1]
+            logits[:, [TINY.pad_id, TINY.bos_id]] = -torch.inf
+            tokens = torch.cat([tokens, logits.argmax(dim=-1, keepdim=True)], dim=1)
+    for row, written in zip(tokens.tolist(), cached, strict=True):
+        end = row.index(TINY.eos_id) + 1 if TINY.eos_id in row else len(row)
+        assert written == row[:end]
+    mixed = sample(model, embeddings, temperature=torch.tensor([0.0, 1.0, 0.0, 1.0]))
+    assert mixed[0] == cached[0]
+    assert mixed[2] == cached[2]
 
 
 def test_training_lowers_the_loss_and_writes_a_safe_checkpoint(checkpoint: Path) -> None:

@@ -18,30 +18,51 @@ def sample(
     model: Inverter,
     embeddings: torch.Tensor,
     *,
-    temperature: float = 1.0,
+    temperature: float | torch.Tensor = 1.0,
     top_k: int = 0,
     generator: torch.Generator | None = None,
 ) -> list[list[int]]:
-    """Token ids for each embedding, sampled (temperature 0: greedy), until <eos>."""
+    """Token ids for each embedding (B, E), until <eos>. ``temperature`` is one value or
+    one per row (B,); a row at 0 is greedy. Decoding reads one new position per step
+    (the model's key/value cache), and rows that have finished leave the batch."""
     config = model.config
     batch = embeddings.shape[0]
-    tokens = torch.full((batch, 1), config.bos_id, dtype=torch.long)
-    finished = torch.zeros(batch, dtype=torch.bool)
-    for _ in range(config.max_tokens):
-        logits = model(embeddings, tokens)[:, -1]  # (B, V)
+    temperatures = torch.as_tensor(temperature, dtype=torch.float32).expand(batch)
+    greedy_rows = temperatures <= 0
+    written: list[list[int]] = [[] for _ in range(batch)]
+    active = torch.arange(batch)  # rows still writing, in the order of the cache's rows
+    previous = torch.full((batch,), config.bos_id)  # for models with delayed input
+    logits, cache = model.begin(embeddings)
+    for step in range(config.max_tokens):
         logits[:, config.pad_id] = -torch.inf
         logits[:, config.bos_id] = -torch.inf
-        if temperature <= 0:
-            chosen = logits.argmax(dim=-1)
-        else:
-            logits = logits / temperature
-            if top_k:
-                cutoff = logits.topk(top_k, dim=-1).values[:, -1:]
-                logits = logits.masked_fill(logits < cutoff, -torch.inf)
-            chosen = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]
-        chosen = torch.where(finished, torch.full_like(chosen, config.eos_id), chosen)
-        tokens = torch.cat([tokens, chosen[:, None]], dim=1)
-        finished |= chosen == config.eos_id
-        if bool(finished.all()):
+        chosen = _choose(logits, temperatures[active], greedy_rows[active], top_k, generator)
+        for row, token in zip(active.tolist(), chosen.tolist(), strict=True):
+            written[row].append(token)
+        going = chosen != config.eos_id
+        if not bool(going.any()) or step == config.max_tokens - 1:
             break
-    return [row[1:].tolist() for row in tokens]
+        if not bool(going.all()):
+            active, chosen, previous = active[going], chosen[going], previous[going]
+            cache = [(k[going], v[going]) for k, v in cache]
+        fed, previous = (previous, chosen) if config.delayed_input else (chosen, chosen)
+        logits, cache = model.extend(fed, cache)
+    return written
+
+
+def _choose(
+    logits: torch.Tensor,
+    temperatures: torch.Tensor,
+    greedy_rows: torch.Tensor,
+    top_k: int,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """The next token of each row: the argmax for greedy rows, else sampled."""
+    if bool(greedy_rows.all()):
+        return logits.argmax(dim=-1)
+    scaled = logits / temperatures.clamp(min=1e-6)[:, None]
+    if top_k:
+        cutoff = scaled.topk(top_k, dim=-1).values[:, -1:]
+        scaled = scaled.masked_fill(scaled < cutoff, -torch.inf)
+    sampled = torch.multinomial(scaled.softmax(dim=-1), 1, generator=generator)[:, 0]
+    return torch.where(greedy_rows, logits.argmax(dim=-1), sampled)

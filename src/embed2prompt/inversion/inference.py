@@ -30,6 +30,8 @@ from embed2prompt.inversion.lexical_search import Lexicon, propose_edits, tokeni
 from embed2prompt.inversion.tokenizer import decode
 
 DEFAULT_MODEL = Path("models/best_model.pt")
+_SAMPLING_TEMPERATURE = 0.8  # candidates besides the greedy one: varied, still fluent
+_SAMPLING_TOP_K = 40
 
 
 @dataclass(frozen=True)
@@ -240,20 +242,24 @@ class EmbeddingToPromptInference:
         return self._lexicon_cache
 
     def _decode(self, conditioning: torch.Tensor, generator: torch.Generator) -> list[list[str]]:
-        """Greedy plus ``candidates - 1`` sampled texts for each conditioning vector."""
-        pools: list[list[str]] = [[] for _ in range(conditioning.shape[0])]
-        with torch.no_grad():
-            for ids in (
-                sample(self.model, conditioning, temperature=0.0),
-                *(
-                    sample(self.model, conditioning, temperature=0.8, top_k=40, generator=generator)
-                    for _ in range(self.candidates - 1)
-                ),
-            ):
-                for pool, row in zip(pools, ids, strict=True):
-                    text = decode(self.tokenizer, row)
-                    if text and text not in pool:
-                        pool.append(text)
+        """Greedy plus ``candidates - 1`` sampled texts for each conditioning vector, decoded
+        as one batch."""
+        count = conditioning.shape[0]
+        temperatures = torch.full((self.candidates, count), _SAMPLING_TEMPERATURE)
+        temperatures[0] = 0.0  # the first candidate of each vector is the greedy one
+        ids = sample(
+            self.model,
+            conditioning.repeat(self.candidates, 1),
+            temperature=temperatures.flatten(),
+            top_k=_SAMPLING_TOP_K,
+            generator=generator,
+        )
+        pools: list[list[str]] = [[] for _ in range(count)]
+        for index, row in enumerate(ids):
+            text = decode(self.tokenizer, row)
+            pool = pools[index % count]
+            if text and text not in pool:
+                pool.append(text)
         return [pool or ["?"] for pool in pools]
 
     async def _rank(

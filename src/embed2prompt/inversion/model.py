@@ -18,6 +18,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+KeyValues = tuple[torch.Tensor, torch.Tensor]  # one block's keys and values (B, heads, L, C/h)
+Cache = list[KeyValues]  # one per block: what decoding has read so far
+
 
 @dataclass(frozen=True)
 class InverterConfig:
@@ -35,6 +38,9 @@ class InverterConfig:
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
+    # Inverters trained before 2026-11-28 read <bos> and then each token one step late
+    # (the token before last, not the last one); decoding feeds such models that way.
+    delayed_input: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,16 +63,27 @@ class _Block(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, width = x.shape  # (B, P+T, C)
+    def forward(
+        self, x: torch.Tensor, past: KeyValues | None = None
+    ) -> tuple[torch.Tensor, KeyValues]:
+        """``x`` (B, L, C) with, when decoding, the keys and values of the positions before
+        it; returns the block's output and the keys and values up to ``x``'s last position."""
+        batch, length, width = x.shape
         q, k, v = self.qkv(self.norm1(x)).split(width, dim=2)
         q, k, v = (t.view(batch, length, self.heads, -1).transpose(1, 2) for t in (q, k, v))
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        # With a cache, ``x`` is the one newest position, which may attend to all before it.
         attended = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout.p if self.training else 0.0
-        )  # (B, heads, P+T, C/heads)
+            q,
+            k,
+            v,
+            is_causal=past is None,
+            dropout_p=self.dropout.p if self.training else 0.0,
+        )  # (B, heads, L, C/heads)
         x = x + self.dropout(self.proj(attended.transpose(1, 2).reshape(batch, length, width)))
         out: torch.Tensor = x + self.dropout(self.mlp(self.norm2(x)))
-        return out
+        return out, (k, v)
 
 
 class Inverter(nn.Module):
@@ -96,25 +113,46 @@ class Inverter(nn.Module):
             nn.init.zeros_(module.bias)
 
     def forward(self, embedding: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits (B, T, V) for the token after each of ``tokens`` (B, T)."""
-        config = self.config
-        batch, _length = tokens.shape
-        prefix = self.prefix(embedding).view(batch, config.prefix_length, config.width)
-        x = torch.cat([prefix, self.tokens(tokens)], dim=1)  # (B, P+T, C)
-        x = x + self.positions(torch.arange(x.shape[1], device=x.device))
+        """Logits (B, T+1, V) for the text token after the prefix and ``tokens`` (B, T):
+        row ``i`` predicts the token that follows ``tokens[:, :i]``."""
+        x = self._read(embedding, tokens)  # (B, P+T, C)
         for block in self.blocks:
-            x = block(x)
-        # The position before each text token predicts it: the last prefix vector
-        # predicts the first token, and so on.
-        logits: torch.Tensor = self.head(self.norm(x[:, config.prefix_length - 1 : -1]))
+            x, _ = block(x)
+        # The last prefix vector predicts the first text token; each token the next.
+        logits: torch.Tensor = self.head(self.norm(x[:, self.config.prefix_length - 1 :]))
         return logits
+
+    def begin(self, embedding: torch.Tensor) -> tuple[torch.Tensor, Cache]:
+        """Start decoding: read the prefix; return the logits (B, V) of the first text
+        token and the cache that :meth:`extend` continues from."""
+        x = self._read(embedding, torch.zeros((embedding.shape[0], 0), dtype=torch.long))
+        return self._through_blocks(x, None)
+
+    def extend(self, token: torch.Tensor, cache: Cache) -> tuple[torch.Tensor, Cache]:
+        """One decoding step: the logits (B, V) of the token after ``token`` (B,). The
+        same as :meth:`forward`'s last row, at the cost of one position, not all."""
+        x = self.tokens(token[:, None]) + self.positions.weight[cache[0][0].shape[2]]
+        return self._through_blocks(x, cache)
+
+    def _read(self, embedding: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The prefix vectors followed by the tokens' vectors, with positions."""
+        config = self.config
+        prefix = self.prefix(embedding).view(-1, config.prefix_length, config.width)
+        x = torch.cat([prefix, self.tokens(tokens)], dim=1)  # (B, P+T, C)
+        positioned: torch.Tensor = x + self.positions(torch.arange(x.shape[1], device=x.device))
+        return positioned
+
+    def _through_blocks(self, x: torch.Tensor, cache: Cache | None) -> tuple[torch.Tensor, Cache]:
+        updated: Cache = []
+        for index, block in enumerate(self.blocks):
+            x, key_values = block(x, None if cache is None else cache[index])
+            updated.append(key_values)
+        logits: torch.Tensor = self.head(self.norm(x[:, -1]))
+        return logits, updated
 
     def loss(self, embedding: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of ``tokens`` (B, T: text, then end-of-text, then padding)."""
-        inputs = torch.cat(
-            [torch.full_like(tokens[:, :1], self.config.bos_id), tokens[:, :-1]], dim=1
-        )
-        logits = self.forward(embedding, inputs)
+        logits = self.forward(embedding, tokens[:, :-1])  # each token from those before it
         return F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]),
             tokens.reshape(-1),
