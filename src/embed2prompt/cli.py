@@ -115,6 +115,9 @@ def _build_parser() -> argparse.ArgumentParser:
     invert.add_argument("--model", type=Path, default=Path("models/best_model.pt"))
     invert.add_argument("--steps", type=int, default=0, help="refinement steps (default 0)")
     invert.add_argument("--beam", type=int, default=4, help="sequence beam width (default 4)")
+    invert.add_argument(
+        "--edits", type=int, default=64, help="word edits tried per hypothesis a step (default 64)"
+    )
     invert.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser(
@@ -133,6 +136,7 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--samples", type=int, default=200, help="test texts to use")
     evaluate.add_argument("--steps", default="0,4", help="comma-separated refinement steps")
     evaluate.add_argument("--beam", type=int, default=4)
+    evaluate.add_argument("--edits", type=int, default=64, help="word edits per hypothesis a step")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
@@ -199,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 model=args.model,
                 steps=args.steps,
                 beam=args.beam,
+                edits=args.edits,
                 progress=not args.no_progress,
             )
             return 1 if failed else 0
@@ -211,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 samples=args.samples,
                 steps=[int(part) for part in args.steps.split(",")],
                 beam=args.beam,
+                edits=args.edits,
                 as_json=args.json,
             )
         return 0

@@ -13,7 +13,14 @@ from embed2prompt.inversion.training import read_split
 
 
 def run_eval(
-    *, model: Path, corpus: Path, samples: int, steps: list[int], beam: int, as_json: bool
+    *,
+    model: Path,
+    corpus: Path,
+    samples: int,
+    steps: list[int],
+    beam: int,
+    edits: int,
+    as_json: bool,
 ) -> None:
     inverter = EmbeddingToPromptInference(model)
     sets = {
@@ -23,7 +30,9 @@ def run_eval(
     rows: list[dict[str, Any]] = []
     for name, texts in sets.items():
         for step_count in steps:
-            scores, examples = evaluate_inversion(inverter, texts, steps=step_count, beam=beam)
+            scores, examples = evaluate_inversion(
+                inverter, texts, steps=step_count, beam=beam, edits=edits
+            )
             rows.append({"set": name, **scores.as_dict(), "examples": examples[:3]})
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -31,6 +40,8 @@ def run_eval(
     header = (
         "set",
         "steps",
+        "beam",
+        "edits",
         "n",
         "BLEU",
         "tokF1",
@@ -42,12 +53,22 @@ def run_eval(
     )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
+    columns = (
+        "set",
+        "steps",
+        "beam",
+        "edits",
+        "texts",
+        "bleu",
+        "token_f1",
+        "exact_match",
+        "mean_cosine",
+        "median_cosine",
+        "embedder_calls_per_target",
+        "seconds_per_target",
+    )
     for row in rows:
-        print(
-            f"| {row['set']} | {row['steps']} | {row['texts']} | {row['bleu']} | {row['token_f1']} "
-            f"| {row['exact_match']} | {row['mean_cosine']} | {row['median_cosine']} "
-            f"| {row['embedder_calls_per_target']} | {row['seconds_per_target']} |"
-        )
+        print("| " + " | ".join(str(row[column]) for column in columns) + " |")
     print(file=sys.stderr)
     for row in rows:
         for original, prompt, cosine in row["examples"]:

@@ -63,6 +63,7 @@ def run_invert(
     model: Path,
     steps: int,
     beam: int,
+    edits: int,
     progress: bool,
 ) -> int:
     """Returns the number of rows that failed."""
@@ -90,7 +91,7 @@ def run_invert(
         for start in range(0, len(valid), BATCH):
             chunk = valid[start : start + BATCH]
             found = inverter.invert_batch(
-                np.stack([vector for _, vector in chunk]), steps=steps, beam=beam
+                np.stack([vector for _, vector in chunk]), steps=steps, beam=beam, edits=edits
             )
             for (index, _), result in zip(chunk, found, strict=True):
                 results[index].update(

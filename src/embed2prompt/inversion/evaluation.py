@@ -45,6 +45,7 @@ class InversionScores:
     texts: int
     steps: int
     beam: int
+    edits: int
     bleu: float
     token_f1: float
     exact_match: float
@@ -58,7 +59,12 @@ class InversionScores:
 
 
 def evaluate_inversion(
-    inverter: EmbeddingToPromptInference, texts: list[str], *, steps: int = 0, beam: int = 4
+    inverter: EmbeddingToPromptInference,
+    texts: list[str],
+    *,
+    steps: int = 0,
+    beam: int = 4,
+    edits: int = 64,
 ) -> tuple[InversionScores, list[tuple[str, str, float]]]:
     """Scores, and (original, prompt, cosine) for every text of at most 32 tokens."""
     texts = [text for text in texts if len(inverter.tokenizer.encode(text).ids) <= MAX_TOKENS]
@@ -66,7 +72,9 @@ def evaluate_inversion(
     started = time.perf_counter()
     results = []
     for begin in range(0, len(texts), 32):
-        results += inverter.invert_batch(targets[begin : begin + 32], steps=steps, beam=beam)
+        results += inverter.invert_batch(
+            targets[begin : begin + 32], steps=steps, beam=beam, edits=edits
+        )
     elapsed = time.perf_counter() - started
     prompts = [result.prompt for result in results]
     cosines = [result.cosine for result in results]
@@ -74,6 +82,7 @@ def evaluate_inversion(
         texts=len(texts),
         steps=steps,
         beam=beam,
+        edits=edits,
         bleu=round(sacrebleu.corpus_bleu(prompts, [texts]).score, 2),
         token_f1=round(
             100 * statistics.mean(token_f1(p, t) for p, t in zip(prompts, texts, strict=True)), 2
