@@ -185,8 +185,12 @@ class EmbeddingToPromptInference:
         rng = np.random.default_rng(self.seed)
         count = targets.shape[0]
         # Step 0: greedy and sampled candidates from the target itself.
+        seen: list[set[str]] = [set() for _ in range(count)]
         beams, calls = await self._rank(
-            [[] for _ in range(count)], self._decode(torch.from_numpy(targets), generator), targets
+            [[] for _ in range(count)],
+            self._decode(torch.from_numpy(targets), generator),
+            targets,
+            seen,
         )
         beams = [pool[: budget.beam] for pool in beams]
         traces = [[pool[0].cosine] for pool in beams]
@@ -223,7 +227,7 @@ class EmbeddingToPromptInference:
                                 count=budget.edits,
                             )
                         )
-            ranked, more = await self._rank(beams, proposals, targets)
+            ranked, more = await self._rank(beams, proposals, targets, seen)
             calls += more
             beams = [pool[: budget.beam] for pool in ranked]
             for trace, pool in zip(traces, beams, strict=True):
@@ -267,13 +271,15 @@ class EmbeddingToPromptInference:
         beams: Sequence[list[_Hypothesis]],
         proposals: Sequence[list[str]],
         targets: npt.NDArray[np.float32],
+        seen: list[set[str]],
     ) -> tuple[list[list[_Hypothesis]], int]:
         """Each target's beam plus its new proposals, best cosine first, and the number of
-        texts embedded (proposals already in the beam are not embedded again)."""
+        texts embedded. A text scored before is not scored again: it is in the beam, or it
+        fell below the beam's worst, which only rises, so it can never enter it again."""
         fresh: list[list[str]] = []
-        for pool, texts in zip(beams, proposals, strict=True):
-            known = {h.text for h in pool}
-            fresh.append([t for t in dict.fromkeys(texts) if t not in known])
+        for texts, scored in zip(proposals, seen, strict=True):
+            fresh.append([t for t in dict.fromkeys(texts) if t not in scored])
+            scored.update(fresh[-1])
         flat = [text for texts in fresh for text in texts]
         vectors = await self.embedder.embed(flat) if flat else np.zeros((0, self.dimension))
         ranked, position = [], 0
