@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,8 @@ def test_edits_are_distinct_deletions_and_residual_words(
     assert deletions | {"a poem about the"} <= set(edits)  # every deletion is tried first
     added = {word for edit in edits for word in edit.split()} - set(text.split())
     assert added & {"ocean", "rain"}  # words along the residual are tried
+    for edit in edits:
+        assert all(a != b for a, b in pairwise(edit.lower().split())), edit  # no "sea sea"
 
 
 def test_edits_never_grow_a_prompt_beyond_the_word_limit(

@@ -118,6 +118,17 @@ def propose_edits(
             edited = [*words[:position], word, *words[position + 1 :]]
         else:
             edited = [*words[:position], word, *words[position:]]
-        edits[" ".join(edited)] = None
+        if not _repeats_a_neighbour(edited, position):
+            edits[" ".join(edited)] = None
     edits.pop(text, None)
     return list(edits)[:count]
+
+
+def _repeats_a_neighbour(words: list[str], position: int) -> bool:
+    """Whether the word at ``position`` doubles the one before or after it ("reset reset"):
+    such an edit may nudge the cosine but never reads as English."""
+    word = words[position].lower()
+    return any(
+        0 <= other < len(words) and words[other].lower() == word
+        for other in (position - 1, position + 1)
+    )
