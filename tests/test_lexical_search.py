@@ -66,7 +66,7 @@ def test_edits_are_distinct_deletions_and_residual_words(
     assert len(edits) == len(set(edits)) == 12
     assert text not in edits
     deletions = {"poem about the sea", "a about the sea", "a poem the sea", "a poem about sea"}
-    assert deletions | {"a poem about the"} <= set(edits)  # every deletion is tried first
+    assert deletions | {"a poem about the"} <= set(edits)  # every deletion fits the budget
     added = {word for edit in edits for word in edit.split()} - set(text.split())
     assert added & {"ocean", "rain"}  # words along the residual are tried
     for edit in edits:
@@ -76,11 +76,13 @@ def test_edits_are_distinct_deletions_and_residual_words(
 def test_edits_never_grow_a_prompt_beyond_the_word_limit(
     lexicon: Lexicon, embedder: LocalEmbedder
 ) -> None:
-    text = " ".join(["word"] * MAX_WORDS)
+    text = " ".join(f"item{number}" for number in range(MAX_WORDS))
     vector, target = embedder.embed_sync([text, "a cat and a dog"])
     edits = propose_edits(text, vector, target, lexicon, np.random.default_rng(1), count=20)
     assert edits
     assert all(len(edit.split()) <= MAX_WORDS for edit in edits)
+    shorter = [edit for edit in edits if len(edit.split()) < MAX_WORDS]
+    assert len(shorter) == 10  # deletions: half the budget, the rest substitutions
 
 
 @pytest.fixture(scope="module")

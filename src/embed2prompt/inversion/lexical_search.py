@@ -96,13 +96,16 @@ def propose_edits(
     count: int,
     candidate_words: int = 16,
 ) -> list[str]:
-    """Up to ``count`` distinct edits of ``text``: every single-word deletion, then
-    substitutions and insertions of the words that point along the residual."""
+    """Up to ``count`` distinct edits of ``text``: single-word deletions (all of them, or a
+    random half of the budget), then substitutions and insertions of the words that point
+    along the residual."""
     words = text.split()
     additions = lexicon.towards(residual(target, text_vector), candidate_words)
     edits: dict[str, None] = {}
     if len(words) > 1:
-        for position in range(len(words)):
+        # Deletions take at most half the budget, so long prompts still gain words.
+        deletions = min(len(words), max(1, count // 2))
+        for position in sorted(rng.choice(len(words), size=deletions, replace=False)):
             edits[" ".join(words[:position] + words[position + 1 :])] = None
     # Words nearer the top of the list are tried more often.
     weights = 1.0 / np.arange(1, len(additions) + 1)
