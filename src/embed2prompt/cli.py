@@ -106,7 +106,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "optional 'id') into OUTPUT.jsonl: index, id, prompt, prompt_similarity,\n"
             "success, error. Exit 1 if some rows failed.\n\n"
             "example:\n"
-            "  embed2prompt invert vectors.npy -o prompts.jsonl --steps 4 --beam 4"
+            "  embed2prompt invert vectors.npy -o prompts.jsonl --steps 12"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -114,9 +114,9 @@ def _build_parser() -> argparse.ArgumentParser:
     invert.add_argument("-o", "--output", type=Path, required=True)
     invert.add_argument("--model", type=Path, default=Path("models/best_model.pt"))
     invert.add_argument("--steps", type=int, default=0, help="refinement steps (default 0)")
-    invert.add_argument("--beam", type=int, default=4, help="sequence beam width (default 4)")
+    invert.add_argument("--beam", type=int, default=1, help="sequence beam width (default 1)")
     invert.add_argument(
-        "--edits", type=int, default=64, help="word edits tried per hypothesis a step (default 64)"
+        "--edits", type=int, default=32, help="word edits tried per hypothesis a step (default 32)"
     )
     invert.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -127,16 +127,16 @@ def _build_parser() -> argparse.ArgumentParser:
             "Invert embeddings of the corpus's test split and of out-of-domain questions\n"
             "and instructions, and compare the prompts with the original texts.\n\n"
             "example:\n"
-            "  embed2prompt eval --samples 200 --steps 0,4"
+            "  embed2prompt eval --samples 200 --steps 0,12"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     evaluate.add_argument("--model", type=Path, default=Path("models/best_model.pt"))
     evaluate.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     evaluate.add_argument("--samples", type=int, default=200, help="test texts to use")
-    evaluate.add_argument("--steps", default="0,4", help="comma-separated refinement steps")
-    evaluate.add_argument("--beam", type=int, default=4)
-    evaluate.add_argument("--edits", type=int, default=64, help="word edits per hypothesis a step")
+    evaluate.add_argument("--steps", default="0,12", help="comma-separated refinement steps")
+    evaluate.add_argument("--beam", type=int, default=1)
+    evaluate.add_argument("--edits", type=int, default=32, help="word edits per hypothesis a step")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 

@@ -103,7 +103,11 @@ _SAMPLES = [
 def _inversion_demo() -> None:
     """Embeddings of a few texts, turned back into prompts by the default inverter."""
     from embed2prompt.embedders.local import LocalEmbedder
-    from embed2prompt.inversion.inference import DEFAULT_MODEL, EmbeddingToPromptInference
+    from embed2prompt.inversion.inference import (
+        DEFAULT_MODEL,
+        REFINEMENT_STEPS,
+        EmbeddingToPromptInference,
+    )
 
     if not DEFAULT_MODEL.is_file():
         print(f"(no inverter at {DEFAULT_MODEL} yet: skipping the inversion demo)\n")
@@ -112,8 +116,8 @@ def _inversion_demo() -> None:
     inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
     print("embed2prompt: embeddings (all-MiniLM-L6-v2, local) back to prompts\n")
     targets = embedder.embed_sync(_SAMPLES)
-    for steps in (0, 3):
-        results = inverter.invert_batch(targets, steps=steps, beam=4)
+    for steps in (0, REFINEMENT_STEPS):
+        results = inverter.invert_batch(targets, steps=steps)
         print(f"{'one pass' if steps == 0 else f'{steps} refinement steps'}:")
         for text, result in zip(_SAMPLES, results, strict=True):
             print(f"  {result.cosine:.3f}  {text!r}\n         -> {result.prompt!r}")

@@ -63,8 +63,8 @@ def evaluate_inversion(
     texts: list[str],
     *,
     steps: int = 0,
-    beam: int = 4,
-    edits: int = 64,
+    beam: int = 1,
+    edits: int = 32,
 ) -> tuple[InversionScores, list[tuple[str, str, float]]]:
     """Scores, and (original, prompt, cosine) for every text of at most 32 tokens."""
     texts = [text for text in texts if len(inverter.tokenizer.encode(text).ids) <= MAX_TOKENS]

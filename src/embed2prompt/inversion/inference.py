@@ -30,6 +30,11 @@ from embed2prompt.inversion.lexical_search import Lexicon, propose_edits, tokeni
 from embed2prompt.inversion.tokenizer import decode
 
 DEFAULT_MODEL = Path("models/best_model.pt")
+# The refinement budget measured best per embedder call (BENCHMARKS.md): a beam of one,
+# many cheap steps of few edits, rather than a wide beam.
+REFINEMENT_STEPS = 12  # what the demo and the docs use; invert's own default is 0 (one pass)
+DEFAULT_BEAM = 1
+DEFAULT_EDITS = 32
 _SAMPLING_TEMPERATURE = 0.8  # candidates besides the greedy one: varied, still fluent
 _SAMPLING_TOP_K = 40
 
@@ -144,8 +149,8 @@ class EmbeddingToPromptInference:
         embeddings: object,
         *,
         steps: int = 0,
-        beam: int = 4,
-        edits: int = 64,
+        beam: int = DEFAULT_BEAM,
+        edits: int = DEFAULT_EDITS,
         strength: float = 0.5,
         max_embedder_calls: float = float("inf"),
         max_seconds: float = float("inf"),
@@ -169,8 +174,8 @@ class EmbeddingToPromptInference:
             targets,
             _Budget(
                 int(budget.pop("steps", 0)),
-                int(budget.pop("beam", 4)),
-                int(budget.pop("edits", 64)),
+                int(budget.pop("beam", DEFAULT_BEAM)),
+                int(budget.pop("edits", DEFAULT_EDITS)),
                 budget.pop("strength", 0.5),
                 budget.pop("max_embedder_calls", float("inf")),
                 budget.pop("max_seconds", float("inf")),
