@@ -37,38 +37,24 @@ def run_eval(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    header = (
-        "set",
-        "steps",
-        "beam",
-        "edits",
-        "n",
-        "BLEU",
-        "tokF1",
-        "exact%",
-        "cos mean",
-        "cos median",
-        "calls/target",
-        "s/target",
-    )
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    columns = (
-        "set",
-        "steps",
-        "beam",
-        "edits",
-        "texts",
-        "bleu",
-        "token_f1",
-        "exact_match",
-        "mean_cosine",
-        "median_cosine",
-        "embedder_calls_per_target",
-        "seconds_per_target",
-    )
+    columns = {  # table heading: field of the scores
+        "set": "set",
+        "steps": "steps",
+        "beam": "beam",
+        "edits": "edits",
+        "n": "texts",
+        "BLEU": "bleu",
+        "tokF1": "token_f1",
+        "exact%": "exact_match",
+        "cos mean": "mean_cosine",
+        "cos median": "median_cosine",
+        "calls/target": "embedder_calls_per_target",
+        "s/target": "seconds_per_target",
+    }
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
     for row in rows:
-        print("| " + " | ".join(str(row[column]) for column in columns) + " |")
+        print("| " + " | ".join(str(row[field]) for field in columns.values()) + " |")
     print(file=sys.stderr)
     for row in rows:
         for original, prompt, cosine in row["examples"]:

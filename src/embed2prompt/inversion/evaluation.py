@@ -16,7 +16,11 @@ from importlib import resources
 
 import sacrebleu
 
-from embed2prompt.inversion.inference import EmbeddingToPromptInference
+from embed2prompt.inversion.inference import (
+    DEFAULT_BEAM,
+    DEFAULT_EDITS,
+    EmbeddingToPromptInference,
+)
 
 MAX_TOKENS = 32
 _WORDS = re.compile(r"[a-z0-9']+")
@@ -63,8 +67,8 @@ def evaluate_inversion(
     texts: list[str],
     *,
     steps: int = 0,
-    beam: int = 1,
-    edits: int = 32,
+    beam: int = DEFAULT_BEAM,
+    edits: int = DEFAULT_EDITS,
 ) -> tuple[InversionScores, list[tuple[str, str, float]]]:
     """Scores, and (original, prompt, cosine) for every text of at most 32 tokens."""
     texts = [text for text in texts if len(inverter.tokenizer.encode(text).ids) <= MAX_TOKENS]

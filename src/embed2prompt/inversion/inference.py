@@ -159,28 +159,33 @@ class EmbeddingToPromptInference:
         best hypotheses per target; each round tries ``edits`` word edits of each of them
         (0: only the inverter's own new guesses). The run stops early once it has made
         ``max_embedder_calls`` embedder calls per target or spent ``max_seconds``."""
-        targets = check_embeddings(embeddings, self.dimension)
         return asyncio.run(
-            self._invert(
-                targets,
-                _Budget(steps, beam, edits, strength, max_embedder_calls, max_seconds),
+            self.ainvert_batch(
+                embeddings,
+                steps=steps,
+                beam=beam,
+                edits=edits,
+                strength=strength,
+                max_embedder_calls=max_embedder_calls,
+                max_seconds=max_seconds,
             )
         )
 
-    async def ainvert_batch(self, embeddings: object, **budget: float) -> list[InversionResult]:
+    async def ainvert_batch(
+        self,
+        embeddings: object,
+        *,
+        steps: int = 0,
+        beam: int = DEFAULT_BEAM,
+        edits: int = DEFAULT_EDITS,
+        strength: float = 0.5,
+        max_embedder_calls: float = float("inf"),
+        max_seconds: float = float("inf"),
+    ) -> list[InversionResult]:
         """The same, for callers inside an event loop."""
         targets = check_embeddings(embeddings, self.dimension)
-        return await self._invert(
-            targets,
-            _Budget(
-                int(budget.pop("steps", 0)),
-                int(budget.pop("beam", DEFAULT_BEAM)),
-                int(budget.pop("edits", DEFAULT_EDITS)),
-                budget.pop("strength", 0.5),
-                budget.pop("max_embedder_calls", float("inf")),
-                budget.pop("max_seconds", float("inf")),
-            ),
-        )
+        budget = _Budget(steps, beam, edits, strength, max_embedder_calls, max_seconds)
+        return await self._invert(targets, budget)
 
     async def _invert(
         self, targets: npt.NDArray[np.float32], budget: _Budget
