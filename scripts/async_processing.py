@@ -6,11 +6,7 @@ from embed2prompt.engine import (
     RateLimitConfig,
     RateLimitTier,
 )
-from scripts._pending import not_available
-
-ParallelPromptGenerator = not_available(
-    "ParallelPromptGenerator", "the prompt-generation pipeline (issue 5)"
-)
+from embed2prompt.pipeline import ParallelPromptGenerator
 
 __all__ = [
     "AsyncEmbeddingProcessor",

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 import embed2prompt
-from embed2prompt import NotAvailableError
 
 
 def test_public_names_are_pinned() -> None:
@@ -17,13 +14,17 @@ def test_public_names_are_pinned() -> None:
         "ChatCompletion",
         "ConfigurationError",
         "Embed2PromptError",
+        "EmbeddingToPromptInference",
         "InputError",
         "ItemError",
         "ItemResult",
+        "ItemTimeoutError",
         "LimiterStatus",
         "NotAvailableError",
         "OpenAIClient",
         "OpenAIRateLimiter",
+        "ParallelPromptGenerator",
+        "PromptGenerationResponse",
         "RateLimitConfig",
         "RateLimitHeaders",
         "RateLimitTier",
@@ -70,5 +71,4 @@ def test_seed_import_paths_work_verbatim() -> None:
     from embed2prompt.inversion.inference import EmbeddingToPromptInference as Real
 
     assert EmbeddingToPromptInference is Real
-    with pytest.raises(NotAvailableError, match="pipeline"):
-        ParallelPromptGenerator(inference_engine=None, config=None)
+    assert ParallelPromptGenerator is embed2prompt.ParallelPromptGenerator

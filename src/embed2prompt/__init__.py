@@ -4,6 +4,10 @@ The public API is re-exported here; modules are organised by concept:
 
     engine/       rate limits, retries and the parallel processor every API job runs on
     openai_api/   the client for OpenAI-compatible APIs and offline token counting
+    embedders/    text to vectors: the local MiniLM on ONNX Runtime, or an API
+    generators/   prompts to text: the local SmolLM2 on llama.cpp, or an API
+    inversion/    the inverter model: training, decoding, embedding-feedback refinement
+    pipeline/     ParallelPromptGenerator: inversion, quality evaluation and variants
     testing/      a local OpenAI-compatible server for tests, benchmarks and the demo
     settings      the one settings class
     errors        the error tree, rooted in Embed2PromptError
@@ -28,6 +32,7 @@ from embed2prompt.errors import (
     ConfigurationError,
     Embed2PromptError,
     InputError,
+    ItemTimeoutError,
     NotAvailableError,
     RequestTooLargeError,
     RetriesExhaustedError,
@@ -38,6 +43,22 @@ from embed2prompt.settings import Settings
 
 __version__ = "0.1.0"
 
+# Loaded on first use: they bring in PyTorch, which the engine and the CLI's --help avoid.
+_LAZY = {
+    "EmbeddingToPromptInference": "embed2prompt.inversion.inference",
+    "ParallelPromptGenerator": "embed2prompt.pipeline",
+    "PromptGenerationResponse": "embed2prompt.pipeline",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'embed2prompt' has no attribute {name!r}")
+
+
 __all__ = [
     "ApiError",
     "ApiResponse",
@@ -46,13 +67,17 @@ __all__ = [
     "ChatCompletion",
     "ConfigurationError",
     "Embed2PromptError",
+    "EmbeddingToPromptInference",
     "InputError",
     "ItemError",
     "ItemResult",
+    "ItemTimeoutError",
     "LimiterStatus",
     "NotAvailableError",
     "OpenAIClient",
     "OpenAIRateLimiter",
+    "ParallelPromptGenerator",
+    "PromptGenerationResponse",
     "RateLimitConfig",
     "RateLimitHeaders",
     "RateLimitTier",

@@ -60,3 +60,7 @@ class RetriesExhaustedError(ApiError):
     ):
         super().__init__(message, status=status, code=code)
         self.attempts = attempts
+
+
+class ItemTimeoutError(Embed2PromptError, TimeoutError):
+    """One item of a batch took longer than its time limit; the others go on."""

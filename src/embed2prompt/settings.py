@@ -16,6 +16,13 @@ from embed2prompt.engine.retry import RetryPolicy
 from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
 from embed2prompt.errors import ConfigurationError
 
+# Measured on the out-of-domain set (BENCHMARKS.md, the pipeline): SmolLM2 asked to restate
+# a recovered prompt writes text closer to the target than when it answers the prompt,
+# because recovered prompts are often loose keywords that a small model answers off-topic.
+DEFAULT_PROMPT_TEMPLATE = (
+    "Rewrite the following as one clear sentence, keeping its topic and key words:\n{prompt}"
+)
+
 
 class Settings(BaseSettings):
     """Configuration of embed2prompt. ``Settings()`` reads the environment."""
@@ -71,6 +78,42 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=6, ge=1, description="Attempts per call, the first included.")
     retry_base_delay_s: float = Field(default=0.5, ge=0)
     retry_max_delay_s: float = Field(default=20.0, ge=0)
+
+    # The pipeline (ParallelPromptGenerator): how prompts are judged and refined.
+    prompt_template: str = Field(
+        default=DEFAULT_PROMPT_TEMPLATE,
+        description="How a recovered prompt is put to the generator; must contain {prompt}.",
+    )
+    generation_max_tokens: int = Field(
+        default=48, ge=1, description="Most tokens the generator writes per evaluation."
+    )
+    generation_temperature: float = Field(
+        default=0.2, ge=0.0, le=2.0, description="Sampling temperature of evaluations."
+    )
+    generation_seed: int = Field(default=0, description="Seed of every evaluation's sampling.")
+    refinement_steps: int = Field(
+        default=4, ge=0, description="Embedding-feedback refinement steps per inversion."
+    )
+    num_variants: int = Field(
+        default=3, ge=1, description="Variants per prompt when variants are asked for."
+    )
+    item_timeout_s: float = Field(
+        default=300.0, gt=0, description="Seconds one embedding may take before it fails."
+    )
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _check_template(cls, value: str) -> str:
+        if "{prompt}" not in value:
+            raise ValueError("prompt_template must contain {prompt}, where the prompt goes")
+        try:
+            value.format(prompt="")
+        except (IndexError, KeyError, ValueError) as error:
+            raise ValueError(
+                f"prompt_template may use only the {{prompt}} placeholder "
+                f"(write {{{{ and }}}} for literal braces): {error}"
+            ) from None
+        return value
 
     @field_validator("rate_limit_tier", mode="before")
     @classmethod

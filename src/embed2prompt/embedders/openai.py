@@ -51,7 +51,7 @@ class OpenAIEmbedder:
         ):
             raise InputError(f"dimensions must be a positive integer, got {dimensions!r}")
         self._client = client
-        self._executor = executor
+        self.executor = executor
         self.model = model
         self._dimensions = dimensions
         self._known_dimension = dimensions or KNOWN_DIMENSIONS.get(model)
@@ -87,8 +87,8 @@ class OpenAIEmbedder:
             fitted.append(text)
             sizes.append(min(len(tokens), MAX_TOKENS_PER_INPUT))
         token_cap = MAX_TOKENS_PER_REQUEST
-        if self._executor.limiter is not None:  # a request must also fit the TPM limit
-            token_cap = min(token_cap, int(self._executor.limiter.config.tokens_per_minute))
+        if self.executor.limiter is not None:  # a request must also fit the TPM limit
+            token_cap = min(token_cap, int(self.executor.limiter.config.tokens_per_minute))
         packs = _pack(sizes, token_cap)
         parts = await asyncio.gather(
             *(
@@ -108,7 +108,7 @@ class OpenAIEmbedder:
 
     async def _embed_pack(self, texts: list[str], tokens: int) -> Vectors:
         async with self._requests:
-            response = await self._executor.call(
+            response = await self.executor.call(
                 lambda: self._client.create_embeddings(
                     texts, model=self.model, dimensions=self._dimensions
                 ),

@@ -17,7 +17,7 @@ class OpenAIGenerator:
         if not model or not isinstance(model, str):
             raise InputError(f"model must be a model name, got {model!r}")
         self._client = client
-        self._executor = executor
+        self.executor = executor
         self.model = model
 
     @property
@@ -29,7 +29,7 @@ class OpenAIGenerator:
         estimate = self._client.estimate_chat_tokens(
             messages, model=self.model, max_tokens=request.max_tokens
         )
-        response = await self._executor.call(
+        response = await self.executor.call(
             lambda: self._client.create_chat_completion(
                 messages,
                 model=self.model,

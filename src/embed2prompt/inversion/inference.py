@@ -37,6 +37,7 @@ DEFAULT_BEAM = 1
 DEFAULT_EDITS = 32
 _SAMPLING_TEMPERATURE = 0.8  # candidates besides the greedy one: varied, still fluent
 _SAMPLING_TOP_K = 40
+_CANDIDATES_KEPT = 8
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,21 @@ class InversionResult:
     trace: list[float] = field(default_factory=list)  # best cosine after each step
     embedder_calls: int = 0
     seconds: float = 0.0
+    # The best few distinct texts scored during the search, best first (the prompt is the
+    # first): the pipeline's refinement variants come from here.
+    candidates: list[tuple[str, float]] = field(default_factory=list)
 
 
 def check_embeddings(raw: object, dimension: int) -> npt.NDArray[np.float32]:
     """(n, d) unit rows, or an :class:`InputError` naming the row and the problem."""
+    if isinstance(raw, list | tuple) and raw and isinstance(raw[0], list | tuple | np.ndarray):
+        _check_rows(raw, dimension)  # name the row that is not a vector of numbers
     try:
         array = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):
         raise InputError("embeddings must be numbers: a vector or a list of vectors") from None
+    if array.size == 0:
+        raise InputError("embeddings are empty; expected a non-empty list of vectors")
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2 or array.shape[0] == 0:
@@ -99,6 +107,19 @@ def check_embeddings(raw: object, dimension: int) -> npt.NDArray[np.float32]:
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     unit: npt.NDArray[np.float32] = (array / norms).astype(np.float32)
     return unit
+
+
+def _check_rows(rows: list[object] | tuple[object, ...], dimension: int) -> None:
+    for index, row in enumerate(rows):
+        try:
+            vector = np.asarray(row, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputError(f"embedding {index} is not a list of numbers") from None
+        if vector.ndim != 1 or vector.shape[0] != dimension:
+            raise InputError(
+                f"embedding {index} has shape {vector.shape}, but this model inverts "
+                f"{dimension}-dimensional embeddings"
+            )
 
 
 class EmbeddingToPromptInference:
@@ -196,12 +217,9 @@ class EmbeddingToPromptInference:
         count = targets.shape[0]
         # Step 0: greedy and sampled candidates from the target itself.
         seen: list[set[str]] = [set() for _ in range(count)]
-        beams, calls = await self._rank(
-            [[] for _ in range(count)],
-            self._decode(torch.from_numpy(targets), generator),
-            targets,
-            seen,
-        )
+        first_guesses = await asyncio.to_thread(self._decode, torch.from_numpy(targets), generator)
+        beams, calls = await self._rank([[] for _ in range(count)], first_guesses, targets, seen)
+        best_seen = [pool[:_CANDIDATES_KEPT] for pool in beams]
         beams = [pool[: budget.beam] for pool in beams]
         traces = [[pool[0].cosine] for pool in beams]
         lexicon = await self._lexicon() if budget.steps and budget.edits else None
@@ -218,11 +236,10 @@ class EmbeddingToPromptInference:
             hypotheses = np.stack([h.vector for pool in beams for h in pool])
             shifted = targets[owners] + budget.strength * (targets[owners] - hypotheses)
             shifted /= np.linalg.norm(shifted, axis=1, keepdims=True)
-            for owner, texts in zip(
-                owners,
-                self._decode(torch.from_numpy(shifted.astype(np.float32)), generator),
-                strict=True,
-            ):
+            guesses = await asyncio.to_thread(
+                self._decode, torch.from_numpy(shifted.astype(np.float32)), generator
+            )
+            for owner, texts in zip(owners, guesses, strict=True):
                 proposals[owner].extend(texts)
             if lexicon is not None:
                 for index, pool in enumerate(beams):
@@ -240,12 +257,23 @@ class EmbeddingToPromptInference:
             ranked, more = await self._rank(beams, proposals, targets, seen)
             calls += more
             beams = [pool[: budget.beam] for pool in ranked]
+            best_seen = [
+                _best_distinct(kept + pool, _CANDIDATES_KEPT)
+                for kept, pool in zip(best_seen, ranked, strict=True)
+            ]
             for trace, pool in zip(traces, beams, strict=True):
                 trace.append(pool[0].cosine)
         seconds = time.perf_counter() - started
         return [
-            InversionResult(pool[0].text, pool[0].cosine, trace, calls // count, seconds / count)
-            for pool, trace in zip(beams, traces, strict=True)
+            InversionResult(
+                pool[0].text,
+                pool[0].cosine,
+                trace,
+                calls // count,
+                seconds / count,
+                [(h.text, h.cosine) for h in kept],
+            )
+            for pool, trace, kept in zip(beams, traces, best_seen, strict=True)
         ]
 
     async def _lexicon(self) -> Lexicon:
@@ -303,3 +331,9 @@ class EmbeddingToPromptInference:
             ]
             ranked.append(sorted(merged, key=lambda h: -h.cosine))
         return ranked, len(flat)
+
+
+def _best_distinct(hypotheses: list[_Hypothesis], count: int) -> list[_Hypothesis]:
+    """The ``count`` best hypotheses by cosine, each text once."""
+    unique = {h.text: h for h in sorted(hypotheses, key=lambda h: h.cosine)}
+    return sorted(unique.values(), key=lambda h: -h.cosine)[:count]

@@ -1,0 +1,97 @@
+"""Many concurrent items, one inverter: their inversions run as shared batches.
+
+The inverter decodes and re-embeds a batch of targets in little more time than one, so
+when the pipeline's items ask for inversions concurrently, requests arriving within a few
+milliseconds of each other (or while the previous batch runs) are inverted together, and
+each caller gets its own result. A batch that fails is rerun one target at a time, so a
+bad target fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from embed2prompt.inversion.inference import EmbeddingToPromptInference, InversionResult
+
+
+@dataclass(slots=True)
+class _Request:
+    target: npt.NDArray[np.float32]
+    future: asyncio.Future[InversionResult]
+
+
+class InversionBatcher:
+    """Inverts targets with ``steps`` refinement steps, batched across concurrent callers."""
+
+    def __init__(
+        self,
+        inverter: EmbeddingToPromptInference,
+        *,
+        steps: int,
+        max_batch: int = 32,
+        max_wait_s: float = 0.005,
+    ) -> None:
+        self.inverter = inverter
+        self.steps = steps
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self._pending: list[_Request] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._lock = asyncio.Lock()  # one batch at a time: the inverter uses every core
+        self._running: set[asyncio.Task[None]] = set()
+        self.batch_sizes: list[int] = []
+
+    async def invert(self, target: npt.NDArray[np.float32]) -> InversionResult:
+        loop = asyncio.get_running_loop()
+        request = _Request(target, loop.create_future())
+        self._pending.append(request)
+        if len(self._pending) >= self.max_batch:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.max_wait_s, self._flush)
+        return await request.future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        requests, self._pending = self._pending, []
+        if requests:
+            task = asyncio.get_running_loop().create_task(self._run(requests))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, requests: list[_Request]) -> None:
+        live = [request for request in requests if not request.future.done()]
+        if not live:  # every caller gave up (timed out) while waiting
+            return
+        failure: Exception | None = None
+        async with self._lock:
+            self.batch_sizes.append(len(live))
+            try:
+                results = await self._invert([request.target for request in live])
+            except Exception as error:
+                failure, results = error, []
+        if failure is not None and len(live) > 1:
+            for request in live:  # find the target that fails: each alone
+                await self._run([request])
+            return
+        if failure is not None:
+            if not live[0].future.done():
+                live[0].future.set_exception(failure)
+            return
+        for request, result in zip(live, results, strict=True):
+            if not request.future.done():
+                request.future.set_result(result)
+
+    async def _invert(self, targets: list[npt.NDArray[np.float32]]) -> list[InversionResult]:
+        return await self.inverter.ainvert_batch(np.stack(targets), steps=self.steps)
+
+    async def aclose(self) -> None:
+        self._flush()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)

@@ -1,0 +1,311 @@
+"""ParallelPromptGenerator: the seed's high-level interface, many embeddings to prompts.
+
+For each embedding, in parallel under ``max_concurrent`` and the API limits:
+
+1. invert it (batched with the other items' inversions, with embedding-feedback
+   refinement) into a prompt and its ``prompt_similarity``;
+2. with ``evaluate_quality``, judge the prompt by what the generator writes from it;
+3. with ``generate_variants``, make K variants (refinement runners-up and feedback-guided
+   rewrites), judge each the same way and pick the best.
+
+It runs on :class:`AsyncEmbeddingProcessor`: one item's failure or timeout is that item's
+``success: false``, never the batch's. Example::
+
+    engine = EmbeddingToPromptInference("models/best_model.pt")
+    generator = ParallelPromptGenerator(inference_engine=engine, config=None,
+                                        rate_limit_tier=RateLimitTier.TIER_2)
+    response = await generator.generate_prompts_with_evaluation(embeddings, max_concurrent=5)
+    print(response.model_dump_json(indent=2))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+from types import TracebackType
+
+import numpy as np
+import numpy.typing as npt
+
+from embed2prompt.backends import create_generator
+from embed2prompt.embedders.base import Embedder
+from embed2prompt.engine.processor import AsyncEmbeddingProcessor, ItemResult
+from embed2prompt.engine.tiers import RateLimitTier
+from embed2prompt.errors import ConfigurationError, ItemTimeoutError
+from embed2prompt.generators.base import Generator
+from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
+from embed2prompt.pipeline.inversion_batching import InversionBatcher
+from embed2prompt.pipeline.quality import CallCounts, QualityEvaluator
+from embed2prompt.pipeline.results import (
+    EvaluationResult,
+    Metadata,
+    PerformanceMetrics,
+    PromptGenerationResponse,
+    PromptResult,
+    RateLimitUsage,
+    Summary,
+    VariantResult,
+)
+from embed2prompt.pipeline.variants import best_of, describe, make_variants
+from embed2prompt.settings import Settings
+
+
+class ParallelPromptGenerator:
+    """Turns embeddings into evaluated prompts, in parallel.
+
+    ``config`` is a :class:`Settings` (``None``: the environment's, which default to the
+    local models); ``rate_limit_tier`` overrides its tier. ``generator`` replaces the one
+    the settings name (for tests and custom backends). Quality is judged with the
+    inverter's own embedder, the space the target embeddings come from.
+    """
+
+    def __init__(
+        self,
+        inference_engine: EmbeddingToPromptInference | None = None,
+        config: Settings | None = None,
+        rate_limit_tier: RateLimitTier | str | None = None,
+        *,
+        generator: Generator | None = None,
+    ) -> None:
+        if config is not None and not isinstance(config, Settings):
+            raise ConfigurationError(
+                f"config must be an embed2prompt Settings object or None, "
+                f"got {type(config).__name__}"
+            )
+        settings = config or Settings()
+        if rate_limit_tier is not None:
+            settings = settings.model_copy(
+                update={"rate_limit_tier": RateLimitTier(rate_limit_tier)}
+            )
+        self.settings = settings
+        self.inference_engine = inference_engine or EmbeddingToPromptInference()
+        self._generator = generator
+        self._owns_generator = generator is None
+
+    @property
+    def generator(self) -> Generator:
+        """The generator of quality evaluations, built on first use."""
+        if self._generator is None:
+            self._generator = create_generator(self.settings)
+        return self._generator
+
+    async def generate_prompts_with_evaluation(
+        self,
+        embeddings: object,
+        max_concurrent: int = 5,
+        *,
+        evaluate_quality: bool = True,
+        generate_variants: bool = False,
+        return_metadata: bool = True,
+        num_variants: int | None = None,
+    ) -> PromptGenerationResponse:
+        """A prompt for each embedding, judged and refined as the options ask.
+
+        Invalid input (wrong dimension, NaN, infinities, zero vectors, an empty list)
+        raises :class:`InputError` naming the index before any work starts.
+        """
+        targets = check_embeddings(embeddings, self.inference_engine.dimension)
+        variants = self.settings.num_variants if num_variants is None else num_variants
+        if isinstance(variants, bool) or not isinstance(variants, int) or variants < 1:
+            raise ConfigurationError(f"num_variants must be a positive integer, got {variants!r}")
+        counts = CallCounts()
+        evaluator = (
+            QualityEvaluator(self.generator, self.inference_engine.embedder, self.settings, counts)
+            if evaluate_quality
+            else None
+        )
+        processor = AsyncEmbeddingProcessor(max_concurrent=max_concurrent)
+        batcher = InversionBatcher(
+            self.inference_engine, steps=self.settings.refinement_steps, max_batch=max_concurrent
+        )
+        run = _Run(batcher, counts, evaluator, variants if generate_variants else 0)
+        timeout = self.settings.item_timeout_s
+
+        async def process(index: int) -> PromptResult:
+            try:
+                async with asyncio.timeout(timeout):
+                    return await self._process(index, targets[index], run)
+            except TimeoutError:
+                raise ItemTimeoutError(
+                    f"embedding {index} took longer than {timeout:g} s (item_timeout_s)"
+                ) from None
+
+        try:
+            report = await processor.run(process, range(len(targets)))
+        finally:
+            await batcher.aclose()
+        results = [_result_or_failure(item) for item in report.results]
+        metrics = report.metrics
+        metadata = None
+        if return_metadata:
+            metadata = Metadata(
+                performance_metrics=PerformanceMetrics(
+                    requests_per_second=metrics.requests_per_second,
+                    average_processing_time=metrics.mean_latency_s,
+                    p50_processing_time=metrics.p50_latency_s,
+                    p95_processing_time=metrics.p95_latency_s,
+                    generator_calls=counts.generator,
+                    embedded_texts=counts.embedded_texts,
+                    api_attempts=metrics.attempts,
+                    retries=metrics.retries,
+                    rate_limited=metrics.rate_limited,
+                    tokens_used=metrics.tokens_used,
+                    rate_limits=self._rate_limit_usage(evaluator),
+                ),
+                embedder=self.inference_engine.embedder.name,
+                generator=self.generator.name if evaluator is not None else None,
+                max_concurrent=max_concurrent,
+                refinement_steps=self.settings.refinement_steps,
+            )
+        return PromptGenerationResponse(
+            results=results,
+            summary=_summarise(results, metrics.wall_time_s, generate_variants),
+            metadata=metadata,
+        )
+
+    async def _process(
+        self, index: int, target: npt.NDArray[np.float32], run: _Run
+    ) -> PromptResult:
+        started = time.perf_counter()
+        inversion = await run.batcher.invert(target)
+        run.counts.embedded_texts += inversion.embedder_calls
+        original = EvaluationResult(
+            similarity=None,
+            prompt_similarity=inversion.cosine,
+            success=True,
+            processing_time=0.0,
+        )
+        if run.evaluator is not None:
+            try:
+                evaluation = await run.evaluator.evaluate(inversion.prompt, target)
+                original = original.model_copy(
+                    update={
+                        "similarity": evaluation.similarity,
+                        "generated_text": evaluation.generated_text,
+                    }
+                )
+            except Exception as error:  # the item fails; its prompt is still reported
+                original = original.model_copy(update={"success": False, "error": describe(error)})
+        original = original.model_copy(update={"processing_time": time.perf_counter() - started})
+        variants: list[VariantResult] = []
+        if run.variants and original.success:
+            variants = await make_variants(run.variants, original, inversion, target, run.evaluator)
+        return PromptResult(
+            embedding_index=index,
+            original_prompt=inversion.prompt,
+            original_result=original,
+            variants=variants,
+            best_variant=best_of(variants),
+        )
+
+    def _rate_limit_usage(self, evaluator: QualityEvaluator | None) -> list[RateLimitUsage]:
+        """The limiters of the API backends used in this run (none for local models)."""
+        backends: list[Embedder | Generator] = [self.inference_engine.embedder]
+        if evaluator is not None:
+            backends.append(evaluator.generator)
+        usage = []
+        for backend in backends:
+            executor = getattr(backend, "executor", None)
+            limiter = getattr(executor, "limiter", None)
+            if limiter is None:
+                continue
+            status = limiter.status()
+            usage.append(
+                RateLimitUsage(
+                    backend=backend.name,
+                    requests_per_minute_limit=status.requests_per_minute.limit,
+                    requests_used_last_minute=status.requests_per_minute.used_last_window,
+                    tokens_per_minute_limit=status.tokens_per_minute.limit,
+                    tokens_used_last_minute=status.tokens_per_minute.used_last_window,
+                    time_waiting_s=status.wait_time_s,
+                    server_pauses=status.server_pauses,
+                )
+            )
+        return usage
+
+    async def aclose(self) -> None:
+        """Release the generator this object built (not one passed in)."""
+        if self._owns_generator and self._generator is not None:
+            generator, self._generator = self._generator, None
+            await generator.aclose()
+
+    async def __aenter__(self) -> ParallelPromptGenerator:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What every item of one run shares."""
+
+    batcher: InversionBatcher
+    counts: CallCounts
+    evaluator: QualityEvaluator | None  # None: quality evaluation is off
+    variants: int  # variants per item; 0 when they were not asked for
+
+
+def _result_or_failure(item: ItemResult[PromptResult]) -> PromptResult:
+    """The item's result, or a failed one carrying its error (inversion failed, timeout)."""
+    if item.value is not None:
+        return item.value
+    error = item.error
+    message = f"{error.type}: {error.message}" if error is not None else "unknown error"
+    return PromptResult(
+        embedding_index=item.index,
+        original_prompt=None,
+        original_result=EvaluationResult(
+            similarity=None,
+            prompt_similarity=None,
+            success=False,
+            processing_time=item.latency_s,
+            error=message,
+        ),
+        variants=[],
+        best_variant=None,
+    )
+
+
+def _summarise(results: list[PromptResult], wall_s: float, with_variants: bool) -> Summary:
+    succeeded = [result for result in results if result.original_result.success]
+    similarities = [
+        r.original_result.similarity for r in succeeded if r.original_result.similarity is not None
+    ]
+    prompt_similarities = [
+        r.original_result.prompt_similarity
+        for r in succeeded
+        if r.original_result.prompt_similarity is not None
+    ]
+    best_scores: list[float] = []
+    gains: list[float] = []
+    if with_variants:
+        for result in succeeded:
+            best = result.best_similarity
+            original = result.original_result.similarity or result.original_result.prompt_similarity
+            if best is not None and original is not None:
+                best_scores.append(best)
+                gains.append(best - original)
+    return Summary(
+        total_processed=len(results),
+        successful=len(succeeded),
+        failed=len(results) - len(succeeded),
+        processing_time=wall_s,
+        average_similarity=_mean(similarities),
+        max_similarity=max(similarities) if similarities else None,
+        min_similarity=min(similarities) if similarities else None,
+        average_prompt_similarity=_mean(prompt_similarities),
+        average_best_similarity=_mean(best_scores),
+        average_variant_gain=_mean(gains),
+    )
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None

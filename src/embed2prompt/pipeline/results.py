@@ -1,0 +1,144 @@
+"""The pipeline's result, in the seed's JSON shape (``../shared/SEED.md``, API Endpoints).
+
+``model_dump()`` gives exactly the seed's response: ``results`` (one per embedding, in
+input order), ``summary`` and ``metadata.performance_metrics``, plus the fields the seed
+leaves out but users need (``prompt_similarity``, the generated text, latency percentiles,
+retries, rate-limit usage). ``error`` appears only on what failed, as in the seed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+
+VariantSource = Literal["refinement", "rewrite"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _ErrorOnlyWhenFailed(_Model):
+    """A result whose ``error`` key is present only when there is an error."""
+
+    error: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_absent_error(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("error") is None:
+            data.pop("error", None)
+        return data
+
+
+class EvaluationResult(_ErrorOnlyWhenFailed):
+    """How one prompt did: the seed's ``original_result``.
+
+    ``similarity`` is the cosine between the target and the embedding of what the
+    generator wrote from the prompt (``None`` when quality evaluation is off);
+    ``prompt_similarity`` is the cosine of the prompt's own embedding to the target.
+    """
+
+    similarity: float | None
+    prompt_similarity: float | None
+    success: bool
+    processing_time: float
+    generated_text: str | None = None
+
+
+class VariantResult(EvaluationResult):
+    """A refined prompt, evaluated the same way as the original."""
+
+    prompt: str
+    source: VariantSource
+
+
+class PromptResult(_Model):
+    """Everything about one input embedding."""
+
+    embedding_index: int
+    original_prompt: str | None
+    original_result: EvaluationResult
+    variants: list[VariantResult]
+    best_variant: VariantResult | None
+
+    @property
+    def best_similarity(self) -> float | None:
+        """The better of the original and its best variant (by ``score``)."""
+        scores = [score(self.original_result)]
+        if self.best_variant is not None:
+            scores.append(score(self.best_variant))
+        known = [s for s in scores if s is not None]
+        return max(known) if known else None
+
+
+class Summary(_Model):
+    """The seed's summary, plus what prompts and variants achieved.
+
+    With quality evaluation the similarities are those of the generated texts; without it
+    they are ``None`` and the prompt similarities are the only quality figures.
+    """
+
+    total_processed: int
+    successful: int
+    failed: int
+    processing_time: float
+    average_similarity: float | None
+    max_similarity: float | None
+    min_similarity: float | None
+    average_prompt_similarity: float | None
+    # With variants: the mean over items of the better of original and best variant, and
+    # its gain over the originals alone.
+    average_best_similarity: float | None = None
+    average_variant_gain: float | None = None
+
+
+class RateLimitUsage(_Model):
+    """One API limiter's use during the run."""
+
+    backend: str
+    requests_per_minute_limit: float
+    requests_used_last_minute: float
+    tokens_per_minute_limit: float
+    tokens_used_last_minute: float
+    time_waiting_s: float
+    server_pauses: int
+
+
+class PerformanceMetrics(_Model):
+    requests_per_second: float
+    average_processing_time: float
+    p50_processing_time: float
+    p95_processing_time: float
+    generator_calls: int
+    embedded_texts: int  # by the inverter's search and the evaluations
+    api_attempts: int
+    retries: int
+    rate_limited: int
+    tokens_used: int
+    rate_limits: list[RateLimitUsage]
+
+
+class Metadata(_Model):
+    performance_metrics: PerformanceMetrics
+    embedder: str
+    generator: str | None
+    max_concurrent: int
+    refinement_steps: int
+
+
+class PromptGenerationResponse(_Model):
+    """What :meth:`ParallelPromptGenerator.generate_prompts_with_evaluation` returns."""
+
+    results: list[PromptResult]
+    summary: Summary
+    metadata: Metadata | None
+
+
+def score(result: EvaluationResult) -> float | None:
+    """What variants are ranked by: the generation's similarity when there is one, else
+    the prompt's own; ``None`` for a failed evaluation."""
+    if not result.success:
+        return None
+    return result.similarity if result.similarity is not None else result.prompt_similarity

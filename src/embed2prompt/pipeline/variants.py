@@ -1,0 +1,141 @@
+"""Refined variants of a prompt, each evaluated like the original.
+
+Two sources, as the seed's ``generate_variants`` promises:
+
+- **refinement**: the inverter's runners-up, the best other texts its embedding-feedback
+  search scored (close to the target, often differently worded);
+- **rewrite**: the generator rewrites the best prompt found so far, judged by the
+  similarity feedback: each rewrite starts from whichever prompt scored best until then,
+  several drafts are written and only the draft whose own embedding is closest to the
+  target is evaluated (drafts cost one embedding call, evaluations a generation).
+
+Without an evaluator (quality evaluation off, so no generator calls) every variant comes
+from refinement and is ranked by its prompt similarity.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import numpy.typing as npt
+
+from embed2prompt.inversion.inference import InversionResult
+from embed2prompt.pipeline.quality import QualityEvaluator
+from embed2prompt.pipeline.results import EvaluationResult, VariantResult, VariantSource, score
+
+REWRITE_TEMPLATE = (
+    "Rewrite the following as a clear, natural request or sentence with the same meaning:\n{prompt}"
+)
+REWRITE_DRAFTS = 2
+
+
+async def make_variants(
+    count: int,
+    original: EvaluationResult,
+    inversion: InversionResult,
+    target: npt.NDArray[np.float32],
+    evaluator: QualityEvaluator | None,
+) -> list[VariantResult]:
+    """``count`` variants of ``inversion.prompt``: about half rewrites when there is an
+    evaluator (rewrites need the generator), the rest refinement runners-up; when the
+    inverter found too few distinct texts, rewrites fill the gap."""
+    runners_up = [(text, cosine) for text, cosine in inversion.candidates[1:]]
+    rewrites = (count + 1) // 2 if evaluator is not None else 0
+    refinements = min(count - rewrites, len(runners_up))
+    if evaluator is not None:
+        rewrites = count - refinements
+    variants = [
+        await _evaluate(text, cosine, "refinement", target, evaluator)
+        for text, cosine in runners_up[:refinements]
+    ]
+    if evaluator is None:
+        return variants
+    tried = {inversion.prompt, *(variant.prompt for variant in variants)}
+    for number in range(rewrites):
+        started = time.perf_counter()
+        base = _best_prompt(inversion.prompt, original, variants)
+        try:
+            drafts = [
+                await evaluator.generate(base, template=REWRITE_TEMPLATE, seed=number * 10 + i)
+                for i in range(REWRITE_DRAFTS)
+            ]
+            fresh = [draft for draft in dict.fromkeys(drafts) if draft not in tried] or drafts
+            cosines = await evaluator.similarities(fresh, target)
+            best = int(np.argmax(cosines))
+        except Exception as error:
+            variants.append(_failed("", "rewrite", started, error))
+            continue
+        tried.add(fresh[best])
+        variants.append(
+            await _evaluate(fresh[best], float(cosines[best]), "rewrite", target, evaluator)
+        )
+    return variants
+
+
+def best_of(variants: list[VariantResult]) -> VariantResult | None:
+    """The variant with the highest score; ``None`` when none succeeded."""
+    ranked = [(score(variant), variant) for variant in variants]
+    scored = [(value, variant) for value, variant in ranked if value is not None]
+    return max(scored, key=lambda pair: pair[0])[1] if scored else None
+
+
+async def _evaluate(
+    prompt: str,
+    prompt_similarity: float,
+    source: VariantSource,
+    target: npt.NDArray[np.float32],
+    evaluator: QualityEvaluator | None,
+) -> VariantResult:
+    started = time.perf_counter()
+    if evaluator is None:
+        return VariantResult(
+            prompt=prompt,
+            source=source,
+            similarity=None,
+            prompt_similarity=prompt_similarity,
+            success=True,
+            processing_time=time.perf_counter() - started,
+        )
+    try:
+        evaluation = await evaluator.evaluate(prompt, target)
+    except Exception as error:
+        failed = _failed(prompt, source, started, error)
+        return failed.model_copy(update={"prompt_similarity": prompt_similarity})
+    return VariantResult(
+        prompt=prompt,
+        source=source,
+        similarity=evaluation.similarity,
+        prompt_similarity=prompt_similarity,
+        success=True,
+        processing_time=time.perf_counter() - started,
+        generated_text=evaluation.generated_text,
+    )
+
+
+def _failed(prompt: str, source: VariantSource, started: float, error: Exception) -> VariantResult:
+    return VariantResult(
+        prompt=prompt,
+        source=source,
+        similarity=None,
+        prompt_similarity=None,
+        success=False,
+        processing_time=time.perf_counter() - started,
+        error=describe(error),
+    )
+
+
+def _best_prompt(prompt: str, original: EvaluationResult, variants: list[VariantResult]) -> str:
+    best = best_of(variants)
+    if best is None:
+        return prompt
+    original_score = score(original)
+    best_score = score(best)
+    if original_score is not None and best_score is not None and original_score >= best_score:
+        return prompt
+    return best.prompt
+
+
+def describe(error: BaseException) -> str:
+    """An error as one line for a result: its type and message."""
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
