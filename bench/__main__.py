@@ -1,7 +1,8 @@
 """``python -m bench [NAME ...]``: run the benchmarks and print one table.
 
 Names: speedup, compliance, storm, overhead, memory (the engine), embedder, batching,
-generator (the local models); default: all. Each figure is a
+generator (the local models), pipeline-speedup, pipeline-local, pipeline-quality
+(the pipeline); default: all. Each figure is a
 median of repeated runs measured side by side in this process, against the local
 OpenAI-compatible server running as a separate process on loopback.
 """
@@ -11,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import engine, models
+from bench import engine, models, pipeline
 from bench.engine import Row
 
-BENCHMARKS = {**engine.BENCHMARKS, **models.BENCHMARKS}
+BENCHMARKS = {**engine.BENCHMARKS, **models.BENCHMARKS, **pipeline.BENCHMARKS}
 
 
 def main(argv: list[str]) -> int:

@@ -29,8 +29,16 @@ def test_unknown_command_is_a_usage_error() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_demo_runs_offline_and_keeps_the_servers_limit() -> None:
-    result = run("demo")
+def test_demo_runs_the_pipeline_offline() -> None:
+    result = run("demo", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "10 (10 ok, 0 failed)" in result.stdout
+    assert result.stdout.count("target text:") == 10
+    assert result.stdout.count("best variant") == 10
+
+
+def test_engine_demo_runs_offline_and_keeps_the_servers_limit() -> None:
+    result = run("demo", "--engine")
     assert result.returncode == 0, result.stderr
     assert "200 (200 ok, 0 failed)" in result.stdout
     assert "429_limit" not in result.stdout.split("server saw:")[1].split("(")[0]

@@ -26,11 +26,21 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser(
+    demo = commands.add_parser(
         "demo",
         help="run the main job on the embedded defaults (no API key, no network)",
-        description="Run the demo offline.\n\nexample:\n  embed2prompt demo",
+        description=(
+            "Run the main job offline: embed ten sample texts with the local embedder, turn\n"
+            "the embeddings back into prompts, judge each by what the local LLM writes from\n"
+            "it, refine variants, and print the table and summary.\n\n"
+            "example:\n  embed2prompt demo\n  embed2prompt demo --engine"
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument(
+        "--engine",
+        action="store_true",
+        help="instead, show the rate-limited engine against a local OpenAI-compatible server",
     )
     embed = commands.add_parser(
         "embed",
@@ -149,9 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG)
     try:
         if args.command == "demo":
-            from embed2prompt.demo import run_demo
+            if args.engine:
+                from embed2prompt.engine_demo import run_engine_demo
 
-            run_demo()
+                run_engine_demo()
+            else:
+                from embed2prompt.demo import run_demo
+
+                run_demo()
         elif args.command == "embed":
             from embed2prompt.commands.embed import run_embed
 

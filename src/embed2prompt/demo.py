@@ -1,134 +1,135 @@
-"""The engine's own demo: many API calls in parallel, under limits, with failures retried.
+"""The main job on the embedded defaults (`make demo`, `embed2prompt demo`).
 
-It needs no API key and no network: it starts the local OpenAI-compatible test server on
-loopback with real latency, a real rate limit and injected 503s, and drives it through the
-official SDK exactly as it would drive OpenAI.
+Embeds about ten varied texts with the local all-MiniLM-L6-v2, then runs the seed's
+pipeline on those embeddings as if they were all a user had: invert each back to a prompt,
+judge it by what the local SmolLM2 writes from it, refine variants, keep the best. No API
+key, no network: every model comes from an installed package or the repository.
 """
 
 from __future__ import annotations
 
 import asyncio
+import textwrap
 import time
 
-from pydantic import SecretStr
+from embed2prompt.pipeline.results import PromptGenerationResponse
 
-from embed2prompt.engine import AsyncEmbeddingProcessor, OpenAIRateLimiter, RateLimitConfig
-from embed2prompt.engine.metrics import RunMetrics
-from embed2prompt.openai_api.client import OpenAIClient
-from embed2prompt.settings import Settings
-from embed2prompt.testing import OpenAITestServer, ServerConfig
+DEMO_TEXTS = [
+    "How do I reset my router to factory settings?",
+    "Write a short poem about autumn leaves falling.",
+    "What is the difference between a virus and a bacterium?",
+    "Summarize the main causes of the French Revolution.",
+    "The function returns None if the key is not found in the dictionary.",
+    "Give me three ideas for a healthy breakfast.",
+    "Explain how a rate limiter protects an API from overload.",
+    "The train to Paris was delayed by two hours because of snow.",
+    "Translate 'good morning' into Spanish and Italian.",
+    "Photosynthesis turns sunlight, water and carbon dioxide into sugar.",
+]
 
-_LATENCY_MS = 200.0
-_SERVER_RPM = 1_200
-_TEXTS = [f"sample text number {i} about embeddings and prompts" for i in range(200)]
-_MODEL = "text-embedding-3-small"
 
+def run_demo(*, max_concurrent: int = 5) -> PromptGenerationResponse:
+    from embed2prompt.embedders.local import LocalEmbedder
+    from embed2prompt.inversion.inference import DEFAULT_MODEL, EmbeddingToPromptInference
+    from embed2prompt.pipeline import ParallelPromptGenerator
+    from embed2prompt.settings import Settings
 
-async def _run(server: OpenAITestServer) -> None:
-    settings = Settings(openai_api_key=SecretStr("sk-local-demo"), openai_base_url=server.url)
-    limits = RateLimitConfig(
-        requests_per_minute=_SERVER_RPM,
-        requests_per_day=100_000,
-        tokens_per_minute=1_000_000,
-        tokens_per_day=10_000_000,
-        concurrent_requests=50,
+    started = time.perf_counter()
+    embedder = LocalEmbedder()
+    inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
+    settings = Settings()
+    print(
+        f"embed2prompt demo: {len(DEMO_TEXTS)} texts embedded with {embedder.name} (local), "
+        f"turned back into prompts ({settings.refinement_steps} refinement steps), each judged "
+        f"by what SmolLM2-135M (local) writes from it, with {settings.num_variants} variants.\n"
     )
-    async with OpenAIClient(settings) as client:
+    targets = embedder.embed_sync(DEMO_TEXTS)
 
-        async def embed(text: str) -> object:
-            return await client.create_embeddings([text], model=_MODEL)
+    async def run() -> PromptGenerationResponse:
+        async with ParallelPromptGenerator(inverter, settings) as pipeline:
+            return await pipeline.generate_prompts_with_evaluation(
+                targets, max_concurrent=max_concurrent, generate_variants=True
+            )
 
-        def estimate(text: str) -> float:
-            return client.estimate_embedding_tokens([text], model=_MODEL)
+    response = asyncio.run(run())
+    print_response(response, DEMO_TEXTS)
+    print(f"\ntotal time, models loaded included: {time.perf_counter() - started:.1f} s")
+    return response
 
-        # The seed's comparison: 10 items, one after another, then 5 at a time.
-        unlimited = AsyncEmbeddingProcessor(max_concurrent=1)
-        await unlimited.run(embed, _TEXTS[:1])  # warm up: connection, token vocabulary
-        started = time.perf_counter()
-        await unlimited.run(embed, _TEXTS[:10])
-        sequential = time.perf_counter() - started
-        parallel_processor = AsyncEmbeddingProcessor(max_concurrent=5)
-        started = time.perf_counter()
-        await parallel_processor.run(embed, _TEXTS[:10])
-        parallel = time.perf_counter() - started
-        print(f"10 embeddings, sequential:           {sequential:6.2f} s")
-        print(f"10 embeddings, 5 workers:            {parallel:6.2f} s")
-        print(f"speedup:                             {sequential / parallel:6.1f}x\n")
 
-        server.configure(error_503_rate=0.05)
-        limiter = OpenAIRateLimiter(limits)
-        processor = AsyncEmbeddingProcessor(
-            limiter=limiter, retry_policy=settings.retry_policy, max_concurrent=50
+def print_response(response: PromptGenerationResponse, texts: list[str] | None = None) -> None:
+    """The results as a table and the summary, for people rather than programs."""
+    for result in response.results:
+        original = result.original_result
+        header = f"#{result.embedding_index}"
+        if texts is not None:
+            header += f"  target text: {texts[result.embedding_index]}"
+        print(header)
+        if not original.success:
+            print(f"    FAILED: {original.error}")
+        print(
+            _line("prompt", result.original_prompt, original.prompt_similarity, original.similarity)
         )
-        print(f"{len(_TEXTS)} embeddings, 50 workers, limit {_SERVER_RPM} RPM, 5% server 503s:")
-        report = await processor.run(embed, _TEXTS, tokens=estimate)
-        _print_metrics(report.metrics)
-
-
-def _print_metrics(metrics: RunMetrics) -> None:
+        best = result.best_variant
+        if best is not None:
+            print(
+                _line(
+                    f"best variant ({best.source})",
+                    best.prompt,
+                    best.prompt_similarity,
+                    best.similarity,
+                )
+            )
+    summary = response.summary
     rows = [
-        ("items", f"{metrics.total} ({metrics.successful} ok, {metrics.failed} failed)"),
         (
-            "attempts / retries / 429s",
-            f"{metrics.attempts} / {metrics.retries} / {metrics.rate_limited}",
-        ),
-        ("wall time", f"{metrics.wall_time_s:.2f} s"),
-        (
-            "throughput",
-            f"{metrics.requests_per_second:.1f} items/s "
-            f"({metrics.requests_per_second * 60:.0f}/min)",
+            "embeddings",
+            f"{summary.total_processed} ({summary.successful} ok, {summary.failed} failed)",
         ),
         (
-            "latency mean / p50 / p95",
-            f"{metrics.mean_latency_s * 1000:.0f} / "
-            f"{metrics.p50_latency_s * 1000:.0f} / "
-            f"{metrics.p95_latency_s * 1000:.0f} ms",
+            "similarity of generations",
+            _stats(summary.average_similarity, summary.min_similarity, summary.max_similarity),
         ),
-        ("time waiting on the limiter", f"{metrics.limiter_wait_s:.1f} s (all tasks)"),
-        ("tokens used", f"{metrics.tokens_used}"),
+        ("similarity of prompts (mean)", _number(summary.average_prompt_similarity)),
+        ("best of prompt and variants (mean)", _number(summary.average_best_similarity)),
+        ("gain from variants (mean)", _number(summary.average_variant_gain, signed=True)),
+        ("wall time", f"{summary.processing_time:.1f} s"),
     ]
+    if response.metadata is not None:
+        metrics = response.metadata.performance_metrics
+        rows.append(
+            (
+                "per embedding (mean / p95)",
+                f"{metrics.average_processing_time:.1f} / {metrics.p95_processing_time:.1f} s",
+            )
+        )
+        rows.append(
+            (
+                "generator calls / texts embedded",
+                f"{metrics.generator_calls} / {metrics.embedded_texts}",
+            )
+        )
     width = max(len(name) for name, _ in rows)
+    print("\nsummary")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
 
 
-_SAMPLES = [
-    "How do I reset my password?",
-    "Write a short poem about the sea.",
-    "What are the health benefits of green tea?",
-    "Explain how a rate limiter works.",
-]
+def _line(
+    label: str, prompt: str | None, prompt_similarity: float | None, similarity: float | None
+) -> str:
+    scores = f"prompt {_number(prompt_similarity)}, generation {_number(similarity)}"
+    wrapped = textwrap.shorten(prompt or "-", width=90, placeholder=" ...")
+    return f"    {label}: {wrapped!r}\n        ({scores})"
 
 
-def _inversion_demo() -> None:
-    """Embeddings of a few texts, turned back into prompts by the default inverter."""
-    from embed2prompt.embedders.local import LocalEmbedder
-    from embed2prompt.inversion.inference import (
-        DEFAULT_MODEL,
-        REFINEMENT_STEPS,
-        EmbeddingToPromptInference,
-    )
-
-    if not DEFAULT_MODEL.is_file():
-        print(f"(no inverter at {DEFAULT_MODEL} yet: skipping the inversion demo)\n")
-        return
-    embedder = LocalEmbedder()
-    inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
-    print("embed2prompt: embeddings (all-MiniLM-L6-v2, local) back to prompts\n")
-    targets = embedder.embed_sync(_SAMPLES)
-    for steps in (0, REFINEMENT_STEPS):
-        results = inverter.invert_batch(targets, steps=steps)
-        print(f"{'one pass' if steps == 0 else f'{steps} refinement steps'}:")
-        for text, result in zip(_SAMPLES, results, strict=True):
-            print(f"  {result.cosine:.3f}  {text!r}\n         -> {result.prompt!r}")
-        print()
+def _number(value: float | None, *, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
-def run_demo() -> None:
-    _inversion_demo()
-    config = ServerConfig(rpm=_SERVER_RPM, limit_window_s=10, latency_ms=_LATENCY_MS)
-    print("embed2prompt engine demo: a local OpenAI-compatible server, no key, no network\n")
-    with OpenAITestServer(config) as server:
-        asyncio.run(_run(server))
-        outcomes = server.stats(arrivals=False)["outcomes"]
-    print(f"\nserver saw: {outcomes} (429_limit would mean the limiter overran the limit)")
+def _stats(mean: float | None, low: float | None, high: float | None) -> str:
+    if mean is None:
+        return "- (quality evaluation off)"
+    return f"mean {mean:.3f} (min {_number(low)}, max {_number(high)})"

@@ -95,3 +95,43 @@ class InversionBatcher:
         self._flush()
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+
+
+class InversionsAhead:
+    """The inversions of a run's targets, started ``lookahead`` items ahead of use.
+
+    Items are taken in input order; while the first items wait on an API (a generation
+    takes seconds), the next items' inversions already run on the otherwise idle CPU, so
+    the CPU and network work overlap instead of alternating. ``lookahead`` 0 inverts each
+    target only when its item asks (the sequential baseline).
+    """
+
+    def __init__(
+        self, batcher: InversionBatcher, targets: npt.NDArray[np.float32], lookahead: int
+    ) -> None:
+        self._batcher = batcher
+        self._targets = targets
+        self._lookahead = lookahead
+        self._tasks: dict[int, asyncio.Task[InversionResult]] = {}
+        self._next = 0  # the first index not started yet
+
+    async def result(self, index: int) -> InversionResult:
+        last = min(len(self._targets) - 1, index + self._lookahead)
+        loop = asyncio.get_running_loop()
+        while self._next <= last:
+            target = self._targets[self._next]
+            self._tasks[self._next] = loop.create_task(self._batcher.invert(target))
+            self._next += 1
+        task = self._tasks[index]
+        try:
+            return await asyncio.shield(task)  # an item's timeout leaves the batch alone
+        finally:
+            if task.done():
+                del self._tasks[index]
+
+    async def aclose(self) -> None:
+        """Cancel the inversions nobody will ask for (the run stopped early)."""
+        tasks, self._tasks = list(self._tasks.values()), {}
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -36,7 +36,7 @@ from embed2prompt.engine.tiers import RateLimitTier
 from embed2prompt.errors import ConfigurationError, ItemTimeoutError
 from embed2prompt.generators.base import Generator
 from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
-from embed2prompt.pipeline.inversion_batching import InversionBatcher
+from embed2prompt.pipeline.inversion_batching import InversionBatcher, InversionsAhead
 from embed2prompt.pipeline.quality import CallCounts, QualityEvaluator
 from embed2prompt.pipeline.results import (
     EvaluationResult,
@@ -120,7 +120,11 @@ class ParallelPromptGenerator:
         batcher = InversionBatcher(
             self.inference_engine, steps=self.settings.refinement_steps, max_batch=max_concurrent
         )
-        run = _Run(batcher, counts, evaluator, variants if generate_variants else 0)
+        # One at a time means one at a time; otherwise invert the next items while the
+        # current ones wait on the generator.
+        lookahead = max_concurrent if max_concurrent > 1 else 0
+        inversions = InversionsAhead(batcher, targets, lookahead)
+        run = _Run(inversions, counts, evaluator, variants if generate_variants else 0)
         timeout = self.settings.item_timeout_s
 
         async def process(index: int) -> PromptResult:
@@ -135,6 +139,7 @@ class ParallelPromptGenerator:
         try:
             report = await processor.run(process, range(len(targets)))
         finally:
+            await inversions.aclose()
             await batcher.aclose()
         results = [_result_or_failure(item) for item in report.results]
         metrics = report.metrics
@@ -169,7 +174,7 @@ class ParallelPromptGenerator:
         self, index: int, target: npt.NDArray[np.float32], run: _Run
     ) -> PromptResult:
         started = time.perf_counter()
-        inversion = await run.batcher.invert(target)
+        inversion = await run.inversions.result(index)
         run.counts.embedded_texts += inversion.embedder_calls
         original = EvaluationResult(
             similarity=None,
@@ -247,7 +252,7 @@ class ParallelPromptGenerator:
 class _Run:
     """What every item of one run shares."""
 
-    batcher: InversionBatcher
+    inversions: InversionsAhead
     counts: CallCounts
     evaluator: QualityEvaluator | None  # None: quality evaluation is off
     variants: int  # variants per item; 0 when they were not asked for

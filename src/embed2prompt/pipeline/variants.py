@@ -27,7 +27,11 @@ from embed2prompt.pipeline.results import EvaluationResult, VariantResult, Varia
 REWRITE_TEMPLATE = (
     "Rewrite the following as a clear, natural request or sentence with the same meaning:\n{prompt}"
 )
-REWRITE_DRAFTS = 2
+REWRITE_DRAFTS = 1  # more drafts measured no better per generator call (BENCHMARKS.md)
+
+
+class RepeatedRewriteError(RuntimeError):
+    """Every rewrite draft was a prompt that had been evaluated already."""
 
 
 async def make_variants(
@@ -54,17 +58,22 @@ async def make_variants(
     tried = {inversion.prompt, *(variant.prompt for variant in variants)}
     for number in range(rewrites):
         started = time.perf_counter()
+        drafts: list[str] = []
         base = _best_prompt(inversion.prompt, original, variants)
         try:
             drafts = [
                 await evaluator.generate(base, template=REWRITE_TEMPLATE, seed=number * 10 + i)
                 for i in range(REWRITE_DRAFTS)
             ]
-            fresh = [draft for draft in dict.fromkeys(drafts) if draft not in tried] or drafts
+            fresh = [draft for draft in dict.fromkeys(drafts) if draft not in tried]
+            if not fresh:
+                raise RepeatedRewriteError(
+                    "the generator repeated a prompt already evaluated; no new rewrite"
+                )
             cosines = await evaluator.similarities(fresh, target)
             best = int(np.argmax(cosines))
         except Exception as error:
-            variants.append(_failed("", "rewrite", started, error))
+            variants.append(_failed(drafts[0] if drafts else "", "rewrite", started, error))
             continue
         tried.add(fresh[best])
         variants.append(

@@ -1,0 +1,135 @@
+"""The pipeline's benchmarks (issue 5): the seed's sequential-versus-parallel comparison,
+with the OpenAI generator against the local test server and on the local default, and
+quality on the out-of-domain set.
+
+    python -m bench pipeline-speedup pipeline-local pipeline-quality
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from importlib import resources
+
+import numpy as np
+from pydantic import SecretStr
+
+from bench.engine import Row
+from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.inversion.inference import DEFAULT_MODEL, EmbeddingToPromptInference
+from embed2prompt.pipeline import ParallelPromptGenerator, PromptGenerationResponse
+from embed2prompt.settings import Settings
+from embed2prompt.testing import OpenAITestServer, ServerConfig
+
+_SEED_LATENCY_S = 1.5
+_KEY = "sk-bench"
+
+
+def _out_of_domain() -> list[str]:
+    text = resources.files("embed2prompt.data").joinpath("out_of_domain.txt").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+async def _timed(
+    pipeline: ParallelPromptGenerator, targets: np.ndarray, concurrency: int, **options: bool
+) -> tuple[float, PromptGenerationResponse]:
+    started = time.perf_counter()
+    response = await pipeline.generate_prompts_with_evaluation(
+        targets, max_concurrent=concurrency, **options
+    )
+    return time.perf_counter() - started, response
+
+
+async def _comparison(settings: Settings, label: str, target: float | None) -> list[Row]:
+    """10 embeddings one at a time, then 5 at a time, alternating, medians of 3."""
+    embedder = LocalEmbedder()
+    inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
+    targets = embedder.embed_sync(_out_of_domain()[:10])
+    sequential, parallel = [], []
+    async with ParallelPromptGenerator(inverter, settings) as pipeline:
+        await _timed(pipeline, targets[:2], 2)  # warm up: models loaded, connections open
+        for _ in range(3):
+            seconds, response = await _timed(pipeline, targets, 1)
+            assert response.summary.failed == 0, response.summary
+            sequential.append(seconds)
+            seconds, response = await _timed(pipeline, targets, 5)
+            assert response.summary.failed == 0, response.summary
+            parallel.append(seconds)
+    seq, par = statistics.median(sequential), statistics.median(parallel)
+    speedup = seq / par
+    return [
+        Row(
+            f"pipeline: 10 embeddings, sequential vs 5 concurrent, {label}",
+            f"{seq:.1f} s vs {par:.1f} s: {speedup:.2f}x",
+            f">= {target}x" if target else "-",
+            speedup >= target if target else None,
+        )
+    ]
+
+
+async def speedup() -> list[Row]:
+    """The seed's comparison with the OpenAI generator against the test server at 1.5 s:
+    one-pass inversion as in the seed's system, then with the default refinement, whose
+    CPU time (batched across concurrent items, but not overlapped) bounds the speedup."""
+    rows = []
+    with OpenAITestServer(ServerConfig(api_key=_KEY, latency_ms=_SEED_LATENCY_S * 1000)) as server:
+        for steps, target in ((0, 4.5), (Settings().refinement_steps, None)):
+            settings = Settings(
+                openai_api_key=SecretStr(_KEY),
+                openai_base_url=server.url,
+                generator="openai",
+                refinement_steps=steps,
+            )
+            label = f"OpenAI generator at 1.5 s, {steps} refinement steps"
+            rows += await _comparison(settings, label, target)
+    return rows
+
+
+async def local() -> list[Row]:
+    """The same comparison on the local default (SmolLM2, MiniLM): batching's gain."""
+    return await _comparison(Settings(), "local SmolLM2 + MiniLM", None)
+
+
+async def quality() -> list[Row]:
+    """Average similarity of generations over the out-of-domain set, without and with 3
+    variants (one run: the originals are the no-variant figures), on the local default."""
+    texts = _out_of_domain()
+    embedder = LocalEmbedder()
+    inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
+    targets = embedder.embed_sync(texts)
+    settings = Settings()
+    async with ParallelPromptGenerator(inverter, settings) as pipeline:
+        seconds, response = await _timed(pipeline, targets, 5, generate_variants=True)
+    summary = response.summary
+    plain = summary.average_similarity or 0.0
+    best = summary.average_best_similarity or 0.0
+    per_item = seconds / len(texts)
+    return [
+        Row(
+            f"pipeline quality, {len(texts)} out-of-domain texts: generations, no variants",
+            f"{plain:.3f} (prompts {summary.average_prompt_similarity:.3f})",
+            ">= 0.75",
+            plain >= 0.75,
+        ),
+        Row(
+            "pipeline quality: best of prompt and 3 variants",
+            f"{best:.3f}",
+            ">= 0.80",
+            best >= 0.80,
+        ),
+        Row(
+            "pipeline wall time per embedding (5 concurrent, 3 variants, "
+            f"{settings.refinement_steps} steps)",
+            f"{per_item:.1f} s",
+            "-",
+            None,
+        ),
+    ]
+
+
+BENCHMARKS: dict[str, Callable[[], Awaitable[list[Row]]]] = {
+    "pipeline-speedup": speedup,
+    "pipeline-local": local,
+    "pipeline-quality": quality,
+}
