@@ -42,6 +42,18 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead, show the rate-limited engine against a local OpenAI-compatible server",
     )
+    serve = commands.add_parser(
+        "serve",
+        help="start the HTTP service (the seed's API)",
+        description=(
+            "Start the HTTP service: POST /generate_prompts_parallel, GET /health, docs at\n"
+            "/docs. Settings from the environment (EMBED2PROMPT_*, API_KEY, OPENAI_*).\n\n"
+            "example:\n  API_KEY=secret embed2prompt serve --port 8000"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
     embed = commands.add_parser(
         "embed",
         help="embed a file of texts",
@@ -167,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
                 from embed2prompt.demo import run_demo
 
                 run_demo()
+        elif args.command == "serve":
+            from embed2prompt.service.server import serve
+            from embed2prompt.settings import Settings
+
+            overrides = {"host": args.host, "port": args.port}
+            serve(Settings(**{k: v for k, v in overrides.items() if v is not None}))
         elif args.command == "embed":
             from embed2prompt.commands.embed import run_embed
 

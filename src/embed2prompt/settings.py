@@ -101,6 +101,24 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="Seconds one embedding may take before it fails."
     )
 
+    # The HTTP service (embed2prompt serve, python api/app.py).
+    model_path: str = Field(
+        default="models/best_model.pt", description="The inverter checkpoint the service loads."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the service listens on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port the service listens on.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("API_KEY", "EMBED2PROMPT_API_KEY"),
+        description="When set, every endpoint but /health requires it (Bearer or X-API-Key).",
+    )
+    max_embeddings_per_request: int = Field(
+        default=256, ge=1, description="Most embeddings one synchronous request may carry."
+    )
+    max_request_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Largest request body accepted."
+    )
+
     @field_validator("prompt_template")
     @classmethod
     def _check_template(cls, value: str) -> str:

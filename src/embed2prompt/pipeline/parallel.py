@@ -85,6 +85,10 @@ class ParallelPromptGenerator:
         self._owns_generator = generator is None
 
     @property
+    def generator_built(self) -> bool:
+        return self._generator is not None
+
+    @property
     def generator(self) -> Generator:
         """The generator of quality evaluations, built on first use."""
         if self._generator is None:

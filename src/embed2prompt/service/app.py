@@ -1,0 +1,138 @@
+"""``create_app()``: the seed's REST interface over the pipeline.
+
+The app loads the inverter (and with it the embedder) once at start-up, and builds one
+:class:`ParallelPromptGenerator` per rate-limit tier on first use, so requests of one
+tier share that tier's limiter. A local generator is one model shared by all tiers.
+Bad input is a 422 naming the index and the problem, never a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from embed2prompt import __version__
+from embed2prompt.errors import ConfigurationError, InputError
+from embed2prompt.generators.base import Generator
+from embed2prompt.inversion.inference import EmbeddingToPromptInference
+from embed2prompt.pipeline import ParallelPromptGenerator, PromptGenerationResponse
+from embed2prompt.service.schemas import GeneratePromptsRequest
+from embed2prompt.service.security import BodySizeLimit, api_key_guard
+from embed2prompt.settings import Settings
+
+
+@dataclass
+class ServiceModels:
+    """What the service holds between requests."""
+
+    settings: Settings
+    inverter: EmbeddingToPromptInference | None = None
+    pipelines: dict[str, ParallelPromptGenerator] = field(default_factory=dict)
+    shared_generator: Generator | None = None
+
+    def load(self) -> None:
+        self.inverter = EmbeddingToPromptInference(self.settings.model_path)
+
+    def pipeline(self, tier: str) -> ParallelPromptGenerator:
+        if self.inverter is None:
+            raise RuntimeError("the service's models are not loaded")
+        if tier not in self.pipelines:
+            generator = None
+            if self.settings.generator == "local":  # one model in memory, whatever the tier
+                if self.shared_generator is None:
+                    from embed2prompt.backends import create_generator
+
+                    self.shared_generator = create_generator(self.settings)
+                generator = self.shared_generator
+            self.pipelines[tier] = ParallelPromptGenerator(
+                self.inverter, self.settings, tier, generator=generator
+            )
+        return self.pipelines[tier]
+
+    async def aclose(self) -> None:
+        for pipeline in self.pipelines.values():
+            await pipeline.aclose()
+        if self.shared_generator is not None:
+            await self.shared_generator.aclose()
+        if self.inverter is not None:
+            await self.inverter.embedder.aclose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    models = ServiceModels(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if models.inverter is None:  # serve() loads first, so that errors come out clean
+            models.load()
+        yield
+        await models.aclose()
+
+    app = FastAPI(
+        title="embed2prompt",
+        version=__version__,
+        summary="Turn embedding vectors back into text prompts, judged by an LLM.",
+        lifespan=lifespan,
+    )
+    app.state.models = models
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    require_key = Depends(api_key_guard(settings))
+
+    @app.exception_handler(InputError)
+    async def bad_input(_request: Request, error: InputError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(error)})
+
+    @app.exception_handler(ConfigurationError)
+    async def misconfigured(_request: Request, error: ConfigurationError) -> JSONResponse:
+        # The server's own settings (a missing OPENAI_API_KEY): not the caller's fault.
+        return JSONResponse(status_code=503, content={"detail": str(error)})
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        """Liveness and what is loaded; open without the API key."""
+        inverter = models.inverter
+        return {
+            "status": "ok" if inverter is not None else "loading",
+            "version": __version__,
+            "model": settings.model_path,
+            "embedder": inverter.embedder.name if inverter is not None else None,
+            "dimension": inverter.dimension if inverter is not None else None,
+            "generator": settings.generator,
+            "generator_loaded": models.shared_generator is not None
+            or any(p.generator_built for p in models.pipelines.values()),
+        }
+
+    @app.post(
+        "/generate_prompts_parallel",
+        response_model=PromptGenerationResponse,
+        dependencies=[require_key],
+        responses={
+            401: {"description": "API key missing or wrong"},
+            413: {"description": "Request body too large"},
+            422: {"description": "Invalid input: the message names the index and the problem"},
+        },
+    )
+    async def generate_prompts_parallel(body: GeneratePromptsRequest) -> JSONResponse:
+        """The seed's endpoint: a prompt for each embedding, evaluated in parallel."""
+        limit = settings.max_embeddings_per_request
+        if len(body.embeddings) > limit:
+            raise InputError(
+                f"{len(body.embeddings)} embeddings in one request; at most {limit} "
+                "(max_embeddings_per_request; use the jobs API for more)"
+            )
+        response = await models.pipeline(body.rate_limit_tier).generate_prompts_with_evaluation(
+            body.embeddings,
+            max_concurrent=body.max_concurrent,
+            evaluate_quality=body.evaluate_quality,
+            generate_variants=body.generate_variants,
+            return_metadata=body.return_metadata,
+        )
+        return JSONResponse(content=response.model_dump(mode="json"))
+
+    return app

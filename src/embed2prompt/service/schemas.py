@@ -1,0 +1,43 @@
+"""Request bodies of the service, in the seed's shape (``../shared/SEED.md``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TierName = Literal["tier_1", "tier_2", "tier_3", "tier_4", "tier_5"]
+
+
+class GeneratePromptsRequest(BaseModel):
+    """``POST /generate_prompts_parallel``: embeddings in, evaluated prompts out."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "embeddings": [[0.1, 0.2, 0.3]],
+                    "max_concurrent": 10,
+                    "rate_limit_tier": "tier_2",
+                    "evaluate_quality": True,
+                    "generate_variants": False,
+                    "return_metadata": True,
+                }
+            ]
+        },
+    )
+
+    embeddings: list[list[float]] = Field(
+        min_length=1,
+        description="Target vectors, each of the loaded model's dimension (384 by default).",
+    )
+    max_concurrent: int = Field(default=10, ge=1, le=50, description="Items in progress at once.")
+    rate_limit_tier: TierName = Field(
+        default="tier_2", description="OpenAI usage tier whose limits the API backends keep."
+    )
+    evaluate_quality: bool = Field(
+        default=True, description="Judge each prompt by what the generator writes from it."
+    )
+    generate_variants: bool = Field(default=False, description="Refine variants of each prompt.")
+    return_metadata: bool = Field(default=True, description="Include performance metrics.")

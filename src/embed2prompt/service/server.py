@@ -1,0 +1,48 @@
+"""``serve()``: the service under uvicorn, on the settings' host and port.
+
+SIGINT or SIGTERM stops taking connections and lets requests in progress finish (up to
+30 s) before the models are released.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pydantic
+
+from embed2prompt.errors import Embed2PromptError
+from embed2prompt.settings import Settings
+
+GRACEFUL_SHUTDOWN_S = 30
+
+
+def serve(settings: Settings | None = None) -> None:
+    import uvicorn
+
+    from embed2prompt.service.app import create_app
+
+    settings = settings or Settings()
+    app = create_app(settings)
+    app.state.models.load()  # a missing or bad checkpoint is an error before listening
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        log_level="info",
+    )
+
+
+def main() -> int:
+    """``python api/app.py``: settings from the environment; errors as one line."""
+    try:
+        settings = Settings()
+    except pydantic.ValidationError as error:
+        print(f"embed2prompt: invalid settings: {error}", file=sys.stderr)
+        return 2
+    try:
+        serve(settings)
+    except Embed2PromptError as error:
+        print(f"embed2prompt: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,213 @@
+"""The HTTP service over real HTTP: `python api/app.py` started as a process on loopback."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embed2prompt.embedders.local import LocalEmbedder
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "svc-key-0123456789"
+
+
+@dataclass
+class Service:
+    url: str
+    process: subprocess.Popen[str]
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    port = _free_port()
+    log = tmp_path_factory.mktemp("service") / "server.log"
+    env = {
+        **os.environ,
+        "API_KEY": KEY,
+        "EMBED2PROMPT_PORT": str(port),
+        "EMBED2PROMPT_REFINEMENT_STEPS": "0",
+        "EMBED2PROMPT_GENERATION_MAX_TOKENS": "16",
+        "EMBED2PROMPT_MAX_EMBEDDINGS_PER_REQUEST": "4",
+        "EMBED2PROMPT_MAX_REQUEST_BYTES": "200000",
+    }
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "api/app.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            status, _ = _request(url, "GET", "/health")
+            if status == 200:
+                break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the service did not start:\n{log.read_text()}")
+        time.sleep(0.2)  # polling a process that is starting, not waiting on a clock
+    yield Service(url, process, log)
+    process.terminate()
+    process.wait(timeout=60)
+
+
+def _request(
+    url: str, method: str, path: str, body: object = None, headers: dict[str, str] | None = None
+) -> tuple[int, object]:
+    data = None
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            raw = response.read()
+            status = response.status
+    except urllib.error.HTTPError as error:
+        raw, status = error.read(), error.code
+    try:
+        return status, json.loads(raw)
+    except json.JSONDecodeError:
+        return status, raw.decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def vectors() -> list[list[float]]:
+    texts = ["How do I reset my password?", "Write a short poem about the sea."]
+    return LocalEmbedder().embed_sync(texts).tolist()
+
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def test_health_is_open_and_reports_the_models(service: Service) -> None:
+    status, body = _request(service.url, "GET", "/health")
+    assert status == 200
+    assert isinstance(body, dict)
+    assert body["status"] == "ok"
+    assert body["embedder"] == "all-MiniLM-L6-v2"
+    assert body["dimension"] == 384
+
+
+def test_the_api_key_is_required_and_accepted_both_ways(
+    service: Service, vectors: list[list[float]]
+) -> None:
+    request = {"embeddings": vectors[:1], "evaluate_quality": False}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "wrong"}):
+        status, body = _request(service.url, "POST", "/generate_prompts_parallel", request, headers)
+        assert status == 401
+        assert "API key" in str(body)
+    for headers in (AUTH, {"X-API-Key": KEY}):
+        status, _ = _request(service.url, "POST", "/generate_prompts_parallel", request, headers)
+        assert status == 200
+
+
+def test_the_seeds_request_gets_the_seeds_response(
+    service: Service, vectors: list[list[float]]
+) -> None:
+    request = {
+        "embeddings": vectors,
+        "max_concurrent": 2,
+        "rate_limit_tier": "tier_2",
+        "evaluate_quality": True,
+        "generate_variants": False,
+        "return_metadata": True,
+    }
+    status, body = _request(service.url, "POST", "/generate_prompts_parallel", request, AUTH)
+    assert status == 200, body
+    assert isinstance(body, dict)
+    assert set(body) == {"results", "summary", "metadata"}
+    for index, result in enumerate(body["results"]):
+        assert result["embedding_index"] == index
+        assert result["original_prompt"]
+        original = result["original_result"]
+        assert original["success"] is True
+        assert -1 <= original["similarity"] <= 1
+        assert result["variants"] == []
+        assert result["best_variant"] is None
+    assert body["summary"]["total_processed"] == 2
+    assert body["metadata"]["performance_metrics"]["requests_per_second"] > 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b'{"embeddings": [[NaN' + b", 0.1" * 383 + b"]]}", "embedding 0 contains NaN"),
+        ({"embeddings": [[0.1] * 384, [0.1] * 100]}, "embedding 1 has shape"),
+        ({"embeddings": [[0.0] * 384]}, "embedding 0 is all zeros"),
+        ({"embeddings": [[0.1] * 384] * 5}, "at most 4"),
+        ({"embeddings": []}, "at least 1"),
+        ({"embeddings": [["a"] * 384]}, "valid number"),
+        ({"embeddings": [[0.1] * 384], "max_concurrent": 51}, "less than or equal to 50"),
+        ({"embeddings": [[0.1] * 384], "max_concurrent": 0}, "greater than or equal to 1"),
+        ({"embeddings": [[0.1] * 384], "rate_limit_tier": "tier_9"}, "tier_1"),
+        ({"embeddings": [[0.1] * 384], "unknown": 1}, "Extra inputs"),
+        (b"not json", "JSON"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_problem(
+    service: Service, payload: object, message: str
+) -> None:
+    status, body = _request(service.url, "POST", "/generate_prompts_parallel", payload, AUTH)
+    assert status == 422, body
+    assert message in json.dumps(body)
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(service: Service) -> None:
+    huge = {"embeddings": [[math.pi] * 384] * 400}
+    status, body = _request(service.url, "POST", "/generate_prompts_parallel", huge, AUTH)
+    assert status == 413
+    assert "max_request_bytes" in str(body)
+
+
+def test_docs_and_schema_are_served(service: Service) -> None:
+    status, schema = _request(service.url, "GET", "/openapi.json")
+    assert status == 200
+    assert isinstance(schema, dict)
+    assert "/generate_prompts_parallel" in schema["paths"]
+    request = urllib.request.Request(service.url + "/docs")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+
+
+def test_the_key_never_reaches_the_log(service: Service) -> None:
+    _request(service.url, "POST", "/generate_prompts_parallel", {"embeddings": []}, AUTH)
+    assert KEY not in service.log.read_text()
+
+
+def test_vectors_from_numpy_round_trip(service: Service, vectors: list[list[float]]) -> None:
+    request = {"embeddings": np.asarray(vectors[:1]).tolist(), "evaluate_quality": False}
+    status, body = _request(service.url, "POST", "/generate_prompts_parallel", request, AUTH)
+    assert status == 200
+    assert isinstance(body, dict)
+    assert body["results"][0]["original_result"]["prompt_similarity"] > 0.2
