@@ -23,8 +23,8 @@ demo: $(STAMP)
 	$(BIN)/embed2prompt demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts api
-	$(BIN)/ruff format --check src tests bench scripts api
+	$(BIN)/ruff check src tests bench scripts api *.py
+	$(BIN)/ruff format --check src tests bench scripts api *.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src

@@ -211,3 +211,49 @@ def test_vectors_from_numpy_round_trip(service: Service, vectors: list[list[floa
     assert status == 200
     assert isinstance(body, dict)
     assert body["results"][0]["original_result"]["prompt_similarity"] > 0.2
+
+
+def _script(
+    name: str, env: dict[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, name],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_the_seeds_example_client_talks_to_the_service(service: Service) -> None:
+    result = _script("run_parallel_example.py", {"API_BASE_URL": service.url, "API_KEY": KEY})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("prompt:") == 4
+    assert '"total_processed": 4' in result.stdout
+
+
+def test_the_seeds_example_says_when_the_service_is_not_running() -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    result = _script("run_parallel_example.py", {"API_BASE_URL": url})
+    assert result.returncode == 1
+    assert f"cannot reach the service at {url}" in result.stdout
+    assert "python api/app.py" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_the_seeds_comprehensive_check_passes() -> None:
+    fast = {"EMBED2PROMPT_REFINEMENT_STEPS": "0", "EMBED2PROMPT_GENERATION_MAX_TOKENS": "16"}
+    result = _script("test_parallel_processing.py", fast)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for step in (
+        "1. generated 10",
+        "2. processed in parallel",
+        "2. processed sequentially",
+        "3. speedup",
+        "4. performance",
+        "5. sample results",
+        "all checks passed",
+    ):
+        assert step in result.stdout
