@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -31,7 +33,7 @@ import numpy.typing as npt
 
 from embed2prompt.backends import create_generator
 from embed2prompt.embedders.base import Embedder
-from embed2prompt.engine.processor import AsyncEmbeddingProcessor, ItemResult
+from embed2prompt.engine.processor import AsyncEmbeddingProcessor, ItemResult, ResultStream
 from embed2prompt.engine.tiers import RateLimitTier
 from embed2prompt.errors import ConfigurationError, ItemTimeoutError
 from embed2prompt.generators.base import Generator
@@ -111,6 +113,66 @@ class ParallelPromptGenerator:
         raises :class:`InputError` naming the index before any work starts.
         """
         targets = check_embeddings(embeddings, self.inference_engine.dimension)
+        options = (max_concurrent, evaluate_quality, generate_variants, num_variants)
+        async with self._running(targets, *options, ordered=True) as (stream, counts, evaluator):
+            results = [_result_or_failure(item) async for item in stream]
+            metrics = stream.metrics
+        metadata = None
+        if return_metadata:
+            metadata = Metadata(
+                performance_metrics=PerformanceMetrics(
+                    requests_per_second=metrics.requests_per_second,
+                    average_processing_time=metrics.mean_latency_s,
+                    p50_processing_time=metrics.p50_latency_s,
+                    p95_processing_time=metrics.p95_latency_s,
+                    generator_calls=counts.generator,
+                    embedded_texts=counts.embedded_texts,
+                    api_attempts=metrics.attempts,
+                    retries=metrics.retries,
+                    rate_limited=metrics.rate_limited,
+                    tokens_used=metrics.tokens_used,
+                    rate_limits=self._rate_limit_usage(evaluator),
+                ),
+                embedder=self.inference_engine.embedder.name,
+                generator=self.generator.name if evaluator is not None else None,
+                max_concurrent=max_concurrent,
+                refinement_steps=self.settings.refinement_steps,
+            )
+        return PromptGenerationResponse(
+            results=results,
+            summary=_summarise(results, metrics.wall_time_s, generate_variants),
+            metadata=metadata,
+        )
+
+    async def stream_prompts(
+        self,
+        embeddings: object,
+        max_concurrent: int = 5,
+        *,
+        evaluate_quality: bool = True,
+        generate_variants: bool = False,
+        num_variants: int | None = None,
+    ) -> AsyncIterator[PromptResult]:
+        """The same work, each item's result as soon as it is done (in any order; its
+        ``embedding_index`` says which), for callers that store results as they come."""
+        targets = check_embeddings(embeddings, self.inference_engine.dimension)
+        options = (max_concurrent, evaluate_quality, generate_variants, num_variants)
+        async with self._running(targets, *options, ordered=False) as (stream, _, _):
+            async for item in stream:
+                yield _result_or_failure(item)
+
+    @asynccontextmanager
+    async def _running(
+        self,
+        targets: npt.NDArray[np.float32],
+        max_concurrent: int,
+        evaluate_quality: bool,
+        generate_variants: bool,
+        num_variants: int | None,
+        *,
+        ordered: bool,
+    ) -> AsyncIterator[tuple[ResultStream[int, PromptResult], CallCounts, QualityEvaluator | None]]:
+        """The run's processor stream over ``targets``, and what its items share."""
         variants = self.settings.num_variants if num_variants is None else num_variants
         if isinstance(variants, bool) or not isinstance(variants, int) or variants < 1:
             raise ConfigurationError(f"num_variants must be a positive integer, got {variants!r}")
@@ -140,39 +202,13 @@ class ParallelPromptGenerator:
                     f"embedding {index} took longer than {timeout:g} s (item_timeout_s)"
                 ) from None
 
+        stream = processor.stream(process, range(len(targets)), ordered=ordered)
         try:
-            report = await processor.run(process, range(len(targets)))
+            async with stream:
+                yield stream, counts, evaluator
         finally:
             await inversions.aclose()
             await batcher.aclose()
-        results = [_result_or_failure(item) for item in report.results]
-        metrics = report.metrics
-        metadata = None
-        if return_metadata:
-            metadata = Metadata(
-                performance_metrics=PerformanceMetrics(
-                    requests_per_second=metrics.requests_per_second,
-                    average_processing_time=metrics.mean_latency_s,
-                    p50_processing_time=metrics.p50_latency_s,
-                    p95_processing_time=metrics.p95_latency_s,
-                    generator_calls=counts.generator,
-                    embedded_texts=counts.embedded_texts,
-                    api_attempts=metrics.attempts,
-                    retries=metrics.retries,
-                    rate_limited=metrics.rate_limited,
-                    tokens_used=metrics.tokens_used,
-                    rate_limits=self._rate_limit_usage(evaluator),
-                ),
-                embedder=self.inference_engine.embedder.name,
-                generator=self.generator.name if evaluator is not None else None,
-                max_concurrent=max_concurrent,
-                refinement_steps=self.settings.refinement_steps,
-            )
-        return PromptGenerationResponse(
-            results=results,
-            summary=_summarise(results, metrics.wall_time_s, generate_variants),
-            metadata=metadata,
-        )
 
     async def _process(
         self, index: int, target: npt.NDArray[np.float32], run: _Run
