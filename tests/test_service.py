@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,20 +39,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def _start(log: Path, **settings: str) -> Service:
+    """``python api/app.py`` with these settings, once /health answers."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("service") / "server.log"
-    env = {
-        **os.environ,
-        "API_KEY": KEY,
-        "EMBED2PROMPT_PORT": str(port),
-        "EMBED2PROMPT_REFINEMENT_STEPS": "0",
-        "EMBED2PROMPT_GENERATION_MAX_TOKENS": "16",
-        "EMBED2PROMPT_MAX_EMBEDDINGS_PER_REQUEST": "4",
-        "EMBED2PROMPT_MAX_REQUEST_BYTES": "200000",
-    }
-    with log.open("w") as output:
+    env = {**os.environ, "EMBED2PROMPT_PORT": str(port), **settings}
+    with log.open("a") as output:
         process = subprocess.Popen(
             [sys.executable, "api/app.py"],
             cwd=ROOT,
@@ -65,16 +58,30 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         try:
             status, _ = _request(url, "GET", "/health")
             if status == 200:
-                break
+                return Service(url, process, log)
         except OSError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError(f"the service did not start:\n{log.read_text()}")
         time.sleep(0.2)  # polling a process that is starting, not waiting on a clock
-    yield Service(url, process, log)
-    process.terminate()
-    process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    folder = tmp_path_factory.mktemp("service")
+    started = _start(
+        folder / "server.log",
+        API_KEY=KEY,
+        EMBED2PROMPT_JOBS_DATABASE=str(folder / "jobs.sqlite3"),
+        EMBED2PROMPT_REFINEMENT_STEPS="0",
+        EMBED2PROMPT_GENERATION_MAX_TOKENS="16",
+        EMBED2PROMPT_MAX_EMBEDDINGS_PER_REQUEST="4",
+        EMBED2PROMPT_MAX_REQUEST_BYTES="200000",
+    )
+    yield started
+    started.process.terminate()
+    started.process.wait(timeout=60)
 
 
 def _request(
@@ -257,3 +264,116 @@ def test_the_seeds_comprehensive_check_passes() -> None:
         "all checks passed",
     ):
         assert step in result.stdout
+
+
+def _wait_for(service: Service, job_id: str, done: Callable[[dict], bool]) -> dict:
+    deadline = time.monotonic() + 300
+    while True:
+        status, body = _request(service.url, "GET", f"/jobs/{job_id}", headers=AUTH)
+        assert status == 200, body
+        assert isinstance(body, dict)
+        if done(body):
+            return body
+        assert time.monotonic() < deadline, body
+        time.sleep(0.1)  # polling a job that runs in another process
+
+
+def test_jobs_run_in_the_background_and_page_their_results(
+    service: Service, vectors: list[list[float]]
+) -> None:
+    request = {"embeddings": vectors * 3, "evaluate_quality": False, "max_concurrent": 2}
+    status, job = _request(service.url, "POST", "/jobs", request, AUTH)
+    assert status == 202, job
+    assert isinstance(job, dict)
+    assert job["total"] == 6
+    final = _wait_for(service, job["id"], lambda body: body["state"] == "completed")
+    assert (final["done"], final["succeeded"], final["failed"]) == (6, 6, 0)
+    status, page = _request(
+        service.url, "GET", f"/jobs/{job['id']}/results?offset=2&limit=3", headers=AUTH
+    )
+    assert status == 200
+    assert isinstance(page, dict)
+    assert [r["embedding_index"] for r in page["results"]] == [2, 3, 4]
+    assert page["next_offset"] == 5
+    lines = urllib.request.urlopen(
+        urllib.request.Request(
+            f"{service.url}/jobs/{job['id']}/results?format=jsonl", headers=AUTH
+        ),
+        timeout=30,
+    ).read()
+    rows = [json.loads(line) for line in lines.splitlines()]
+    assert [row["embedding_index"] for row in rows] == list(range(6))
+
+
+def test_job_errors_and_unknown_jobs(service: Service) -> None:
+    bad = {"embeddings": [[0.1] * 384, [float("inf")] + [0.1] * 383]}
+    status, body = _request(service.url, "POST", "/jobs", bad, AUTH)
+    assert status == 422
+    assert "embedding 1 contains NaN or infinite" in str(body)
+    for method, path in (
+        ("GET", "/jobs/nope"),
+        ("GET", "/jobs/nope/results"),
+        ("DELETE", "/jobs/nope"),
+    ):
+        status, body = _request(service.url, method, path, headers=AUTH)
+        assert status == 404, (method, path, body)
+    status, _ = _request(service.url, "GET", "/jobs/nope")
+    assert status == 401
+
+
+def test_a_job_killed_mid_way_resumes_on_restart_without_loss_or_repeats(
+    tmp_path: Path, vectors: list[list[float]]
+) -> None:
+    settings = {
+        "EMBED2PROMPT_JOBS_DATABASE": str(tmp_path / "jobs.sqlite3"),
+        "EMBED2PROMPT_REFINEMENT_STEPS": "2",
+        "EMBED2PROMPT_GENERATION_MAX_TOKENS": "24",
+    }
+    log = tmp_path / "server.log"
+    first = _start(log, **settings)
+    request = {"embeddings": vectors * 6, "max_concurrent": 2}
+    try:
+        status, job = _request(first.url, "POST", "/jobs", request)
+        assert status == 202
+        assert isinstance(job, dict)
+        _wait_for(first, job["id"], lambda body: body["done"] >= 3)
+    finally:
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=30)
+    database = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    before = dict(database.execute("SELECT idx, result FROM job_results").fetchall())
+    database.close()
+    assert 3 <= len(before) < 12  # killed mid-way
+
+    second = _start(log, **settings)
+    try:
+        final = _wait_for(second, job["id"], lambda body: body["state"] == "completed")
+        status, page = _request(second.url, "GET", f"/jobs/{job['id']}/results?limit=100")
+    finally:
+        second.process.terminate()
+        second.process.wait(timeout=60)
+    assert (final["done"], final["succeeded"]) == (12, 12)
+    assert isinstance(page, dict)
+    assert [r["embedding_index"] for r in page["results"]] == list(range(12))
+    database = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    after = dict(database.execute("SELECT idx, result FROM job_results").fetchall())
+    assert {idx: after[idx] for idx in before} == before  # finished items were not redone
+    assert "resuming job" in log.read_text()
+
+
+def test_a_cancelled_job_stops_and_keeps_what_it_finished(
+    service: Service, vectors: list[list[float]]
+) -> None:
+    request = {"embeddings": vectors * 8, "max_concurrent": 1}  # with evaluation: slow
+    status, job = _request(service.url, "POST", "/jobs", request, AUTH)
+    assert status == 202
+    assert isinstance(job, dict)
+    _wait_for(service, job["id"], lambda body: body["done"] >= 1)
+    status, cancelled = _request(service.url, "DELETE", f"/jobs/{job['id']}", headers=AUTH)
+    assert status == 200
+    assert isinstance(cancelled, dict)
+    assert cancelled["state"] == "cancelled"
+    assert 1 <= cancelled["done"] < 16
+    status, again = _request(service.url, "GET", f"/jobs/{job['id']}", headers=AUTH)
+    assert isinstance(again, dict)
+    assert again["done"] == cancelled["done"]  # nothing ran after the cancel

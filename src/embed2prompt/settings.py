@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     max_embeddings_per_request: int = Field(
         default=256, ge=1, description="Most embeddings one synchronous request may carry."
     )
+    jobs_database: str = Field(
+        default="data/jobs.sqlite3", description="SQLite file of the service's jobs and results."
+    )
+    max_embeddings_per_job: int = Field(
+        default=100_000, ge=1, description="Most embeddings one job may carry."
+    )
     max_request_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="Largest request body accepted."
     )

@@ -8,20 +8,23 @@ Bad input is a 422 naming the index and the problem, never a 500.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from embed2prompt import __version__
 from embed2prompt.errors import ConfigurationError, InputError
 from embed2prompt.generators.base import Generator
-from embed2prompt.inversion.inference import EmbeddingToPromptInference
+from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
 from embed2prompt.pipeline import ParallelPromptGenerator, PromptGenerationResponse
-from embed2prompt.service.schemas import GeneratePromptsRequest
+from embed2prompt.service.job_store import JobStore
+from embed2prompt.service.jobs import JobRunner
+from embed2prompt.service.schemas import GeneratePromptsRequest, JobRequest
 from embed2prompt.service.security import BodySizeLimit, api_key_guard
 from embed2prompt.settings import Settings
 
@@ -71,7 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if models.inverter is None:  # serve() loads first, so that errors come out clean
             models.load()
+        store = JobStore(settings.jobs_database)
+        runner = JobRunner(store, models.pipeline)
+        app.state.jobs = runner
+        runner.resume()
         yield
+        await runner.shutdown()  # jobs stop where they are and resume on the next start
+        store.close()
         await models.aclose()
 
     app = FastAPI(
@@ -134,5 +143,75 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return_metadata=body.return_metadata,
         )
         return JSONResponse(content=response.model_dump(mode="json"))
+
+    def jobs(request: Request) -> JobRunner:
+        runner: JobRunner = request.app.state.jobs
+        return runner
+
+    def job_status(runner: JobRunner, job_id: str) -> dict[str, Any]:
+        status = runner.store.status(job_id)
+        if status is None:
+            raise HTTPException(status_code=404, detail=f"no job {job_id!r}")
+        return status.as_dict()
+
+    @app.post("/jobs", status_code=202, dependencies=[require_key])
+    async def create_job(body: JobRequest, request: Request) -> dict[str, Any]:
+        """A batch too large for one request: stored, run in the background, resumable."""
+        limit = settings.max_embeddings_per_job
+        if len(body.embeddings) > limit:
+            raise InputError(
+                f"{len(body.embeddings)} embeddings in one job; at most {limit} "
+                "(max_embeddings_per_job)"
+            )
+        if models.inverter is None:
+            raise RuntimeError("the service's models are not loaded")
+        vectors = check_embeddings(body.embeddings, models.inverter.dimension)
+        runner = jobs(request)
+        options = body.model_dump(exclude={"embeddings"})
+        job_id = runner.store.create(vectors, options)
+        runner.start(job_id)
+        return job_status(runner, job_id)
+
+    @app.get("/jobs/{job_id}", dependencies=[require_key])
+    async def get_job(job_id: str, request: Request) -> dict[str, Any]:
+        """State, progress, counts and the latest errors."""
+        return job_status(jobs(request), job_id)
+
+    @app.get("/jobs/{job_id}/results", dependencies=[require_key], response_model=None)
+    async def get_job_results(
+        job_id: str,
+        request: Request,
+        offset: int = Query(default=0, ge=0),
+        limit: int = Query(default=100, ge=1, le=1000),
+        format: Literal["json", "jsonl"] = Query(default="json"),
+    ) -> dict[str, Any] | StreamingResponse:
+        """Finished items in index order: a page (``json``) or all of them streamed as
+        JSON lines (``jsonl``, from ``offset``)."""
+        runner = jobs(request)
+        job_status(runner, job_id)  # 404 for an unknown job
+        if format == "jsonl":
+
+            def lines() -> Iterator[bytes]:
+                position = offset
+                while page := runner.store.results(job_id, position, 500):
+                    position += len(page)
+                    yield b"".join(json.dumps(row).encode() + b"\n" for row in page)
+
+            return StreamingResponse(lines(), media_type="application/x-ndjson")
+        page = runner.store.results(job_id, offset, limit)
+        return {
+            "results": page,
+            "offset": offset,
+            "next_offset": offset + len(page) if len(page) == limit else None,
+        }
+
+    @app.delete("/jobs/{job_id}", dependencies=[require_key])
+    async def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
+        """Cancel a job; the results stored so far stay readable."""
+        runner = jobs(request)
+        status = job_status(runner, job_id)
+        if status["state"] in ("queued", "running"):
+            await runner.cancel(job_id)
+        return job_status(runner, job_id)
 
     return app

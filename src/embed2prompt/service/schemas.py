@@ -41,3 +41,7 @@ class GeneratePromptsRequest(BaseModel):
     )
     generate_variants: bool = Field(default=False, description="Refine variants of each prompt.")
     return_metadata: bool = Field(default=True, description="Include performance metrics.")
+
+
+class JobRequest(GeneratePromptsRequest):
+    """``POST /jobs``: the same options, for up to ``max_embeddings_per_job`` embeddings."""

@@ -6,6 +6,7 @@ SIGINT or SIGTERM stops taking connections and lets requests in progress finish 
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import pydantic
@@ -22,6 +23,8 @@ def serve(settings: Settings | None = None) -> None:
     from embed2prompt.service.app import create_app
 
     settings = settings or Settings()
+    # Our own messages (jobs resumed or failed) beside uvicorn's; never headers or keys.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     app = create_app(settings)
     app.state.models.load()  # a missing or bad checkpoint is an error before listening
     uvicorn.run(

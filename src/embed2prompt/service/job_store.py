@@ -1,0 +1,200 @@
+"""Jobs and each item's result in SQLite, written as each item completes.
+
+A job's embeddings are stored with it, so a server killed mid-job (even with SIGKILL)
+resumes on restart from the items that have no result yet: no item is lost, and no
+item's result is written twice (one row per job and index, inserted once).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,            -- queued, running, completed, cancelled, failed
+    options TEXT NOT NULL,          -- the request's options as JSON
+    total INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS job_inputs (
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    vector BLOB NOT NULL,           -- float32 bytes
+    PRIMARY KEY (job_id, idx)
+);
+CREATE TABLE IF NOT EXISTS job_results (
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    success INTEGER NOT NULL,
+    result TEXT NOT NULL,           -- the item's result as JSON
+    error TEXT,
+    finished_at REAL NOT NULL,
+    PRIMARY KEY (job_id, idx)
+);
+"""
+
+UNFINISHED = ("queued", "running")
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    id: str
+    state: str
+    total: int
+    done: int
+    succeeded: int
+    failed: int
+    created_at: float
+    updated_at: float
+    error: str | None
+    options: dict[str, Any]
+    recent_errors: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "total": self.total,
+            "done": self.done,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "progress": self.done / self.total if self.total else 1.0,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "error": self.error,
+            "options": self.options,
+            "recent_errors": self.recent_errors,
+        }
+
+
+class JobStore:
+    """One SQLite database (WAL mode: readers never wait for the writer)."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process kills
+        self._db.executescript(_SCHEMA)
+
+    def create(self, vectors: npt.NDArray[np.float32], options: dict[str, Any]) -> str:
+        job_id = uuid.uuid4().hex
+        now = time.time()
+        rows = (
+            (job_id, index, row.astype(np.float32).tobytes()) for index, row in enumerate(vectors)
+        )
+
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO jobs VALUES (?, 'queued', ?, ?, ?, ?, NULL)",
+                (job_id, json.dumps(options), len(vectors), now, now),
+            )
+            self._db.executemany("INSERT INTO job_inputs VALUES (?, ?, ?)", rows)
+        return job_id
+
+    def status(self, job_id: str, *, recent_errors: int = 5) -> JobStatus | None:
+        job = self._db.execute(
+            "SELECT state, total, created_at, updated_at, error, options FROM jobs WHERE id = ?",
+            (job_id,),
+        ).fetchone()
+        if job is None:
+            return None
+        done, succeeded = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(success), 0) FROM job_results WHERE job_id = ?",
+            (job_id,),
+        ).fetchone()
+        errors = self._db.execute(
+            "SELECT idx, error FROM job_results WHERE job_id = ? AND success = 0 "
+            "ORDER BY finished_at DESC LIMIT ?",
+            (job_id, recent_errors),
+        ).fetchall()
+        state, total, created, updated, error, options = job
+        return JobStatus(
+            job_id,
+            state,
+            total,
+            done,
+            succeeded,
+            done - succeeded,
+            created,
+            updated,
+            error,
+            json.loads(options),
+            [{"index": index, "error": message} for index, message in errors],
+        )
+
+    def set_state(self, job_id: str, state: str, error: str | None = None) -> None:
+        self._db.execute(
+            "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+            (state, error, time.time(), job_id),
+        )
+
+    def unfinished(self) -> list[str]:
+        rows = self._db.execute(
+            "SELECT id FROM jobs WHERE state IN (?, ?) ORDER BY created_at", UNFINISHED
+        ).fetchall()
+        return [job_id for (job_id,) in rows]
+
+    def pending(self, job_id: str, limit: int) -> tuple[list[int], npt.NDArray[np.float32]]:
+        """Up to ``limit`` items without a result, in index order, and their vectors."""
+        rows = self._db.execute(
+            "SELECT i.idx, i.vector FROM job_inputs i LEFT JOIN job_results r "
+            "ON r.job_id = i.job_id AND r.idx = i.idx "
+            "WHERE i.job_id = ? AND r.idx IS NULL ORDER BY i.idx LIMIT ?",
+            (job_id, limit),
+        ).fetchall()
+        indices = [index for index, _ in rows]
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return indices, np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows])
+
+    def save_result(self, job_id: str, index: int, result: dict[str, Any]) -> bool:
+        """Store one item's result; False if it had one already (it is never replaced)."""
+        original = result.get("original_result") or {}
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO job_results VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                job_id,
+                index,
+                int(bool(original.get("success"))),
+                json.dumps(result),
+                original.get("error"),
+                time.time(),
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def results(self, job_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT result FROM job_results WHERE job_id = ? ORDER BY idx LIMIT ? OFFSET ?",
+            (job_id, limit, offset),
+        ).fetchall()
+        return [json.loads(result) for (result,) in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")

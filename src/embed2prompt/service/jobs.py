@@ -1,0 +1,89 @@
+"""Running the service's jobs: batches too large for one request, stored as they go.
+
+Each job runs as one task over its items without a result, a chunk at a time, through
+the pipeline's :meth:`stream_prompts`; each result is written the moment its item is
+done. Cancelling (``DELETE /jobs/{id}``) stops the task and marks the job cancelled; a
+shutdown stops it and leaves the job resumable, and :meth:`JobRunner.resume` (at
+start-up) restarts every job that was queued or running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from embed2prompt.pipeline import ParallelPromptGenerator
+from embed2prompt.service.job_store import JobStore
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256  # items read from the database at a time: flat memory for large jobs
+
+
+class JobRunner:
+    def __init__(self, store: JobStore, pipeline_for: Callable[[str], ParallelPromptGenerator]):
+        self.store = store
+        self._pipeline_for = pipeline_for
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancelled: set[str] = set()
+
+    def start(self, job_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(job_id), name=f"job-{job_id}")
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+
+    def resume(self) -> list[str]:
+        """Restart the jobs a previous server left queued or running."""
+        jobs = self.store.unfinished()
+        for job_id in jobs:
+            log.info("resuming job %s", job_id)
+            self.start(job_id)
+        return jobs
+
+    async def cancel(self, job_id: str) -> None:
+        self._cancelled.add(job_id)
+        self.store.set_state(job_id, "cancelled")
+        task = self._tasks.get(job_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        """Stop every job where it is; each stays resumable (state unchanged)."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, job_id: str) -> None:
+        status = self.store.status(job_id)
+        if status is None:
+            return
+        options: dict[str, Any] = status.options
+        pipeline = self._pipeline_for(options["rate_limit_tier"])
+        self.store.set_state(job_id, "running")
+        try:
+            while True:
+                indices, vectors = self.store.pending(job_id, CHUNK)
+                if not indices:
+                    break
+                stream = pipeline.stream_prompts(
+                    vectors,
+                    max_concurrent=options["max_concurrent"],
+                    evaluate_quality=options["evaluate_quality"],
+                    generate_variants=options["generate_variants"],
+                )
+                async for result in stream:
+                    index = indices[result.embedding_index]
+                    row = result.model_copy(update={"embedding_index": index})
+                    self.store.save_result(job_id, index, row.model_dump(mode="json"))
+        except asyncio.CancelledError:
+            raise  # cancelled (state set by cancel()) or shutting down (stays resumable)
+        except Exception as error:  # the job cannot go on (its items' own errors never land here)
+            log.exception("job %s failed", job_id)
+            self.store.set_state(job_id, "failed", f"{type(error).__name__}: {error}")
+            return
+        if job_id not in self._cancelled:
+            self.store.set_state(job_id, "completed")
