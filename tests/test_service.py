@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import hypothesis
 import numpy as np
 import pytest
+import schemathesis
 
 from embed2prompt.embedders.local import LocalEmbedder
 
@@ -377,3 +379,48 @@ def test_a_cancelled_job_stops_and_keeps_what_it_finished(
     status, again = _request(service.url, "GET", f"/jobs/{job['id']}", headers=AUTH)
     assert isinstance(again, dict)
     assert again["done"] == cancelled["done"]  # nothing ran after the cancel
+
+
+def test_metrics_count_requests_items_and_latencies(
+    service: Service, vectors: list[list[float]]
+) -> None:
+    request = {"embeddings": vectors[:1], "evaluate_quality": False}
+    _request(service.url, "POST", "/generate_prompts_parallel", request, AUTH)
+    status, _ = _request(service.url, "GET", "/metrics")
+    assert status == 401
+    raw = (
+        urllib.request.urlopen(
+            urllib.request.Request(f"{service.url}/metrics", headers=AUTH), timeout=30
+        )
+        .read()
+        .decode()
+    )
+    assert (
+        'embed2prompt_http_requests_total{method="POST",route="/generate_prompts_parallel",'
+        'status="200"}' in raw
+    )
+    assert 'embed2prompt_items_total{outcome="success"}' in raw
+    assert "embed2prompt_http_request_duration_seconds_bucket" in raw
+    assert "gen_ai_client_token_usage_total" in raw
+
+
+def test_no_generated_request_gets_a_500(service: Service) -> None:
+    """Schemathesis generates requests for every operation of the OpenAPI schema (valid
+    and invalid ones); none may make the server fail."""
+    schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 7  # health, generate, metrics and the four of jobs
+    for operation in operations:
+
+        @hypothesis.given(case=operation.as_strategy())
+        @hypothesis.settings(
+            max_examples=25,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+        def no_server_error(case: schemathesis.Case) -> None:
+            response = case.call(headers=AUTH, timeout=120)
+            assert response.status_code < 500, (case.method, case.path, response.text[:300])
+
+        no_server_error()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from embed2prompt import __version__
 from embed2prompt.errors import ConfigurationError, InputError
@@ -24,6 +24,7 @@ from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_e
 from embed2prompt.pipeline import ParallelPromptGenerator, PromptGenerationResponse
 from embed2prompt.service.job_store import JobStore
 from embed2prompt.service.jobs import JobRunner
+from embed2prompt.service.metrics import ServiceMetrics
 from embed2prompt.service.schemas import GeneratePromptsRequest, JobRequest
 from embed2prompt.service.security import BodySizeLimit, api_key_guard
 from embed2prompt.settings import Settings
@@ -75,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if models.inverter is None:  # serve() loads first, so that errors come out clean
             models.load()
         store = JobStore(settings.jobs_database)
-        runner = JobRunner(store, models.pipeline)
+        runner = JobRunner(store, models.pipeline, metrics.record_items)
         app.state.jobs = runner
         runner.resume()
         yield
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.models = models
+    metrics = ServiceMetrics()
+    app.middleware("http")(metrics.middleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     require_key = Depends(api_key_guard(settings))
 
@@ -140,9 +143,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_concurrent=body.max_concurrent,
             evaluate_quality=body.evaluate_quality,
             generate_variants=body.generate_variants,
-            return_metadata=body.return_metadata,
+            return_metadata=True,  # the metrics need it; dropped below when not asked for
         )
+        metrics.record_run(response)
+        if not body.return_metadata:
+            response = response.model_copy(update={"metadata": None})
         return JSONResponse(content=response.model_dump(mode="json"))
+
+    @app.get("/metrics", dependencies=[require_key], response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus text format: requests, latencies, items, API calls, limiter waits."""
+        return metrics.exposition()
 
     def jobs(request: Request) -> JobRunner:
         runner: JobRunner = request.app.state.jobs
@@ -181,7 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def get_job_results(
         job_id: str,
         request: Request,
-        offset: int = Query(default=0, ge=0),
+        offset: int = Query(default=0, ge=0, le=2**62),
         limit: int = Query(default=100, ge=1, le=1000),
         format: Literal["json", "jsonl"] = Query(default="json"),
     ) -> dict[str, Any] | StreamingResponse:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from embed2prompt.pipeline import ParallelPromptGenerator
+from embed2prompt.pipeline import ParallelPromptGenerator, PromptResult
 from embed2prompt.service.job_store import JobStore
 
 log = logging.getLogger(__name__)
@@ -23,9 +23,15 @@ CHUNK = 256  # items read from the database at a time: flat memory for large job
 
 
 class JobRunner:
-    def __init__(self, store: JobStore, pipeline_for: Callable[[str], ParallelPromptGenerator]):
+    def __init__(
+        self,
+        store: JobStore,
+        pipeline_for: Callable[[str], ParallelPromptGenerator],
+        on_results: Callable[[list[PromptResult]], None] = lambda _: None,
+    ) -> None:
         self.store = store
         self._pipeline_for = pipeline_for
+        self._on_results = on_results
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
 
@@ -78,7 +84,8 @@ class JobRunner:
                 async for result in stream:
                     index = indices[result.embedding_index]
                     row = result.model_copy(update={"embedding_index": index})
-                    self.store.save_result(job_id, index, row.model_dump(mode="json"))
+                    if self.store.save_result(job_id, index, row.model_dump(mode="json")):
+                        self._on_results([result])
         except asyncio.CancelledError:
             raise  # cancelled (state set by cancel()) or shutting down (stays resumable)
         except Exception as error:  # the job cannot go on (its items' own errors never land here)
