@@ -2,7 +2,7 @@
 
 Names: speedup, compliance, storm, overhead, memory (the engine), embedder, batching,
 generator (the local models), pipeline-speedup, pipeline-local, pipeline-quality
-(the pipeline); default: all. Each figure is a
+(the pipeline), service-load (the HTTP service); default: all. Each figure is a
 median of repeated runs measured side by side in this process, against the local
 OpenAI-compatible server running as a separate process on loopback.
 """
@@ -12,10 +12,15 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import engine, models, pipeline
+from bench import engine, models, pipeline, service
 from bench.engine import Row
 
-BENCHMARKS = {**engine.BENCHMARKS, **models.BENCHMARKS, **pipeline.BENCHMARKS}
+BENCHMARKS = {
+    **engine.BENCHMARKS,
+    **models.BENCHMARKS,
+    **pipeline.BENCHMARKS,
+    **service.BENCHMARKS,
+}
 
 
 def main(argv: list[str]) -> int:

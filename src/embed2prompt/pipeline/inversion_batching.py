@@ -42,11 +42,15 @@ class InversionBatcher:
         self._pending: list[_Request] = []
         self._timer: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()  # one batch at a time: the inverter uses every core
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._running: set[asyncio.Task[None]] = set()
         self.batch_sizes: list[int] = []
 
     async def invert(self, target: npt.NDArray[np.float32]) -> InversionResult:
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # each asyncio.run makes a new loop; start afresh in it
+            self._loop, self._pending, self._timer = loop, [], None
+            self._lock, self._running = asyncio.Lock(), set()
         request = _Request(target, loop.create_future())
         self._pending.append(request)
         if len(self._pending) >= self.max_batch:
@@ -92,6 +96,8 @@ class InversionBatcher:
         return await self.inverter.ainvert_batch(np.stack(targets), steps=self.steps)
 
     async def aclose(self) -> None:
+        if self._loop is not asyncio.get_running_loop():
+            return  # never used in this loop: nothing here to finish
         self._flush()
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)

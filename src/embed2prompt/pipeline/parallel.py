@@ -53,6 +53,8 @@ from embed2prompt.pipeline.results import (
 from embed2prompt.pipeline.variants import best_of, describe, make_variants
 from embed2prompt.settings import Settings
 
+SHARED_BATCH = 32  # most targets inverted as one batch (the inverter's efficient size)
+
 
 class ParallelPromptGenerator:
     """Turns embeddings into evaluated prompts, in parallel.
@@ -85,6 +87,11 @@ class ParallelPromptGenerator:
         self.inference_engine = inference_engine or EmbeddingToPromptInference()
         self._generator = generator
         self._owns_generator = generator is None
+        # One batcher for every run of this object: the inversions of concurrent calls
+        # (a service's simultaneous requests) share batches too.
+        self._batcher = InversionBatcher(
+            self.inference_engine, steps=settings.refinement_steps, max_batch=SHARED_BATCH
+        )
 
     @property
     def generator_built(self) -> bool:
@@ -183,13 +190,10 @@ class ParallelPromptGenerator:
             else None
         )
         processor = AsyncEmbeddingProcessor(max_concurrent=max_concurrent)
-        batcher = InversionBatcher(
-            self.inference_engine, steps=self.settings.refinement_steps, max_batch=max_concurrent
-        )
         # One at a time means one at a time; otherwise invert the next items while the
         # current ones wait on the generator.
         lookahead = max_concurrent if max_concurrent > 1 else 0
-        inversions = InversionsAhead(batcher, targets, lookahead)
+        inversions = InversionsAhead(self._batcher, targets, lookahead)
         run = _Run(inversions, counts, evaluator, variants if generate_variants else 0)
         timeout = self.settings.item_timeout_s
 
@@ -208,7 +212,6 @@ class ParallelPromptGenerator:
                 yield stream, counts, evaluator
         finally:
             await inversions.aclose()
-            await batcher.aclose()
 
     async def _process(
         self, index: int, target: npt.NDArray[np.float32], run: _Run
@@ -272,6 +275,7 @@ class ParallelPromptGenerator:
 
     async def aclose(self) -> None:
         """Release the generator this object built (not one passed in)."""
+        await self._batcher.aclose()
         if self._owns_generator and self._generator is not None:
             generator, self._generator = self._generator, None
             await generator.aclose()
