@@ -122,18 +122,23 @@ class InversionsAhead:
         self._next = 0  # the first index not started yet
 
     async def result(self, index: int) -> InversionResult:
-        last = min(len(self._targets) - 1, index + self._lookahead)
-        loop = asyncio.get_running_loop()
-        while self._next <= last:
-            target = self._targets[self._next]
-            self._tasks[self._next] = loop.create_task(self._batcher.invert(target))
-            self._next += 1
+        self._start_through(index)  # this item's own wave: one batch with its neighbours
         task = self._tasks[index]
         try:
-            return await asyncio.shield(task)  # an item's timeout leaves the batch alone
+            result = await asyncio.shield(task)  # an item's timeout leaves the batch alone
         finally:
             if task.done():
                 del self._tasks[index]
+        # The next wave is inverted while this item goes on to wait on the generator.
+        self._start_through(index + self._lookahead)
+        return result
+
+    def _start_through(self, last: int) -> None:
+        loop = asyncio.get_running_loop()
+        while self._next <= min(last, len(self._targets) - 1):
+            target = self._targets[self._next]
+            self._tasks[self._next] = loop.create_task(self._batcher.invert(target))
+            self._next += 1
 
     async def aclose(self) -> None:
         """Cancel the inversions nobody will ask for (the run stopped early)."""
