@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -21,8 +22,13 @@ import hypothesis
 import numpy as np
 import pytest
 import schemathesis
+from pydantic import SecretStr
 
 from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.service.health import backends
+from embed2prompt.settings import Settings
+from embed2prompt.testing import OpenAITestServer
+from tests.conftest import TEST_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "svc-key-0123456789"
@@ -124,6 +130,7 @@ def test_health_is_open_and_reports_the_models(service: Service) -> None:
     assert status == 200
     assert isinstance(body, dict)
     assert body["status"] == "ok"
+    assert body["backends"]["generator"] == {"kind": "local", "reachable": True}
     assert body["embedder"] == "all-MiniLM-L6-v2"
     assert body["dimension"] == 384
 
@@ -424,3 +431,19 @@ def test_no_generated_request_gets_a_500(service: Service) -> None:
             assert response.status_code < 500, (case.method, case.path, response.text[:300])
 
         no_server_error()
+
+
+def test_health_probes_an_api_backend(server: OpenAITestServer) -> None:
+    settings = Settings(
+        generator="openai", openai_api_key=SecretStr(TEST_KEY), openai_base_url=server.url
+    )
+    report = asyncio.run(backends(settings))
+    assert report["embedder"] == {"kind": "local", "reachable": True}
+    assert report["generator"]["reachable"] is True
+    assert report["generator"]["status"] == 200
+    unreachable = settings.model_copy(
+        update={"openai_base_url": f"http://127.0.0.1:{_free_port()}/v1"}
+    )
+    report = asyncio.run(backends(unreachable))
+    assert report["generator"]["reachable"] is False
+    assert TEST_KEY not in json.dumps(report)

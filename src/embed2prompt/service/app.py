@@ -22,6 +22,7 @@ from embed2prompt.errors import ConfigurationError, InputError
 from embed2prompt.generators.base import Generator
 from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
 from embed2prompt.pipeline import ParallelPromptGenerator, PromptGenerationResponse
+from embed2prompt.service.health import backends
 from embed2prompt.service.job_store import JobStore
 from embed2prompt.service.jobs import JobRunner
 from embed2prompt.service.metrics import ServiceMetrics
@@ -107,10 +108,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        """Liveness and what is loaded; open without the API key."""
+        """Liveness, what is loaded, and whether the API backends answer; open without
+        the API key."""
         inverter = models.inverter
+        reports = await backends(settings)
+        ready = inverter is not None and all(r["reachable"] for r in reports.values())
         return {
-            "status": "ok" if inverter is not None else "loading",
+            "status": "ok" if ready else ("loading" if inverter is None else "degraded"),
+            "backends": reports,
             "version": __version__,
             "model": settings.model_path,
             "embedder": inverter.embedder.name if inverter is not None else None,
