@@ -31,7 +31,6 @@ def sample(
     greedy_rows = temperatures <= 0
     written: list[list[int]] = [[] for _ in range(batch)]
     active = torch.arange(batch)  # rows still writing, in the order of the cache's rows
-    previous = torch.full((batch,), config.bos_id)  # for models with delayed input
     logits, cache = model.begin(embeddings)
     for step in range(config.max_tokens):
         logits[:, config.pad_id] = -torch.inf
@@ -43,10 +42,9 @@ def sample(
         if not bool(going.any()) or step == config.max_tokens - 1:
             break
         if not bool(going.all()):
-            active, chosen, previous = active[going], chosen[going], previous[going]
+            active, chosen = active[going], chosen[going]
             cache = [(k[going], v[going]) for k, v in cache]
-        fed, previous = (previous, chosen) if config.delayed_input else (chosen, chosen)
-        logits, cache = model.extend(fed, cache)
+        logits, cache = model.extend(chosen, cache)
     return written
 
 

@@ -38,9 +38,6 @@ class InverterConfig:
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
-    # Inverters trained before 2026-11-28 read <bos> and then each token one step late
-    # (the token before last, not the last one); decoding feeds such models that way.
-    delayed_input: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
