@@ -49,6 +49,7 @@ from embed2prompt.pipeline.results import (
     RateLimitUsage,
     Summary,
     VariantResult,
+    score,
 )
 from embed2prompt.pipeline.variants import best_of, describe, make_variants
 from embed2prompt.settings import Settings
@@ -338,7 +339,7 @@ def _summarise(results: list[PromptResult], wall_s: float, with_variants: bool) 
     if with_variants:
         for result in succeeded:
             best = result.best_similarity
-            original = result.original_result.similarity or result.original_result.prompt_similarity
+            original = score(result.original_result)
             if best is not None and original is not None:
                 best_scores.append(best)
                 gains.append(best - original)
