@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -447,3 +448,38 @@ def test_health_probes_an_api_backend(server: OpenAITestServer) -> None:
     report = asyncio.run(backends(unreachable))
     assert report["generator"]["reachable"] is False
     assert TEST_KEY not in json.dumps(report)
+
+
+def test_sigterm_lets_requests_in_progress_finish(
+    tmp_path: Path, server: OpenAITestServer, vectors: list[list[float]]
+) -> None:
+    server.configure(latency_ms=1500)  # each generation takes 1.5 s at the API
+    service = _start(
+        tmp_path / "server.log",
+        EMBED2PROMPT_GENERATOR="openai",
+        OPENAI_API_KEY=TEST_KEY,
+        OPENAI_BASE_URL=server.url,
+        EMBED2PROMPT_REFINEMENT_STEPS="0",
+        EMBED2PROMPT_JOBS_DATABASE=str(tmp_path / "jobs.sqlite3"),
+    )
+    outcome: list[tuple[int, object]] = []
+    request = {"embeddings": vectors, "max_concurrent": 1}
+    client = threading.Thread(
+        target=lambda: outcome.append(
+            _request(service.url, "POST", "/generate_prompts_parallel", request)
+        )
+    )
+    client.start()
+    deadline = time.monotonic() + 60
+    while server.stats(arrivals=False)["requests"] == 0:  # the request is at the API now
+        assert time.monotonic() < deadline
+        time.sleep(0.05)  # polling another process
+    service.process.send_signal(signal.SIGTERM)
+    client.join(timeout=60)
+    # uvicorn shuts down gracefully, then re-raises the signal, as a process should
+    assert service.process.wait(timeout=60) in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in service.log.read_text()
+    ((status, body),) = outcome
+    assert status == 200, body
+    assert isinstance(body, dict)
+    assert body["summary"]["successful"] == 2  # both items, the second one after SIGTERM
