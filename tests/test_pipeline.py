@@ -209,7 +209,7 @@ def test_concurrent_inversions_run_as_one_batch(
     async def run() -> tuple[list, list[int]]:
         batcher = InversionBatcher(inverter, steps=0, max_batch=8)
         results = await asyncio.gather(*(batcher.invert(t) for t in targets))
-        return results, batcher.batch_sizes
+        return results, list(batcher.batch_sizes)
 
     results, sizes = asyncio.run(run())
     assert sizes == [3]

@@ -10,6 +10,7 @@ bad target fails alone.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +45,9 @@ class InversionBatcher:
         self._lock = asyncio.Lock()  # one batch at a time: the inverter uses every core
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: set[asyncio.Task[None]] = set()
-        self.batch_sizes: list[int] = []
+        # The sizes of recent batches, for tests and tuning; bounded, as a service's
+        # batcher lives as long as the process.
+        self.batch_sizes: deque[int] = deque(maxlen=1000)
 
     async def invert(self, target: npt.NDArray[np.float32]) -> InversionResult:
         loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ import time
 import numpy as np
 import numpy.typing as npt
 
+from embed2prompt.errors import Embed2PromptError
 from embed2prompt.inversion.inference import InversionResult
 from embed2prompt.pipeline.quality import QualityEvaluator
 from embed2prompt.pipeline.results import EvaluationResult, VariantResult, VariantSource, score
@@ -30,7 +31,7 @@ REWRITE_TEMPLATE = (
 REWRITE_DRAFTS = 1  # more drafts measured no better per generator call (BENCHMARKS.md)
 
 
-class RepeatedRewriteError(RuntimeError):
+class RepeatedRewriteError(Embed2PromptError):
     """Every rewrite draft was a prompt that had been evaluated already."""
 
 

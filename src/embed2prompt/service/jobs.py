@@ -33,7 +33,6 @@ class JobRunner:
         self._pipeline_for = pipeline_for
         self._on_results = on_results
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._cancelled: set[str] = set()
 
     def start(self, job_id: str) -> None:
         task = asyncio.get_running_loop().create_task(self._run(job_id), name=f"job-{job_id}")
@@ -49,7 +48,6 @@ class JobRunner:
         return jobs
 
     async def cancel(self, job_id: str) -> None:
-        self._cancelled.add(job_id)
         self.store.set_state(job_id, "cancelled")
         task = self._tasks.get(job_id)
         if task is not None:
@@ -86,11 +84,11 @@ class JobRunner:
                     row = result.model_copy(update={"embedding_index": index})
                     if self.store.save_result(job_id, index, row.model_dump(mode="json")):
                         self._on_results([result])
-        except asyncio.CancelledError:
-            raise  # cancelled (state set by cancel()) or shutting down (stays resumable)
+        # A CancelledError (cancel() set the state, or a shutdown left it resumable) is
+        # not an Exception and passes through.
         except Exception as error:  # the job cannot go on (its items' own errors never land here)
             log.exception("job %s failed", job_id)
             self.store.set_state(job_id, "failed", f"{type(error).__name__}: {error}")
             return
-        if job_id not in self._cancelled:
-            self.store.set_state(job_id, "completed")
+        # A cancel arrives only at an await above, as this task's CancelledError.
+        self.store.set_state(job_id, "completed")
