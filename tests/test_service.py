@@ -331,6 +331,112 @@ def test_job_errors_and_unknown_jobs(service: Service) -> None:
     assert status == 401
 
 
+def _stored_rows(service: Service, job_id: str) -> tuple[int, int]:
+    """(jobs rows, input rows) in the service's database for this job."""
+    with sqlite3.connect(service.log.parent / "jobs.sqlite3") as db:
+        (jobs,) = db.execute("SELECT COUNT(*) FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        (inputs,) = db.execute(
+            "SELECT COUNT(*) FROM job_inputs WHERE job_id = ?", (job_id,)
+        ).fetchone()
+    return jobs, inputs
+
+
+def test_a_job_uploads_as_json_lines_with_options_in_the_query(
+    service: Service, vectors: list[list[float]]
+) -> None:
+    lines = [
+        json.dumps(vectors[0]),
+        "",  # blank lines are skipped
+        json.dumps({"id": "b", "embedding": vectors[1]}),
+        json.dumps(vectors[0]),
+    ]
+    status, job = _request(
+        service.url,
+        "POST",
+        "/jobs/upload?evaluate_quality=false&max_concurrent=2",
+        "\n".join(lines).encode(),
+        {**AUTH, "Content-Type": "application/x-ndjson"},
+    )
+    assert status == 202, job
+    assert isinstance(job, dict)
+    assert job["total"] == 3
+    assert job["options"]["evaluate_quality"] is False
+    assert job["options"]["max_concurrent"] == 2
+    final = _wait_for(service, job["id"], lambda body: body["state"] == "completed")
+    assert (final["done"], final["succeeded"]) == (3, 3)
+    status, page = _request(service.url, "GET", f"/jobs/{job['id']}/results", headers=AUTH)
+    assert isinstance(page, dict)
+    prompts = [row["original_prompt"] for row in page["results"]]
+    assert prompts[0] == prompts[2] != prompts[1]  # rows kept their order
+
+
+def test_a_job_of_100000_embeddings_uploads_as_float32_rows(service: Service) -> None:
+    rows = np.random.default_rng(7).normal(size=(100_000, 384)).astype("<f4")
+    status, job = _request(
+        service.url,
+        "POST",
+        "/jobs/upload?evaluate_quality=false",
+        rows.tobytes(),
+        {**AUTH, "Content-Type": "application/octet-stream"},
+    )
+    assert status == 202, job
+    assert isinstance(job, dict)
+    assert job["total"] == 100_000
+    assert _stored_rows(service, job["id"]) == (1, 100_000)
+    status, cancelled = _request(service.url, "DELETE", f"/jobs/{job['id']}", headers=AUTH)
+    assert status == 200
+    assert isinstance(cancelled, dict)
+    assert cancelled["state"] == "cancelled"
+
+
+def _bad_dimension_at_1030() -> bytes:
+    good = [json.dumps([0.5] * 384)] * 1030
+    return "\n".join([*good, "[0.5, 0.5, 0.5]", *good[:3]]).encode()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "message"),
+    [
+        ("application/x-ndjson", b"[0.1]\nnot json\n", 422, "line 2 (embedding 1) is not JSON"),
+        (
+            "application/x-ndjson",
+            json.dumps({"vector": [0.1]}).encode(),
+            422,
+            'line 1 (embedding 0) has no "embedding" field',
+        ),
+        ("application/x-ndjson", _bad_dimension_at_1030(), 422, "embedding 1030 has shape (3,)"),
+        ("application/x-ndjson", b"\n\n", 422, "the upload holds no embeddings"),
+        (
+            "application/octet-stream",
+            np.ones((2, 384), dtype="<f4").tobytes() + b"\0\0",
+            422,
+            "2 bytes that are not a whole row",
+        ),
+        (
+            "application/octet-stream",
+            np.full((1, 384), np.nan, dtype="<f4").tobytes(),
+            422,
+            "embedding 0 contains NaN",
+        ),
+        ("text/csv", b"0.1,0.2", 415, "application/x-ndjson"),
+    ],
+)
+def test_a_bad_upload_is_refused_naming_the_problem_and_leaves_nothing(
+    service: Service, content_type: str, body: bytes, status: int, message: str
+) -> None:
+    with sqlite3.connect(service.log.parent / "jobs.sqlite3") as db:
+        (before,) = db.execute("SELECT COUNT(*) FROM jobs").fetchone()
+    got, answer = _request(
+        service.url, "POST", "/jobs/upload", body, {**AUTH, "Content-Type": content_type}
+    )
+    assert got == status, answer
+    assert message in str(answer)
+    with sqlite3.connect(service.log.parent / "jobs.sqlite3") as db:
+        (after,) = db.execute("SELECT COUNT(*) FROM jobs").fetchone()
+        (uploading,) = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'uploading'").fetchone()
+    assert (after, uploading) == (before, 0)
+
+
 def test_a_job_killed_mid_way_resumes_on_restart_without_loss_or_repeats(
     tmp_path: Path, vectors: list[list[float]]
 ) -> None:
@@ -417,7 +523,7 @@ def test_no_generated_request_gets_a_500(service: Service) -> None:
     and invalid ones); none may make the server fail."""
     schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 7  # health, generate, metrics and the four of jobs
+    assert len(operations) == 8  # health, generate, metrics and the five of jobs
     for operation in operations:
 
         @hypothesis.given(case=operation.as_strategy())

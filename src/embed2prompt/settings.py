@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="Largest request body accepted."
     )
+    max_upload_bytes: int = Field(
+        default=4 * 1024**3,
+        ge=1024,
+        description="Largest streamed job upload (POST /jobs/upload) accepted.",
+    )
 
     @field_validator("prompt_template")
     @classmethod

@@ -78,10 +78,16 @@ class InversionResult:
     candidates: list[tuple[str, float]] = field(default_factory=list)
 
 
-def check_embeddings(raw: object, dimension: int) -> npt.NDArray[np.float32]:
-    """(n, d) unit rows, or an :class:`InputError` naming the row and the problem."""
+def check_embeddings(
+    raw: object, dimension: int, *, first_index: int = 0
+) -> npt.NDArray[np.float32]:
+    """(n, d) unit rows, or an :class:`InputError` naming the row and the problem.
+
+    ``first_index`` is the index of ``raw``'s first row in the caller's numbering (a
+    chunk of a streamed upload), so that errors name the row the caller knows.
+    """
     if isinstance(raw, list | tuple) and raw and isinstance(raw[0], list | tuple | np.ndarray):
-        _check_rows(raw, dimension)  # name the row that is not a vector of numbers
+        _check_rows(raw, dimension, first_index)  # name the row that is not numbers
     try:
         array = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):
@@ -99,7 +105,7 @@ def check_embeddings(raw: object, dimension: int) -> npt.NDArray[np.float32]:
             f"embeddings have dimension {array.shape[1]}, but this model inverts "
             f"{dimension}-dimensional embeddings"
         )
-    for index, row in enumerate(array):
+    for index, row in enumerate(array, start=first_index):
         if not np.isfinite(row).all():
             raise InputError(f"embedding {index} contains NaN or infinite values")
         if not np.any(row):
@@ -109,8 +115,8 @@ def check_embeddings(raw: object, dimension: int) -> npt.NDArray[np.float32]:
     return unit
 
 
-def _check_rows(rows: list[object] | tuple[object, ...], dimension: int) -> None:
-    for index, row in enumerate(rows):
+def _check_rows(rows: list[object] | tuple[object, ...], dimension: int, first_index: int) -> None:
+    for index, row in enumerate(rows, start=first_index):
         try:
             vector = np.asarray(row, dtype=np.float64)
         except (TypeError, ValueError):

@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -26,8 +26,14 @@ from embed2prompt.service.health import backends
 from embed2prompt.service.job_store import JobStore
 from embed2prompt.service.jobs import JobRunner
 from embed2prompt.service.metrics import ServiceMetrics
-from embed2prompt.service.schemas import GeneratePromptsRequest, JobRequest
+from embed2prompt.service.schemas import GeneratePromptsRequest, JobRequest, PipelineOptions
 from embed2prompt.service.security import BodySizeLimit, api_key_guard
+from embed2prompt.service.uploads import (
+    OPENAPI_REQUEST_BODY,
+    RequestBody,
+    read_vectors,
+    upload_encoding,
+)
 from embed2prompt.settings import Settings
 
 
@@ -94,7 +100,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.models = models
     metrics = ServiceMetrics()
     app.middleware("http")(metrics.middleware)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        upload_paths=frozenset({"/jobs/upload"}),
+        max_upload_bytes=settings.max_upload_bytes,
+    )
     require_key = Depends(api_key_guard(settings))
 
     @app.exception_handler(InputError)
@@ -160,6 +171,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Prometheus text format: requests, latencies, items, API calls, limiter waits."""
         return metrics.exposition()
 
+    def loaded() -> EmbeddingToPromptInference:
+        if models.inverter is None:
+            raise RuntimeError("the service's models are not loaded")
+        return models.inverter
+
     def jobs(request: Request) -> JobRunner:
         runner: JobRunner = request.app.state.jobs
         return runner
@@ -179,12 +195,56 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 f"{len(body.embeddings)} embeddings in one job; at most {limit} "
                 "(max_embeddings_per_job)"
             )
-        if models.inverter is None:
-            raise RuntimeError("the service's models are not loaded")
-        vectors = check_embeddings(body.embeddings, models.inverter.dimension)
+        vectors = check_embeddings(body.embeddings, loaded().dimension)
         runner = jobs(request)
         options = body.model_dump(exclude={"embeddings"})
         job_id = runner.store.create(vectors, options)
+        runner.start(job_id)
+        return job_status(runner, job_id)
+
+    @app.post(
+        "/jobs/upload",
+        status_code=202,
+        dependencies=[require_key],
+        openapi_extra=OPENAPI_REQUEST_BODY,
+        responses={
+            413: {"description": "Upload larger than max_upload_bytes"},
+            415: {"description": "Neither JSON lines nor float32 rows"},
+            422: {"description": "Invalid input: the message names the embedding"},
+        },
+    )
+    async def upload_job(
+        request: Request, options: Annotated[PipelineOptions, Query()]
+    ) -> dict[str, Any]:
+        """A job of up to ``max_embeddings_per_job`` embeddings streamed in the body as
+        JSON lines (``application/x-ndjson``: an array of numbers, or an object with an
+        ``embedding`` field, a line) or as little-endian float32 rows
+        (``application/octet-stream``); the options in the query string. Stored as it
+        arrives; the job starts once the upload is complete."""
+        encoding = upload_encoding(request.headers.get("content-type"))
+        body = RequestBody(request.receive)
+        if encoding is None:
+            await body.drain()
+            raise HTTPException(
+                status_code=415,
+                detail="send the embeddings as application/x-ndjson (one JSON array a line) "
+                "or application/octet-stream (little-endian float32 rows)",
+            )
+        dimension = loaded().dimension
+        runner = jobs(request)
+        job_id = runner.store.begin_upload(options.model_dump())
+        total = 0
+        try:
+            rows = read_vectors(body.chunks(), encoding, dimension, settings.max_embeddings_per_job)
+            async for vectors in rows:
+                runner.store.append_inputs(job_id, total, vectors)
+                total += len(vectors)
+        except BaseException as error:
+            runner.store.discard(job_id)
+            if isinstance(error, Exception) and not body.finished:
+                await body.drain()  # then the client, still sending, reads the error
+            raise
+        runner.store.finish_upload(job_id, total)
         runner.start(job_id)
         return job_status(runner, job_id)
 

@@ -3,6 +3,10 @@
 A job's embeddings are stored with it, so a server killed mid-job (even with SIGKILL)
 resumes on restart from the items that have no result yet: no item is lost, and no
 item's result is written twice (one row per job and index, inserted once).
+
+A large upload is stored as it arrives, a chunk at a time, under the state
+``uploading``; only a complete upload becomes ``queued``. One a crash cut short never
+got its id to the client, so it is deleted when the store next opens.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy.typing as npt
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
-    state TEXT NOT NULL,            -- queued, running, completed, cancelled, failed
+    state TEXT NOT NULL,            -- uploading, queued, running, completed, cancelled, failed
     options TEXT NOT NULL,          -- the request's options as JSON
     total INTEGER NOT NULL,
     created_at REAL NOT NULL,
@@ -91,21 +95,50 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process kills
         self._db.executescript(_SCHEMA)
+        cut_short = self._db.execute("SELECT id FROM jobs WHERE state = 'uploading'").fetchall()
+        for (job_id,) in cut_short:
+            self.discard(job_id)
 
     def create(self, vectors: npt.NDArray[np.float32], options: dict[str, Any]) -> str:
+        """A job of these vectors, queued."""
+        job_id = self.begin_upload(options)
+        self.append_inputs(job_id, 0, vectors)
+        self.finish_upload(job_id, len(vectors))
+        return job_id
+
+    def begin_upload(self, options: dict[str, Any]) -> str:
+        """A job whose inputs are still arriving (state ``uploading``); its id."""
         job_id = uuid.uuid4().hex
         now = time.time()
+        self._db.execute(
+            "INSERT INTO jobs VALUES (?, 'uploading', ?, 0, ?, ?, NULL)",
+            (job_id, json.dumps(options), now, now),
+        )
+        return job_id
+
+    def append_inputs(
+        self, job_id: str, first_index: int, vectors: npt.NDArray[np.float32]
+    ) -> None:
         rows = (
-            (job_id, index, row.astype(np.float32).tobytes()) for index, row in enumerate(vectors)
+            (job_id, first_index + offset, row.astype(np.float32).tobytes())
+            for offset, row in enumerate(vectors)
+        )
+        with self._transaction():
+            self._db.executemany("INSERT INTO job_inputs VALUES (?, ?, ?)", rows)
+
+    def finish_upload(self, job_id: str, total: int) -> None:
+        """The upload is complete: the job is queued."""
+        self._db.execute(
+            "UPDATE jobs SET state = 'queued', total = ?, updated_at = ? WHERE id = ?",
+            (total, time.time(), job_id),
         )
 
+    def discard(self, job_id: str) -> None:
+        """Delete a job and everything stored for it (an upload that failed)."""
         with self._transaction():
-            self._db.execute(
-                "INSERT INTO jobs VALUES (?, 'queued', ?, ?, ?, ?, NULL)",
-                (job_id, json.dumps(options), len(vectors), now, now),
-            )
-            self._db.executemany("INSERT INTO job_inputs VALUES (?, ?, ?)", rows)
-        return job_id
+            self._db.execute("DELETE FROM job_inputs WHERE job_id = ?", (job_id,))
+            self._db.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))
+            self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def status(self, job_id: str, *, recent_errors: int = 5) -> JobStatus | None:
         job = self._db.execute(

@@ -9,7 +9,23 @@ from pydantic import BaseModel, ConfigDict, Field
 TierName = Literal["tier_1", "tier_2", "tier_3", "tier_4", "tier_5"]
 
 
-class GeneratePromptsRequest(BaseModel):
+class PipelineOptions(BaseModel):
+    """How the pipeline runs: the seed's options, in a request body or a query string."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrent: int = Field(default=10, ge=1, le=50, description="Items in progress at once.")
+    rate_limit_tier: TierName = Field(
+        default="tier_2", description="OpenAI usage tier whose limits the API backends keep."
+    )
+    evaluate_quality: bool = Field(
+        default=True, description="Judge each prompt by what the generator writes from it."
+    )
+    generate_variants: bool = Field(default=False, description="Refine variants of each prompt.")
+    return_metadata: bool = Field(default=True, description="Include performance metrics.")
+
+
+class GeneratePromptsRequest(PipelineOptions):
     """``POST /generate_prompts_parallel``: embeddings in, evaluated prompts out."""
 
     model_config = ConfigDict(
@@ -32,15 +48,6 @@ class GeneratePromptsRequest(BaseModel):
         min_length=1,
         description="Target vectors, each of the loaded model's dimension (384 by default).",
     )
-    max_concurrent: int = Field(default=10, ge=1, le=50, description="Items in progress at once.")
-    rate_limit_tier: TierName = Field(
-        default="tier_2", description="OpenAI usage tier whose limits the API backends keep."
-    )
-    evaluate_quality: bool = Field(
-        default=True, description="Judge each prompt by what the generator writes from it."
-    )
-    generate_variants: bool = Field(default=False, description="Refine variants of each prompt.")
-    return_metadata: bool = Field(default=True, description="Include performance metrics.")
 
 
 class JobRequest(GeneratePromptsRequest):

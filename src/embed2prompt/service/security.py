@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import Header, HTTPException
@@ -16,7 +16,7 @@ from fastapi import Header, HTTPException
 from embed2prompt.settings import Settings
 
 Scope = dict[str, Any]
-Message = dict[str, Any]
+Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -47,60 +47,75 @@ def api_key_guard(settings: Settings) -> Callable[..., Awaitable[None]]:
     return check
 
 
-class BodySizeLimit:
-    """ASGI middleware: a body over ``max_bytes`` gets 413 before the app reads it.
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a body passes its limit (after draining the rest).
 
-    A declared Content-Length is checked up front; a body without one (chunked) is read
-    up to the limit and replayed to the app. A refused body is read and dropped (memory
-    stays flat) before the 413, since most clients read no response while still sending.
+    An HTTPException, so that FastAPI passes it through its body parsing and the app
+    answers 413, whether the route parses JSON or reads the stream itself."""
+
+    def __init__(self, max_bytes: int, setting: str) -> None:
+        super().__init__(
+            status_code=413,
+            detail=f"request body larger than {max_bytes} bytes ({setting})",
+        )
+
+
+class BodySizeLimit:
+    """ASGI middleware: a body over its limit gets 413.
+
+    The limit is ``max_bytes`` (setting ``max_request_bytes``) except on the paths in
+    ``upload_paths``, which stream large uploads and have ``max_upload_bytes``. A
+    declared Content-Length is checked before the app runs; a body without one
+    (chunked) is counted as the app reads it, nothing buffered. A refused body is read
+    and dropped (memory stays flat) before the 413, since most clients read no response
+    while still sending.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        *,
+        upload_paths: frozenset[str] = frozenset(),
+        max_upload_bytes: int = 0,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_paths = upload_paths
+        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope.get("path") in self.upload_paths:
+            limit, setting = self.max_upload_bytes, "max_upload_bytes"
+        else:
+            limit, setting = self.max_bytes, "max_request_bytes"
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit() or int(declared) > self.max_bytes:
-                await _discard_body(receive)  # so the client can read the 413
-                await self._refuse(send)
-                return
-            await self.app(scope, receive, send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _discard_body(receive)  # so the client can read the 413
+            await self._refuse(send, BodyTooLarge(limit, setting))
             return
-        chunks, size = [], 0
-        while True:
+        size = 0
+
+        async def counted() -> Message:
+            nonlocal size
             message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_bytes:
-                if message.get("more_body", False):
-                    await _discard_body(receive)
-                await self._refuse(send)
-                return
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    if message.get("more_body", False):
+                        await _discard_body(receive)
+                    raise BodyTooLarge(limit, setting)
+            return message
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        await self.app(scope, counted, send)
 
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, send: Send) -> None:
-        detail = f"request body larger than {self.max_bytes} bytes (max_request_bytes)"
-        payload = json.dumps({"detail": detail}).encode()
+    @staticmethod
+    async def _refuse(send: Send, error: BodyTooLarge) -> None:
+        payload = json.dumps({"detail": error.detail}).encode()
         await send(
             {
                 "type": "http.response.start",

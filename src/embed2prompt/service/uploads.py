@@ -1,0 +1,167 @@
+"""Streamed job uploads: embeddings parsed and checked as the body arrives.
+
+A job of 100,000 embeddings is 0.4-0.8 GB as one JSON document, more than a request
+body should be and several GB once parsed into Python lists. ``POST /jobs/upload``
+takes the embeddings as a stream instead, in one of two encodings:
+
+- JSON lines (``application/x-ndjson``): one embedding a line, a JSON array of numbers
+  or an object with an ``embedding`` field (other fields are ignored); blank lines
+  are skipped.
+- float32 rows (``application/octet-stream``): little-endian float32, row after row,
+  each of the model's dimension (``array.astype("<f4").tobytes()`` in NumPy).
+
+Rows are checked (dimension, NaN, infinities, zero vectors) a chunk at a time, and each
+error names the embedding's index (and, for JSON lines, the line).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from embed2prompt.errors import InputError
+from embed2prompt.inversion.inference import check_embeddings
+from embed2prompt.service.security import Message, Receive
+
+JSON_LINES = "application/x-ndjson"
+FLOAT32_ROWS = "application/octet-stream"
+# Media types that clients use for JSON lines besides the registered-looking one.
+JSON_LINES_ALIASES = {JSON_LINES, "application/jsonl", "application/x-jsonlines"}
+ROWS_PER_CHUNK = 1024  # rows checked and stored at a time
+MAX_LINE_BYTES = 16 * 1024 * 1024  # a 4,096-dimensional row is about 100 kB of JSON
+
+# The upload's request body in the OpenAPI schema (the route reads the raw stream).
+OPENAPI_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The embeddings: JSON lines, or little-endian float32 rows.",
+        "content": {
+            JSON_LINES: {"schema": {"type": "string"}, "example": "[0.1, 0.2, 0.3]\n"},
+            FLOAT32_ROWS: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def upload_encoding(content_type: str | None) -> str | None:
+    """The encoding a Content-Type header names (``JSON_LINES`` or ``FLOAT32_ROWS``)."""
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type in JSON_LINES_ALIASES:
+        return JSON_LINES
+    if media_type == FLOAT32_ROWS:
+        return FLOAT32_ROWS
+    return None
+
+
+class RequestBody:
+    """The request body's chunks straight from the ASGI ``receive`` (nothing buffered),
+    and whether it has all been read, so that an upload refused half-way can drain the
+    rest (a client still sending would not read the error otherwise)."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.finished = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while not self.finished:
+            try:
+                message: Message = await self._receive()
+            except BaseException:
+                self.finished = True  # the size guard drains before it refuses
+                raise
+            if message["type"] != "http.request":
+                self.finished = True  # the client went away
+                raise InputError("the client disconnected before the upload was complete")
+            self.finished = not message.get("more_body", False)
+            body: bytes = message.get("body", b"")
+            if body:
+                yield body
+
+    async def drain(self) -> None:
+        async for _ in self.chunks():
+            pass
+
+
+async def read_vectors(
+    chunks: AsyncIterator[bytes], encoding: str, dimension: int, max_rows: int
+) -> AsyncIterator[npt.NDArray[np.float32]]:
+    """Checked unit rows, up to ``ROWS_PER_CHUNK`` at a time, in upload order."""
+    rows = _json_lines(chunks) if encoding == JSON_LINES else _float32_rows(chunks, dimension)
+    batch: list[Any] = []
+    first_index = 0
+
+    def checked() -> npt.NDArray[np.float32]:
+        if first_index + len(batch) > max_rows:
+            raise InputError(
+                f"the upload holds more than {max_rows} embeddings (max_embeddings_per_job)"
+            )
+        return check_embeddings(batch, dimension, first_index=first_index)
+
+    async for row in rows:
+        batch.append(row)
+        if len(batch) == ROWS_PER_CHUNK:
+            yield checked()
+            first_index += len(batch)
+            batch = []
+    if batch:
+        yield checked()
+    elif first_index == 0:
+        raise InputError("the upload holds no embeddings; expected at least one")
+
+
+async def _json_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+    pending = b""
+    line_number = 0
+    index = 0
+    async for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        if len(pending) > MAX_LINE_BYTES:
+            raise InputError(f"line {line_number + len(lines) + 1} is longer than 16 MiB")
+        for line in lines:
+            line_number += 1
+            if line.strip():
+                yield _row(line, line_number, index)
+                index += 1
+    if pending.strip():
+        yield _row(pending, line_number + 1, index)
+
+
+def _row(line: bytes, line_number: int, index: int) -> Any:
+    try:
+        value = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(
+            f"line {line_number} (embedding {index}) is not JSON; expected an array of "
+            'numbers or an object with an "embedding" field'
+        ) from None
+    if isinstance(value, dict):
+        if "embedding" not in value:
+            raise InputError(f'line {line_number} (embedding {index}) has no "embedding" field')
+        value = value["embedding"]
+    if not isinstance(value, list):
+        raise InputError(f"line {line_number} (embedding {index}) is not an array of numbers")
+    return value
+
+
+async def _float32_rows(
+    chunks: AsyncIterator[bytes], dimension: int
+) -> AsyncIterator[npt.NDArray[np.float32]]:
+    row_bytes = 4 * dimension
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        whole = len(pending) // row_bytes * row_bytes
+        if whole:
+            for row in np.frombuffer(pending[:whole], dtype="<f4").reshape(-1, dimension):
+                yield row
+            pending = pending[whole:]
+    if pending:
+        raise InputError(
+            f"the upload ends with {len(pending)} bytes that are not a whole row; expected "
+            f"little-endian float32 rows of {dimension} values ({row_bytes} bytes each)"
+        )
