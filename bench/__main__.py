@@ -2,7 +2,7 @@
 
 Names: speedup, compliance, storm, overhead, memory (the engine), embedder, batching,
 generator (the local models), pipeline-speedup, pipeline-local, pipeline-quality
-(the pipeline), service-load (the HTTP service); default: all. Each figure is a
+(the pipeline), service-load, service-upload (the HTTP service); default: all. Each figure is a
 median of repeated runs measured side by side in this process, against the local
 OpenAI-compatible server running as a separate process on loopback.
 """

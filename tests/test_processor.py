@@ -127,6 +127,27 @@ async def test_breaking_out_cancels_work_in_progress() -> None:
     assert started == finished | cancelled  # and nothing new started afterwards
 
 
+async def test_a_stop_lets_items_in_progress_finish_and_starts_no_more() -> None:
+    started: list[int] = []
+
+    async def slow(n: int) -> int:
+        started.append(n)
+        await asyncio.sleep(1 + n / 10)  # one at a time: the first finishes alone
+        return n
+
+    stop = asyncio.Event()
+    processor = AsyncEmbeddingProcessor(max_concurrent=3)
+    finished = []
+    async with processor.stream(slow, range(100), ordered=False, stop=stop) as results:
+        async for result in results:
+            finished.append(result)
+            stop.set()  # after the first result: the other two in progress still finish
+    # The first wave of 3, and the item that had replaced the first when the stop came.
+    assert len(finished) == 4
+    assert all(result.ok for result in finished)
+    assert sorted(started) == sorted(result.index for result in finished)
+
+
 async def test_an_input_that_fails_to_read_raises_to_the_caller() -> None:
     def items() -> Iterator[int]:
         yield 1

@@ -12,6 +12,8 @@ import pydantic
 from embed2prompt.errors import Embed2PromptError
 from embed2prompt.settings import Settings
 
+INTERNAL_ERROR = 3  # 0 success, 1 some items failed, 2 bad usage or input, 130 interrupted
+
 
 def _settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the options given on the command line."""
@@ -122,25 +124,89 @@ def _build_parser() -> argparse.ArgumentParser:
 
     invert = commands.add_parser(
         "invert",
-        help="turn embeddings back into prompts",
+        help="turn a file of embeddings back into prompts (resumable)",
         description=(
-            "Invert every vector of INPUT (.npy rows, or .jsonl with field 'embedding' and\n"
-            "optional 'id') into OUTPUT.jsonl: index, id, prompt, prompt_similarity,\n"
-            "success, error. Exit 1 if some rows failed.\n\n"
-            "example:\n"
-            "  embed2prompt invert vectors.npy -o prompts.jsonl --steps 12"
+            "Invert every row of INPUT (.npy rows; .jsonl with field 'embedding' and optional\n"
+            "'id'; .parquet with a list column 'embedding' and optional 'id') into OUTPUT\n"
+            "(.jsonl or .parquet): index, id, prompt, prompt_similarity, similarity,\n"
+            "best_variant, success, error, processing_time. Rows are streamed (flat memory)\n"
+            "and written as they finish. Run the same command again after a crash or Ctrl-C\n"
+            "to finish the rows left. Exit 0 all rows succeeded, 1 some failed (see their\n"
+            "error), 2 bad usage or unreadable input, 130 stopped early.\n\n"
+            "examples:\n"
+            "  embed2prompt invert vectors.npy -o prompts.jsonl\n"
+            "  embed2prompt invert vectors.parquet -o prompts.parquet --evaluate --variants 3 \\\n"
+            "      --generator openai --model gpt-4o-mini --tier tier_2 --concurrency 20"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    invert.add_argument("input", type=Path)
-    invert.add_argument("-o", "--output", type=Path, required=True)
-    invert.add_argument("--model", type=Path, default=Path("models/best_model.pt"))
-    invert.add_argument("--steps", type=int, default=0, help="refinement steps (default 0)")
-    invert.add_argument("--beam", type=int, default=1, help="sequence beam width (default 1)")
+    invert.add_argument("input", type=Path, help="a .npy, .jsonl or .parquet file of embeddings")
     invert.add_argument(
-        "--edits", type=int, default=32, help="word edits tried per hypothesis a step (default 32)"
+        "-o", "--output", type=Path, required=True, help="a .jsonl or .parquet file"
     )
+    invert.add_argument(
+        "--inverter",
+        type=Path,
+        help="the inversion model checkpoint (default: EMBED2PROMPT_MODEL_PATH, "
+        "models/best_model.pt)",
+    )
+    invert.add_argument(
+        "--concurrency", type=int, default=10, help="rows in progress at once (default 10)"
+    )
+    invert.add_argument(
+        "--evaluate",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="judge each prompt by what the generator writes from it (default: off)",
+    )
+    invert.add_argument(
+        "--variants", type=int, default=0, help="refined variants per prompt (default 0: none)"
+    )
+    invert.add_argument(
+        "--retry-failed", action="store_true", help="when resuming, run failed rows again"
+    )
+    invert.add_argument("--tier", help="OpenAI rate-limit tier, tier_1..tier_5 (default tier_1)")
+    invert.add_argument("--rpm", type=float, help="requests per minute (overrides the tier's)")
+    invert.add_argument("--tpm", type=float, help="tokens per minute (overrides the tier's)")
+    invert.add_argument(
+        "--embedder",
+        choices=["local", "openai"],
+        help="the embedder the inverter was trained for (default: local)",
+    )
+    invert.add_argument(
+        "--embedding-model", help="the API embedding model (with --embedder openai)"
+    )
+    invert.add_argument("--generator", choices=["local", "openai"], help="default: local")
+    invert.add_argument(
+        "--model", help="the generator's model name (default depends on --generator)"
+    )
+    invert.add_argument("--base-url", help="OpenAI-compatible base URL (default: OPENAI_BASE_URL)")
+    invert.add_argument(
+        "--steps",
+        type=int,
+        help="refinement steps per prompt (default: EMBED2PROMPT_REFINEMENT_STEPS, 4)",
+    )
+    invert.add_argument("--beam", type=int, help="sequence beam width (default 1)")
+    invert.add_argument(
+        "--edits", type=int, help="word edits tried per hypothesis a step (default 32)"
+    )
+    invert.add_argument("--json", action="store_true", help="print the summary as JSON")
     invert.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    report = commands.add_parser(
+        "report",
+        help="an HTML report of a results file",
+        description=(
+            "Draw a self-contained HTML page (opens offline) from the output of invert:\n"
+            "similarity histogram, prompt versus generation similarity, variant gains,\n"
+            "time per row, failures, and the best and worst prompts.\n\n"
+            "example:\n"
+            "  embed2prompt report prompts.jsonl -o report.html"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("results", type=Path, help="a .jsonl or .parquet file written by invert")
+    report.add_argument("-o", "--output", type=Path, required=True, help="the .html file to write")
 
     evaluate = commands.add_parser(
         "eval",
@@ -228,18 +294,45 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.no_progress,
             )
         elif args.command == "invert":
+            from embed2prompt.batch.run import BatchOptions
             from embed2prompt.commands.invert import run_invert
 
-            failed = run_invert(
+            settings = _settings(
+                rate_limit_tier=args.tier,
+                requests_per_minute=args.rpm,
+                tokens_per_minute=args.tpm,
+                embedder=args.embedder,
+                embedding_model=args.embedding_model,
+                generator=args.generator,
+                generator_model=args.model,
+                openai_base_url=args.base_url,
+                refinement_steps=args.steps,
+                refinement_beam=args.beam,
+                refinement_edits=args.edits,
+            )
+            return run_invert(
                 args.input,
                 args.output,
-                model=args.model,
-                steps=args.steps,
-                beam=args.beam,
-                edits=args.edits,
+                inverter_path=args.inverter or Path(settings.model_path),
+                settings=settings,
+                options=BatchOptions(
+                    concurrency=args.concurrency,
+                    evaluate=args.evaluate,
+                    variants=args.variants,
+                    retry_failed=args.retry_failed,
+                ),
                 progress=not args.no_progress,
+                as_json=args.json,
             )
-            return 1 if failed else 0
+        elif args.command == "report":
+            from embed2prompt.batch.report import write_report
+
+            summary = write_report(args.results, args.output)
+            print(
+                f"wrote {args.output}: {summary['total_processed']} rows, "
+                f"{summary['failed']} failed",
+                file=sys.stderr,
+            )
         elif args.command == "eval":
             from embed2prompt.commands.evaluate import run_eval
 
@@ -268,6 +361,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("embed2prompt: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # a bug or an environment problem: one line, not a traceback
+        if args.debug:
+            raise
+        print(
+            f"embed2prompt: internal error: {type(error).__name__}: {error} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     refinement_steps: int = Field(
         default=4, ge=0, description="Embedding-feedback refinement steps per inversion."
     )
+    refinement_beam: int = Field(
+        default=1, ge=1, description="Hypotheses kept per target between refinement steps."
+    )
+    refinement_edits: int = Field(
+        default=32, ge=0, description="Word edits tried per hypothesis a refinement step."
+    )
     num_variants: int = Field(
         default=3, ge=1, description="Variants per prompt when variants are asked for."
     )

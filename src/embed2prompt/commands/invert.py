@@ -1,111 +1,148 @@
-"""``embed2prompt invert``: a file of embeddings in, a file of prompts out.
+"""``embed2prompt invert``: a file of embeddings in, a file of prompts out, resumably.
 
-Each input row is checked on its own: a malformed row becomes that row's
-``success: false`` with its error, and every other row is still inverted.
+Ctrl-C (or SIGTERM) stops taking new rows, lets those in progress finish and be
+written, and says how to resume; a second Ctrl-C stops at once (the output still holds
+only whole records). Running the same command again finishes the rows left.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
-from embed2prompt.errors import InputError
-from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
+from embed2prompt.backends import create_embedder
+from embed2prompt.batch.output import ResultLog
+from embed2prompt.batch.readers import EmbeddingFile
+from embed2prompt.batch.run import BatchOptions, BatchOutcome, BatchRun
+from embed2prompt.inversion.inference import EmbeddingToPromptInference
+from embed2prompt.settings import Settings
 
-BATCH = 32
-
-
-def read_embeddings(path: Path) -> list[tuple[str, Any]]:
-    """(id, raw vector) per row of a ``.npy`` or ``.jsonl`` file."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except ValueError as error:
-            raise InputError(f"{path}: not a numeric .npy array ({error})") from None
-        if array.ndim != 2:
-            raise InputError(
-                f"{path}: expected a 2-D array (rows of vectors), got shape {array.shape}"
-            )
-        return [(str(index), row) for index, row in enumerate(array)]
-    if suffix == ".jsonl":
-        rows: list[tuple[str, Any]] = []
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise InputError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-                if not isinstance(record, dict) or "embedding" not in record:
-                    raise InputError(
-                        f"{path}:{number}: expected an object with an 'embedding' field"
-                    )
-                rows.append((str(record.get("id", len(rows))), record["embedding"]))
-        if not rows:
-            raise InputError(f"{path}: no rows found")
-        return rows
-    raise InputError(f"{path}: unsupported input type {suffix!r}; expected .npy or .jsonl")
+INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C
 
 
 def run_invert(
     input_path: Path,
     output_path: Path,
     *,
-    model: Path,
-    steps: int,
-    beam: int,
-    edits: int,
+    inverter_path: Path,
+    settings: Settings,
+    options: BatchOptions,
     progress: bool,
+    as_json: bool,
 ) -> int:
-    """Returns the number of rows that failed."""
-    if output_path.suffix.lower() != ".jsonl":
-        raise InputError(f"{output_path}: unsupported output type; expected .jsonl")
-    rows = read_embeddings(input_path)
-    inverter = EmbeddingToPromptInference(model)
-    results: list[dict[str, Any]] = []
-    valid: list[tuple[int, np.ndarray[Any, Any]]] = []
-    for index, (identifier, raw) in enumerate(rows):
-        record: dict[str, Any] = {
-            "index": index,
-            "id": identifier,
-            "prompt": None,
-            "prompt_similarity": None,
-            "success": False,
-            "error": None,
-        }
-        try:
-            valid.append((index, check_embeddings(raw, inverter.dimension)[0]))
-        except InputError as error:
-            record["error"] = str(error).replace("embedding 0 ", "the embedding ", 1)
-        results.append(record)
-    with tqdm(total=len(valid), unit="vector", disable=not progress, file=sys.stderr) as bar:
-        for start in range(0, len(valid), BATCH):
-            chunk = valid[start : start + BATCH]
-            found = inverter.invert_batch(
-                np.stack([vector for _, vector in chunk]), steps=steps, beam=beam, edits=edits
-            )
-            for (index, _), result in zip(chunk, found, strict=True):
-                results[index].update(
-                    prompt=result.prompt, success=True, prompt_similarity=round(result.cosine, 6)
-                )
-            bar.update(len(chunk))
-    partial = output_path.with_name(output_path.name + ".partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        for record in results:
-            handle.write(json.dumps(record) + "\n")
-    partial.replace(output_path)
-    failed = sum(not record["success"] for record in results)
-    print(
-        f"inverted {len(results) - failed} of {len(results)} vectors into {output_path}",
+    """The exit code: 0 every row succeeded, 1 some failed, 130 stopped early."""
+    source = EmbeddingFile(input_path)
+    output = ResultLog(output_path, source.rows_total)
+    embedder = create_embedder(settings) if settings.embedder != "local" else None
+    inverter = EmbeddingToPromptInference(inverter_path, embedder=embedder)
+    run = BatchRun(source, output, inverter, settings, options)
+    done_before = run.resume()
+    if done_before:
+        print(
+            f"resuming: {done_before} of {source.rows_total} rows already in {output_path}",
+            file=sys.stderr,
+        )
+    outcome = asyncio.run(_run(run, done_before, progress))
+    if outcome is None:
+        print(_stopped_message(input_path, output_path, None), file=sys.stderr)
+        return INTERRUPTED
+    summary = outcome.summary.model_dump(mode="json", exclude_none=True)
+    if as_json:
+        print(json.dumps({**summary, "rows": outcome.rows_total, "output": str(output_path)}))
+    else:
+        print(_summary_table(summary, outcome))
+    if not outcome.complete:
+        print(_stopped_message(input_path, output_path, outcome), file=sys.stderr)
+        return INTERRUPTED
+    return 1 if outcome.summary.failed else 0
+
+
+async def _run(run: BatchRun, done_before: int, progress: bool) -> BatchOutcome | None:
+    """The run under Ctrl-C handling; None when a second Ctrl-C stopped it at once."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    bar = tqdm(
+        total=run.source.rows_total,
+        initial=done_before,
+        unit="row",
+        disable=not progress,
         file=sys.stderr,
+        dynamic_ncols=True,
     )
-    return failed
+    failed = run.summary.failed
+
+    def on_record(record: dict[str, Any]) -> None:
+        nonlocal failed
+        failed += not record["success"]
+        bar.update(1)
+        if failed:
+            bar.set_postfix(failed=failed, refresh=False)
+
+    def interrupted() -> None:
+        if not stop.is_set():
+            stop.set()
+            bar.write(
+                "stopping: finishing the rows in progress (Ctrl-C again to stop at once)",
+                file=sys.stderr,
+            )
+        elif main is not None:
+            main.cancel()
+
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, interrupted)
+    try:
+        return await run.run(stop, on_record)
+    except asyncio.CancelledError:
+        return None
+    finally:
+        bar.close()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signal_number)
+
+
+def _stopped_message(input_path: Path, output_path: Path, outcome: BatchOutcome | None) -> str:
+    done = (
+        f"{outcome.resumed + outcome.written} of {outcome.rows_total} rows are in {output_path}"
+        if outcome is not None
+        else f"the rows finished so far are in {output_path}"
+    )
+    return (
+        f"stopped: {done}; run the same command again to finish the rest "
+        f"(embed2prompt invert {input_path} -o {output_path} ...)"
+    )
+
+
+def _summary_table(summary: dict[str, Any], outcome: BatchOutcome) -> str:
+    labels = {
+        "total_processed": "rows processed",
+        "successful": "successful",
+        "failed": "failed",
+        "processing_time": "this run's time (s)",
+        "average_similarity": "average similarity (generation)",
+        "max_similarity": "max similarity",
+        "min_similarity": "min similarity",
+        "average_prompt_similarity": "average prompt similarity",
+        "average_best_similarity": "average best similarity (with variants)",
+        "average_variant_gain": "average variant gain",
+    }
+    lines = [(labels[key], value) for key, value in summary.items() if key in labels]
+    lines.insert(1, ("of which earlier runs", outcome.resumed))
+    if outcome.summary.processing_time > 0:
+        rate = outcome.written / outcome.summary.processing_time
+        lines.insert(5, ("rows per second (this run)", rate))
+    width = max(len(label) for label, _ in lines)
+    rule = "-" * (width + 14)
+    body = [
+        f"{label:<{width}}  {value:>12.4f}"
+        if isinstance(value, float)
+        else f"{label:<{width}}  {value:>12}"
+        for label, value in lines
+    ]
+    return "\n".join([rule, *body, rule])

@@ -135,15 +135,18 @@ class AsyncEmbeddingProcessor:
         *,
         tokens: Callable[[ItemT], float] | None = None,
         ordered: bool = True,
+        stop: asyncio.Event | None = None,
     ) -> ResultStream[ItemT, ResultT]:
         """Results as they finish (``ordered=False``) or in input order, in flat memory.
 
         ``tokens(item)`` estimates the tokens one call will use, for the limiter's TPM.
+        Once ``stop`` is set, no new item starts; those in progress finish and are
+        yielded, then the stream ends (a graceful stop, where ``aclose`` is an abrupt one).
         ``stream.metrics`` is a live snapshot, usable for progress reports mid-run. Use it
         as ``async with processor.stream(...) as results: async for r in results: ...``
         so that leaving the loop early cancels the work still in progress at once.
         """
-        return ResultStream(self, fn, items, tokens=tokens, ordered=ordered)
+        return ResultStream(self, fn, items, tokens=tokens, ordered=ordered, stop=stop)
 
 
 class ResultStream(Generic[ItemT, ResultT]):
@@ -157,8 +160,10 @@ class ResultStream(Generic[ItemT, ResultT]):
         *,
         tokens: Callable[[ItemT], float] | None,
         ordered: bool,
+        stop: asyncio.Event | None = None,
     ) -> None:
         self._processor = processor
+        self._stop = stop
         self._fn = fn
         self._items = items
         self._tokens = tokens
@@ -260,6 +265,8 @@ class ResultStream(Generic[ItemT, ResultT]):
                 while started - handed_out >= window:
                     window_moved.clear()
                     await window_moved.wait()  # the consumer, or an earlier item, is behind
+                if self._stop is not None and self._stop.is_set():
+                    return None
                 try:
                     item = await anext(source)
                 except StopAsyncIteration:

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from embed2prompt.inversion.inference import EmbeddingToPromptInference, InversionResult
+from embed2prompt.inversion.inference import (
+    DEFAULT_BEAM,
+    DEFAULT_EDITS,
+    EmbeddingToPromptInference,
+    InversionResult,
+)
 
 
 @dataclass(slots=True)
@@ -33,11 +38,15 @@ class InversionBatcher:
         inverter: EmbeddingToPromptInference,
         *,
         steps: int,
+        beam: int = DEFAULT_BEAM,
+        edits: int = DEFAULT_EDITS,
         max_batch: int = 32,
         max_wait_s: float = 0.005,
     ) -> None:
         self.inverter = inverter
         self.steps = steps
+        self.beam = beam
+        self.edits = edits
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._pending: list[_Request] = []
@@ -96,7 +105,9 @@ class InversionBatcher:
                 request.future.set_result(result)
 
     async def _invert(self, targets: list[npt.NDArray[np.float32]]) -> list[InversionResult]:
-        return await self.inverter.ainvert_batch(np.stack(targets), steps=self.steps)
+        return await self.inverter.ainvert_batch(
+            np.stack(targets), steps=self.steps, beam=self.beam, edits=self.edits
+        )
 
     async def aclose(self) -> None:
         if self._loop is not asyncio.get_running_loop():

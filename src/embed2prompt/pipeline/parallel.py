@@ -91,7 +91,11 @@ class ParallelPromptGenerator:
         # One batcher for every run of this object: the inversions of concurrent calls
         # (a service's simultaneous requests) share batches too.
         self._batcher = InversionBatcher(
-            self.inference_engine, steps=settings.refinement_steps, max_batch=SHARED_BATCH
+            self.inference_engine,
+            steps=settings.refinement_steps,
+            beam=settings.refinement_beam,
+            edits=settings.refinement_edits,
+            max_batch=SHARED_BATCH,
         )
 
     @property
@@ -160,12 +164,16 @@ class ParallelPromptGenerator:
         evaluate_quality: bool = True,
         generate_variants: bool = False,
         num_variants: int | None = None,
+        stop: asyncio.Event | None = None,
     ) -> AsyncIterator[PromptResult]:
         """The same work, each item's result as soon as it is done (in any order; its
-        ``embedding_index`` says which), for callers that store results as they come."""
+        ``embedding_index`` says which), for callers that store results as they come.
+        Once ``stop`` is set no new item starts, and the stream ends when those in
+        progress have been yielded (a Ctrl-C that loses no finished work)."""
         targets = check_embeddings(embeddings, self.inference_engine.dimension)
         options = (max_concurrent, evaluate_quality, generate_variants, num_variants)
-        async with self._running(targets, *options, ordered=False) as (stream, _, _):
+        running = self._running(targets, *options, ordered=False, stop=stop)
+        async with running as (stream, _, _):
             async for item in stream:
                 yield _result_or_failure(item)
 
@@ -179,6 +187,7 @@ class ParallelPromptGenerator:
         num_variants: int | None,
         *,
         ordered: bool,
+        stop: asyncio.Event | None = None,
     ) -> AsyncIterator[tuple[ResultStream[int, PromptResult], CallCounts, QualityEvaluator | None]]:
         """The run's processor stream over ``targets``, and what its items share."""
         variants = self.settings.num_variants if num_variants is None else num_variants
@@ -207,7 +216,7 @@ class ParallelPromptGenerator:
                     f"embedding {index} took longer than {timeout:g} s (item_timeout_s)"
                 ) from None
 
-        stream = processor.stream(process, range(len(targets)), ordered=ordered)
+        stream = processor.stream(process, range(len(targets)), ordered=ordered, stop=stop)
         try:
             async with stream:
                 yield stream, counts, evaluator

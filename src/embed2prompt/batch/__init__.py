@@ -1,0 +1,1 @@
+"""Batch runs: files of embeddings through the pipeline into files of prompts, resumably."""

@@ -1,0 +1,310 @@
+"""Batch runs from the command line, run as a user runs them: big files, resume, reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.testing import OpenAITestServer
+from tests.conftest import TEST_KEY
+from tests.test_cli import run
+
+TEXTS = [
+    "How do I reset my password?",
+    "Write a short poem about the sea.",
+    "Explain how a hash table works.",
+    "What is the capital of France?",
+]
+FAST = ("--steps", "0", "--no-progress")  # one-pass inversion: seconds, not minutes
+
+
+def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "embed2prompt", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def vectors() -> np.ndarray:
+    return LocalEmbedder().embed_sync(TEXTS)
+
+
+def records(path: Path) -> list[dict]:
+    raw = path.read_bytes()
+    assert raw == b"" or raw.endswith(b"\n"), "the output ends with a cut line"
+    return [json.loads(line) for line in raw.splitlines()]
+
+
+def indices(path: Path) -> list[int]:
+    return sorted(record["index"] for record in records(path))
+
+
+def wait_for_lines(path: Path, count: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 240
+    while not (path.is_file() and path.read_bytes().count(b"\n") >= count):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.1)  # polling another process's output file, not waiting on a clock
+
+
+def test_npy_to_jsonl_writes_every_row_once_with_the_documented_fields(
+    tmp_path: Path, vectors: np.ndarray
+) -> None:
+    source = tmp_path / "vectors.npy"
+    np.save(source, vectors)
+    output = tmp_path / "prompts.jsonl"
+    result = run("invert", str(source), "-o", str(output), *FAST, "--json")
+    assert result.returncode == 0, result.stderr
+    rows = records(output)
+    assert sorted(row["index"] for row in rows) == [0, 1, 2, 3]
+    for row in rows:
+        assert set(row) == {
+            "index",
+            "id",
+            "prompt",
+            "prompt_similarity",
+            "similarity",
+            "best_variant",
+            "success",
+            "error",
+            "processing_time",
+        }
+        assert row["success"]
+        assert row["prompt"]
+        assert row["prompt_similarity"] > 0.2
+        assert row["similarity"] is None  # not evaluated
+        assert row["id"] == str(row["index"])
+    summary = json.loads(result.stdout)
+    assert (summary["total_processed"], summary["successful"], summary["failed"]) == (4, 4, 0)
+    assert summary["average_prompt_similarity"] == pytest.approx(
+        np.mean([row["prompt_similarity"] for row in rows]), abs=1e-6
+    )
+
+
+def test_parquet_in_and_out_keeps_ids(tmp_path: Path, vectors: np.ndarray) -> None:
+    source = tmp_path / "vectors.parquet"
+    table = pa.table(
+        {"id": ["a", "b", "c", "d"], "embedding": [list(map(float, v)) for v in vectors]}
+    )
+    pq.write_table(table, source)
+    output = tmp_path / "prompts.parquet"
+    result = run("invert", str(source), "-o", str(output), *FAST)
+    assert result.returncode == 0, result.stderr
+    assert "rows processed" in result.stdout  # the summary table
+    back = pq.read_table(output).to_pylist()
+    assert sorted((row["index"], row["id"]) for row in back) == [
+        (0, "a"),
+        (1, "b"),
+        (2, "c"),
+        (3, "d"),
+    ]
+    assert all(row["success"] and row["prompt"] for row in back)
+    assert not (tmp_path / "prompts.parquet.partial.jsonl").exists()
+
+
+def test_bad_rows_fail_alone_and_the_exit_code_says_so(tmp_path: Path, vectors: np.ndarray) -> None:
+    source = tmp_path / "vectors.jsonl"
+    lines = [
+        json.dumps({"id": "good", "embedding": vectors[0].tolist()}),
+        "{not json",
+        json.dumps({"id": "nan", "embedding": [float("nan")] * 384}).replace("NaN", "NaN"),
+        json.dumps({"id": "short", "embedding": [0.1, 0.2]}),
+        json.dumps({"id": "nothing"}),
+        json.dumps({"id": "good2", "embedding": vectors[1].tolist()}),
+    ]
+    source.write_text("\n".join(lines) + "\n")
+    output = tmp_path / "prompts.jsonl"
+    result = run("invert", str(source), "-o", str(output), *FAST)
+    assert result.returncode == 1, result.stderr
+    by_index = {row["index"]: row for row in records(output)}
+    assert sorted(by_index) == [0, 1, 2, 3, 4, 5]
+    assert by_index[0]["success"]
+    assert by_index[5]["success"]
+    assert "line 2 is not valid JSON" in by_index[1]["error"]
+    assert "NaN or infinite" in by_index[2]["error"]
+    assert "dimension 2" in by_index[3]["error"]
+    assert "'embedding' field" in by_index[4]["error"]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.npy", None, "no such file"),
+        ("vectors.csv", b"1,2,3", "unsupported input type '.csv'"),
+        ("cube.npy", "cube", "expected a 2-D array"),
+        ("columns.parquet", "parquet", "no 'embedding' column"),
+        ("broken.parquet", b"not parquet", "not a readable Parquet file"),
+    ],
+)
+def test_unreadable_input_is_exit_2_naming_the_file(
+    tmp_path: Path, name: str, content: object, message: str
+) -> None:
+    path = tmp_path / name
+    if content == "cube":
+        np.save(path, np.ones((2, 2, 2)))
+    elif content == "parquet":
+        pq.write_table(pa.table({"vector": [[0.1]]}), path)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    result = run("invert", str(path), "-o", str(tmp_path / "out.jsonl"), *FAST)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert name in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_output_type_is_exit_2(tmp_path: Path, vectors: np.ndarray) -> None:
+    source = tmp_path / "vectors.npy"
+    np.save(source, vectors)
+    result = run("invert", str(source), "-o", str(tmp_path / "out.csv"), *FAST)
+    assert result.returncode == 2
+    assert "unsupported output type '.csv'" in result.stderr
+
+
+def _slow_run_args(server: OpenAITestServer, source: Path, output: Path) -> list[str]:
+    """A run that takes a while: each row waits on the test server's generator."""
+    return [
+        "invert", str(source), "-o", str(output), *FAST,
+        "--evaluate", "--generator", "openai", "--base-url", server.url,
+        "--model", "gpt-4o-mini", "--concurrency", "2",
+    ]  # fmt: skip
+
+
+def test_a_killed_run_resumes_and_writes_each_row_exactly_once(
+    tmp_path: Path, vectors: np.ndarray, server: OpenAITestServer
+) -> None:
+    server.configure(latency_ms=300)
+    source = tmp_path / "vectors.npy"
+    np.save(source, np.tile(vectors, (10, 1)))  # 40 rows
+    output = tmp_path / "prompts.jsonl"
+    env = {"OPENAI_API_KEY": TEST_KEY}
+    process = start(*_slow_run_args(server, source, output), env=env)
+    wait_for_lines(output, 5, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    done = indices(output)
+    assert 5 <= len(done) < 40
+    assert len(done) == len(set(done))
+    server.configure(latency_ms=0)
+    result = run(*_slow_run_args(server, source, output), env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming: {len(done)} of 40 rows" in result.stderr
+    assert indices(output) == list(range(40))
+    rows = records(output)
+    assert all(row["similarity"] is not None for row in rows)  # evaluated
+
+
+def test_ctrl_c_finishes_the_rows_in_progress_and_says_how_to_resume(
+    tmp_path: Path, vectors: np.ndarray, server: OpenAITestServer
+) -> None:
+    server.configure(latency_ms=300)
+    source = tmp_path / "vectors.npy"
+    np.save(source, np.tile(vectors, (10, 1)))
+    output = tmp_path / "prompts.jsonl"
+    env = {"OPENAI_API_KEY": TEST_KEY}
+    process = start(*_slow_run_args(server, source, output), env=env)
+    wait_for_lines(output, 3, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "finishing the rows in progress" in stderr
+    assert "run the same command again" in stderr
+    assert "Traceback" not in stderr
+    rows = records(output)
+    assert all(row["success"] for row in rows)  # the rows in progress finished, not cut
+    assert len(rows) < 40
+    server.configure(latency_ms=0)
+    result = run(*_slow_run_args(server, source, output), env=env)
+    assert result.returncode == 0, result.stderr
+    assert indices(output) == list(range(40))
+
+
+def test_resume_cuts_a_half_written_line_and_can_retry_failed_rows(
+    tmp_path: Path, vectors: np.ndarray
+) -> None:
+    source = tmp_path / "vectors.npy"
+    np.save(source, vectors)
+    output = tmp_path / "prompts.jsonl"
+    failed = {"index": 1, "id": "1", "prompt": None, "success": False, "error": "boom"}
+    output.write_text(json.dumps(failed) + "\n" + '{"index": 2, "id": "2", "pro')
+    result = run("invert", str(source), "-o", str(output), *FAST)
+    assert result.returncode == 1  # row 1's earlier failure is still in the output
+    assert indices(output) == [0, 1, 2, 3]
+    result = run("invert", str(source), "-o", str(output), *FAST, "--retry-failed")
+    assert result.returncode == 0, result.stderr
+    rows = {row["index"]: row for row in records(output)}
+    assert sorted(rows) == [0, 1, 2, 3]
+    assert rows[1]["success"]
+    assert rows[1]["prompt"]
+
+
+def test_the_output_of_another_input_is_refused(tmp_path: Path, vectors: np.ndarray) -> None:
+    source = tmp_path / "vectors.npy"
+    np.save(source, vectors)
+    output = tmp_path / "prompts.jsonl"
+    output.write_text(json.dumps({"index": 99, "success": True}) + "\n")
+    result = run("invert", str(source), "-o", str(output), *FAST)
+    assert result.returncode == 2
+    assert "row index 99 is not in the input" in result.stderr
+
+
+def test_report_draws_a_self_contained_page(tmp_path: Path) -> None:
+    results = tmp_path / "prompts.jsonl"
+    rows = [
+        {
+            "index": i, "id": f"r{i}", "prompt": f"prompt {i} <script>alert(1)</script>",
+            "prompt_similarity": 0.5 + i / 100, "similarity": 0.4 + i / 100,
+            "best_variant": {"prompt": f"variant {i}", "similarity": 0.45 + i / 100},
+            "success": True, "error": None, "processing_time": 0.1 * (i + 1),
+        }
+        for i in range(30)
+    ]  # fmt: skip
+    rows.append({"index": 30, "id": "bad", "success": False, "error": "ApiError: quota"})
+    results.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    page_path = tmp_path / "report.html"
+    result = run("report", str(results), "-o", str(page_path))
+    assert result.returncode == 0, result.stderr
+    page = page_path.read_text()
+    assert page.count("data:image/png;base64,") == 4  # similarity, scatter, gains, latency
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+    assert "Best prompts" in page
+    assert "Worst prompts" in page
+    best_table = page.split("Best prompts")[1].split("Worst prompts")[0]
+    assert best_table.index("prompt 29 ") < best_table.index("prompt 28 ")
+    assert "1 of 31 rows failed" in page
+    assert "ApiError" in page
+    assert "http://" not in page
+    assert "https://" not in page
+
+
+def test_report_of_a_missing_file_is_exit_2(tmp_path: Path) -> None:
+    result = run("report", str(tmp_path / "none.jsonl"), "-o", str(tmp_path / "r.html"))
+    assert result.returncode == 2
+    assert "no such file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", ["demo", "serve", "embed", "corpus", "train", "invert", "eval", "report"]
+)
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    result = run(command, "--help", timeout=60)
+    assert result.returncode == 0
+    assert "example" in result.stdout
