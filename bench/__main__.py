@@ -2,7 +2,8 @@
 
 Names: speedup, compliance, storm, overhead, memory (the engine), embedder, batching,
 generator (the local models), pipeline-speedup, pipeline-local, pipeline-quality
-(the pipeline), service-load, service-upload (the HTTP service); default: all. Each figure is a
+(the pipeline), service-load, service-upload (the HTTP service), batch-memory
+(command-line batch runs); default: all. Each figure is a
 median of repeated runs measured side by side in this process, against the local
 OpenAI-compatible server running as a separate process on loopback.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import engine, models, pipeline, service
+from bench import batch, engine, models, pipeline, service
 from bench.engine import Row
 
 BENCHMARKS = {
@@ -20,6 +21,7 @@ BENCHMARKS = {
     **models.BENCHMARKS,
     **pipeline.BENCHMARKS,
     **service.BENCHMARKS,
+    **batch.BENCHMARKS,
 }
 
 

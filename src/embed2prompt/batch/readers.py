@@ -63,7 +63,8 @@ class EmbeddingFile:
         return int(self._parquet().metadata.num_rows)
 
     # .npy ---------------------------------------------------------------------------
-    def _npy(self) -> np.ndarray[Any, Any]:
+    def _npy(self) -> np.memmap[Any, Any]:
+        """The array, memory-mapped: its shape and type without reading it."""
         try:
             array = np.load(self.path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError) as error:
@@ -74,13 +75,31 @@ class EmbeddingFile:
             )
         if not np.issubdtype(array.dtype, np.number):
             raise InputError(f"{self.path}: expected numbers, got dtype {array.dtype}")
-        mapped: np.ndarray[Any, Any] = array
-        return mapped
+        if not isinstance(array, np.memmap):
+            raise InputError(f"{self.path}: not a .npy array file")
+        return array
 
     def _npy_rows(self) -> Iterator[Row]:
+        # Read a block of rows at a time rather than through the memory map: a map's
+        # pages stay in the process's resident memory once touched, so a 10 GB file would
+        # look like a 10 GB process.
         array = self._npy()
-        for index in range(array.shape[0]):
-            yield Row(index, str(index), np.asarray(array[index]))
+        rows, dimension = array.shape
+        if array.flags.f_contiguous and not array.flags.c_contiguous:
+            for index in range(rows):  # column-major (rare): rows are not contiguous
+                yield Row(index, str(index), np.array(array[index]))
+            return
+        dtype, offset = array.dtype, array.offset
+        del array
+        block = 1024
+        with self.path.open("rb") as handle:
+            handle.seek(offset)
+            for first in range(0, rows, block):
+                count = min(block, rows - first)
+                data = handle.read(count * dimension * dtype.itemsize)
+                vectors = np.frombuffer(data, dtype=dtype).reshape(count, dimension)
+                for position, vector in enumerate(vectors):
+                    yield Row(first + position, str(first + position), vector)
 
     # .jsonl -------------------------------------------------------------------------
     def _jsonl_rows(self) -> Iterator[Row]:
