@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean redis-server
 
 # torch==2.13.0 first: it is the CPU build that lies on this machine's disk, and with it
 # installed, sentence-transformers (the reference in tests) pulls no other build.
@@ -29,7 +29,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-unit: $(STAMP)
+# The shared rate limiter's tests start a real redis-server on loopback (and stop it).
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server (Debian package) for the shared-limiter tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	} || { echo "could not install redis-server: run 'sudo apt-get install redis-server'"; exit 1; }
+
+unit: $(STAMP) redis-server
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from embed2prompt.embedders.base import Embedder
 from embed2prompt.engine.executor import CallExecutor
-from embed2prompt.engine.limiter import OpenAIRateLimiter
+from embed2prompt.engine.limiter import OpenAIRateLimiter, RateLimiter
 from embed2prompt.errors import ConfigurationError
 from embed2prompt.generators.base import Generator
 from embed2prompt.openai_api.client import OpenAIClient
@@ -35,10 +35,11 @@ def create_embedder(settings: Settings) -> Embedder:
     if settings.embedder == "openai":
         from embed2prompt.embedders.openai import OpenAIEmbedder
 
+        model = settings.embedding_model or DEFAULT_OPENAI_EMBEDDING_MODEL
         return OpenAIEmbedder(
             OpenAIClient(settings),
-            _executor(settings),
-            model=settings.embedding_model or DEFAULT_OPENAI_EMBEDDING_MODEL,
+            _executor(settings, model),
+            model=model,
             dimensions=settings.embedding_dimensions,
         )
     raise ConfigurationError(f"unknown embedder {settings.embedder!r}; expected local or openai")
@@ -53,17 +54,27 @@ def create_generator(settings: Settings) -> Generator:
     if settings.generator == "openai":
         from embed2prompt.generators.openai import OpenAIGenerator
 
-        return OpenAIGenerator(
-            OpenAIClient(settings),
-            _executor(settings),
-            model=settings.generator_model or DEFAULT_OPENAI_CHAT_MODEL,
-        )
+        model = settings.generator_model or DEFAULT_OPENAI_CHAT_MODEL
+        return OpenAIGenerator(OpenAIClient(settings), _executor(settings, model), model=model)
     raise ConfigurationError(f"unknown generator {settings.generator!r}; expected local or openai")
 
 
-def _executor(settings: Settings) -> CallExecutor:
+def _executor(settings: Settings, model: str) -> CallExecutor:
+    """The limits of one model: OpenAI counts them per model. In this process, or shared
+    through Redis by every process with the same ``redis_url`` and ``rate_limit_name``."""
+    limiter: RateLimiter
+    if settings.redis_url is not None:
+        from embed2prompt.engine.redis_limiter import RedisRateLimiter
+
+        limiter = RedisRateLimiter(
+            settings.rate_limits,
+            url=settings.redis_url.get_secret_value(),
+            name=f"{settings.rate_limit_name}:{model}",
+        )
+    else:
+        limiter = OpenAIRateLimiter(settings.rate_limits)
     return CallExecutor(
-        limiter=OpenAIRateLimiter(settings.rate_limits),
+        limiter=limiter,
         retry_policy=settings.retry_policy,
         attempt_timeout_s=None,  # the SDK's own timeout (request_timeout_s) applies
     )

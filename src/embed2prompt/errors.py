@@ -5,6 +5,7 @@
     │   └── UnknownTierError          a rate-limit tier name that does not exist
     ├── InputError                    the data given (embeddings, texts) is invalid
     ├── NotAvailableError             a capability this version does not implement yet
+    ├── LimiterUnavailableError       the shared rate limiter's Redis cannot be reached
     └── ApiError                      a call to an OpenAI-compatible API failed for good
         ├── RequestTooLargeError      one call needs more than a limit allows, so never fits
         └── RetriesExhaustedError     a retryable failure that kept failing
@@ -33,6 +34,11 @@ class InputError(Embed2PromptError, ValueError):
 
 class NotAvailableError(Embed2PromptError, NotImplementedError):
     """A capability named by the specification that this version does not provide yet."""
+
+
+class LimiterUnavailableError(Embed2PromptError):
+    """The Redis that holds the shared rate limits cannot be reached: calls stop rather
+    than run without limits."""
 
 
 class ApiError(Embed2PromptError):

@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     tokens_per_minute: float | None = Field(
         default=None, gt=0, description="Override the tier's tokens per minute."
     )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis holding rate limits shared by every process (redis://host:6379/0); "
+        "unset: each process keeps its own.",
+    )
+    rate_limit_name: str = Field(
+        default="default",
+        min_length=1,
+        description="Which shared limits (an organisation or API key) in redis_url.",
+    )
     request_timeout_s: float = Field(
         default=60.0, gt=0, description="Seconds one HTTP attempt may take."
     )

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar, runtime_checkable
 
 from embed2prompt.engine.headers import RateLimitHeaders
-from embed2prompt.engine.limiter import OpenAIRateLimiter
+from embed2prompt.engine.limiter import RateLimiter
 from embed2prompt.engine.metrics import CallStats, current_call_stats
 from embed2prompt.engine.retry import (
     Failure,
@@ -49,7 +49,7 @@ class CallExecutor:
     def __init__(
         self,
         *,
-        limiter: OpenAIRateLimiter | None = None,
+        limiter: RateLimiter | None = None,
         retry_policy: RetryPolicy | None = None,
         attempt_timeout_s: float | None = None,
         rng: random.Random | None = None,

@@ -37,8 +37,10 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Protocol
 
 from embed2prompt.engine.headers import RateLimitHeaders
 from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
@@ -142,6 +144,27 @@ class LimiterStatus:
     header_tightenings: int
 
 
+class LimiterPermit(Protocol):
+    """What a call holds while it runs: the in-process limiter's or the shared one's."""
+
+    reserved_tokens: float
+
+    def record_usage(self, actual_tokens: float) -> None: ...
+    def observe_headers(self, headers: RateLimitHeaders) -> None: ...
+    def refund(self) -> None: ...
+
+
+class RateLimiter(Protocol):
+    """What the executor needs of a limiter: :class:`OpenAIRateLimiter` (one process) or
+    :class:`~embed2prompt.engine.redis_limiter.RedisRateLimiter` (shared through Redis)."""
+
+    config: RateLimitConfig
+
+    def acquire(self, tokens: float = 0) -> AbstractAsyncContextManager[LimiterPermit]: ...
+    def pause_for(self, seconds: float) -> None: ...
+    def status(self) -> LimiterStatus: ...
+
+
 class Permit:
     """The right to make one call, handed out by :meth:`OpenAIRateLimiter.acquire`."""
 
@@ -153,10 +176,7 @@ class Permit:
 
     def record_usage(self, actual_tokens: float) -> None:
         """Correct the token reservation to what the response says the call used."""
-        if actual_tokens < 0 or not math.isfinite(actual_tokens):
-            raise ConfigurationError(
-                f"actual_tokens must be a non-negative number, got {actual_tokens!r}"
-            )
+        check_actual_tokens(actual_tokens)
         self._limiter._correct_tokens(actual_tokens - self.reserved_tokens)
         self._limiter._learn_usage(actual_tokens)
         self.reserved_tokens = actual_tokens
@@ -258,16 +278,7 @@ class OpenAIRateLimiter:
 
         Raises :class:`RequestTooLargeError` at once if the call could never fit.
         """
-        if isinstance(tokens, bool) or not isinstance(tokens, int | float):
-            raise ConfigurationError(f"tokens must be a number, got {type(tokens).__name__}")
-        if tokens < 0 or not math.isfinite(tokens):
-            raise ConfigurationError(f"tokens must be a non-negative number, got {tokens!r}")
-        if tokens > self.config.tokens_per_minute or tokens > self.config.tokens_per_day:
-            raise RequestTooLargeError(
-                f"a call estimated at {tokens:g} tokens can never fit the limits of "
-                f"{self.config.tokens_per_minute:g} tokens per minute and "
-                f"{self.config.tokens_per_day:g} tokens per day; split it into smaller calls"
-            )
+        check_call_tokens(self.config, tokens)
         return _Acquisition(self, tokens)
 
     def pause_for(self, seconds: float) -> None:
@@ -455,6 +466,27 @@ class OpenAIRateLimiter:
         recent = self._recent
         while recent and recent[0][0] + 1 <= cutoff:
             recent.popleft()
+
+
+def check_call_tokens(config: RateLimitConfig, tokens: object) -> None:
+    """Refuse a token estimate that is not a number, or that no limit could ever admit."""
+    if isinstance(tokens, bool) or not isinstance(tokens, int | float):
+        raise ConfigurationError(f"tokens must be a number, got {type(tokens).__name__}")
+    if tokens < 0 or not math.isfinite(tokens):
+        raise ConfigurationError(f"tokens must be a non-negative number, got {tokens!r}")
+    if tokens > config.tokens_per_minute or tokens > config.tokens_per_day:
+        raise RequestTooLargeError(
+            f"a call estimated at {tokens:g} tokens can never fit the limits of "
+            f"{config.tokens_per_minute:g} tokens per minute and "
+            f"{config.tokens_per_day:g} tokens per day; split it into smaller calls"
+        )
+
+
+def check_actual_tokens(actual_tokens: float) -> None:
+    if actual_tokens < 0 or not math.isfinite(actual_tokens):
+        raise ConfigurationError(
+            f"actual_tokens must be a non-negative number, got {actual_tokens!r}"
+        )
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from embed2prompt.engine.executor import CallExecutor
-from embed2prompt.engine.limiter import OpenAIRateLimiter
+from embed2prompt.engine.limiter import RateLimiter
 from embed2prompt.engine.metrics import (
     CallStats,
     LatencyRecorder,
@@ -97,7 +97,7 @@ class AsyncEmbeddingProcessor:
     def __init__(
         self,
         *,
-        limiter: OpenAIRateLimiter | None = None,
+        limiter: RateLimiter | None = None,
         retry_policy: RetryPolicy | None = None,
         max_concurrent: int = 10,
         attempt_timeout_s: float | None = None,

@@ -1,0 +1,515 @@
+"""One set of API limits shared by every process on every machine, kept in Redis.
+
+OpenAI counts limits per organisation, not per process: ten workers that each keep
+3,500 RPM together send 35,000. :class:`RedisRateLimiter` has the interface and the
+guarantees of :class:`OpenAIRateLimiter` (requests in flight, RPM, RPD, TPM, TPD; tokens
+reserved before a call and corrected after; smooth pacing; a 429's Retry-After pausing
+everyone), with its state in Redis and every decision made by a Lua script that Redis
+runs atomically, so no two processes can both take the last unit.
+
+State under ``{prefix}:{name}:*`` (``name`` identifies the organisation or key):
+
+- ``tat``: the four GCRA buckets, each as the time it will be full again (as in the
+  in-process limiter), in Redis's clock (``TIME``), which every machine shares;
+- ``rate``: per-minute rates lowered by the servers' ``x-ratelimit-limit-*`` headers;
+- ``leases``: calls in flight, each with an expiry, so a process that dies mid-call frees
+  its slot after ``lease_s`` instead of holding it for ever;
+- ``pause``: the time until which a server asked everyone to wait;
+- ``minute``: requests and tokens per second of the trailing minute, for ``status()``;
+- ``totals``: requests started and tokens reserved, for ``status()``.
+
+Within one process, waiting calls queue first come, first served and only the head of
+the queue asks Redis; across processes each head retries when its wait is over. A
+limiter whose Redis cannot be reached raises :class:`LimiterUnavailableError`: calls
+fail rather than run unlimited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from embed2prompt.engine.headers import RateLimitHeaders
+from embed2prompt.engine.limiter import (
+    SECONDS_PER_DAY,
+    LimiterStatus,
+    LimitUsage,
+    check_actual_tokens,
+    check_call_tokens,
+)
+from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
+from embed2prompt.errors import ConfigurationError, LimiterUnavailableError
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.02  # how often the head of the queue asks again while every slot is taken
+_LEASE_S = 600.0  # a call in flight longer than this is presumed dead (its process died)
+
+_COMMON = """
+local function now_s()
+  if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
+local function fmt(x) return string.format('%.6f', x) end
+-- A bucket's rate and burst: as configured, or as lowered by a server's headers (the
+-- burst then shrinks to at most a second's worth, as in the in-process limiter).
+local function limits(name, r, burst)
+  if name == 'rpm' or name == 'tpm' then
+    local lowered = tonumber(redis.call('HGET', KEYS[2], name) or '')
+    if lowered and lowered < r then return lowered, math.min(burst, math.max(1, lowered)) end
+  end
+  return r, burst
+end
+local function full_at(name)
+  return tonumber(redis.call('HGET', KEYS[1], name) or '') or -1e18
+end
+local function available(name, r, burst, now)
+  return burst - math.max(0, full_at(name) - now) * r
+end
+"""
+
+# KEYS: tat, rate, leases, pause, minute, totals
+# ARGV: now ('' = Redis TIME), tokens, concurrency, lease id, lease seconds,
+#       then per bucket (rpm, rpd, tpm, tpd): rate per second, burst
+# Returns {1, now} when admitted, or {0, seconds to wait} (-1: wait for a free slot).
+_ACQUIRE = (
+    _COMMON
+    + """
+local now = now_s()
+local tokens = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', fmt(now))
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[3]) then return {0, '-1'} end
+local wait = (tonumber(redis.call('GET', KEYS[4]) or '') or -1e18) - now
+local names = {'rpm', 'rpd', 'tpm', 'tpd'}
+local costs = {1, 1, tokens, tokens}
+local rates, bursts = {}, {}
+for i, name in ipairs(names) do
+  local r, burst = limits(name, tonumber(ARGV[4 + 2 * i]), tonumber(ARGV[5 + 2 * i]))
+  rates[i], bursts[i] = r, burst
+  local need = math.min(costs[i], burst)
+  local deficit = need - available(name, r, burst, now)
+  if deficit > 1e-9 * math.max(1, need) then wait = math.max(wait, deficit / r) end
+end
+if wait >= 1e-6 then return {0, fmt(wait)} end
+for i, name in ipairs(names) do
+  local start = math.max(full_at(name), now)
+  redis.call('HSET', KEYS[1], name, fmt(start + costs[i] / rates[i]))
+end
+redis.call('ZADD', KEYS[3], fmt(now + tonumber(ARGV[5])), ARGV[4])
+local second = tostring(math.floor(now))
+redis.call('HINCRBYFLOAT', KEYS[5], 'r' .. second, 1)
+redis.call('HINCRBYFLOAT', KEYS[5], 't' .. second, tokens)
+redis.call('HINCRBYFLOAT', KEYS[6], 'requests', 1)
+redis.call('HINCRBYFLOAT', KEYS[6], 'tokens', tokens)
+return {1, fmt(now)}
+"""
+)
+
+# KEYS: tat, rate, leases, pause, minute, totals
+# ARGV: now, extra tokens (negative: refund), tpm rate, tpd rate
+_CORRECT = (
+    _COMMON
+    + """
+local now = now_s()
+local extra = tonumber(ARGV[2])
+local rates = {tpm = limits('tpm', tonumber(ARGV[3]), 1), tpd = tonumber(ARGV[4])}
+for name, r in pairs(rates) do
+  local t = full_at(name)
+  if extra > 0 then t = math.max(t, now) + extra / r else t = t + extra / r end
+  redis.call('HSET', KEYS[1], name, fmt(t))
+end
+redis.call('HINCRBYFLOAT', KEYS[5], 't' .. tostring(math.floor(now)), extra)
+redis.call('HINCRBYFLOAT', KEYS[6], 'tokens', extra)
+return 1
+"""
+)
+
+# KEYS: tat, rate, leases, pause, minute, totals
+# ARGV: now, seconds
+_PAUSE = (
+    _COMMON
+    + """
+local until_s = now_s() + tonumber(ARGV[2])
+local current = tonumber(redis.call('GET', KEYS[4]) or '') or -1e18
+if until_s > current then
+  redis.call('SET', KEYS[4], fmt(until_s), 'PX', math.ceil(tonumber(ARGV[2]) * 1000) + 1000)
+  redis.call('HINCRBYFLOAT', KEYS[6], 'pauses', 1)
+  return 1
+end
+return 0
+"""
+)
+
+# KEYS: tat, rate, leases, pause, minute, totals
+# ARGV: now, then for rpm and tpm: configured rate, burst, reported limit per minute
+#       ('' if none), reported remaining ('' if none)
+# Returns the number of tightenings.
+_OBSERVE = (
+    _COMMON
+    + """
+local now = now_s()
+local changed = 0
+for i, name in ipairs({'rpm', 'tpm'}) do
+  local base = 1 + 4 * (i - 1)
+  local configured = tonumber(ARGV[base + 1])
+  local burst = tonumber(ARGV[base + 2])
+  local limit = tonumber(ARGV[base + 3])
+  local remaining = tonumber(ARGV[base + 4])
+  local r
+  r, burst = limits(name, configured, burst)
+  if limit and limit > 0 and limit / 60 < r then
+    local before = available(name, r, burst, now)  -- negative while in debt: kept
+    r = limit / 60
+    redis.call('HSET', KEYS[2], name, fmt(r))
+    burst = math.min(burst, math.max(1, r))
+    redis.call('HSET', KEYS[1], name, fmt(now + (burst - math.min(before, burst)) / r))
+    changed = changed + 1
+  end
+  if remaining and remaining < available(name, r, burst, now) then
+    redis.call('HSET', KEYS[1], name, fmt(now + (burst - math.max(0, remaining)) / r))
+    changed = changed + 1
+  end
+end
+if changed > 0 then redis.call('HINCRBYFLOAT', KEYS[6], 'tightenings', changed) end
+return changed
+"""
+)
+
+# KEYS: tat, rate, leases, pause, minute, totals
+# ARGV: now, then per bucket: rate, burst
+# Returns {now, in flight, paused for, rpm, tpm (rates), available x4, minute requests,
+#          minute tokens, requests, tokens, pauses, tightenings}
+_STATUS = (
+    _COMMON
+    + """
+local now = now_s()
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', fmt(now))
+local out = {fmt(now), tostring(redis.call('ZCARD', KEYS[3]))}
+local paused = (tonumber(redis.call('GET', KEYS[4]) or '') or -1e18) - now
+table.insert(out, fmt(math.max(0, paused)))
+local rates, avail = {}, {}
+for i, name in ipairs({'rpm', 'rpd', 'tpm', 'tpd'}) do
+  local r, burst = limits(name, tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1]))
+  rates[name] = r
+  table.insert(avail, fmt(available(name, r, burst, now)))
+end
+table.insert(out, fmt(rates['rpm'])); table.insert(out, fmt(rates['tpm']))
+for _, a in ipairs(avail) do table.insert(out, a) end
+local minute_r, minute_t = 0, 0
+local fields = redis.call('HGETALL', KEYS[5])
+for i = 1, #fields, 2 do
+  local second = tonumber(string.sub(fields[i], 2))
+  if second + 60 <= now then
+    redis.call('HDEL', KEYS[5], fields[i])
+  elseif string.sub(fields[i], 1, 1) == 'r' then
+    minute_r = minute_r + tonumber(fields[i + 1])
+  else
+    minute_t = minute_t + tonumber(fields[i + 1])
+  end
+end
+table.insert(out, fmt(minute_r)); table.insert(out, fmt(minute_t))
+for _, field in ipairs({'requests', 'tokens', 'pauses', 'tightenings'}) do
+  table.insert(out, redis.call('HGET', KEYS[6], field) or '0')
+end
+return out
+"""
+)
+
+
+class RedisRateLimiter:
+    """Admits calls within limits shared through Redis by every process that uses the
+    same ``url`` and ``name``. Use it like :class:`OpenAIRateLimiter`::
+
+        limiter = RedisRateLimiter(RateLimitTier.TIER_2, url="redis://host:6379/0",
+                                   name="org-main")
+        async with limiter.acquire(tokens=estimate) as permit:
+            ...
+
+    ``clock`` replaces Redis's clock (tests); leave it unset when processes run on
+    several machines, so that all of them count time the same way.
+    """
+
+    def __init__(
+        self,
+        config: RateLimitConfig | RateLimitTier,
+        *,
+        url: str = "redis://127.0.0.1:6379/0",
+        name: str = "default",
+        prefix: str = "embed2prompt:limits",
+        clock: Callable[[], float] | None = None,
+        lease_s: float = _LEASE_S,
+        client: Any = None,
+    ) -> None:
+        if isinstance(config, RateLimitTier):
+            config = config.config
+        if not isinstance(config, RateLimitConfig):
+            raise ConfigurationError(
+                "RedisRateLimiter needs a RateLimitConfig or RateLimitTier, "
+                f"got {type(config).__name__}"
+            )
+        import redis.asyncio
+
+        self.config = config
+        self.url = url
+        self.name = name
+        self._clock = clock
+        self._lease_s = lease_s
+        self._redis = client if client is not None else redis.asyncio.from_url(url)
+        base = f"{prefix}:{name}"
+        self._keys = [
+            f"{base}:{part}" for part in ("tat", "rate", "leases", "pause", "minute", "totals")
+        ]
+        self._scripts = {
+            name: self._redis.register_script(source)
+            for name, source in (
+                ("acquire", _ACQUIRE),
+                ("correct", _CORRECT),
+                ("pause", _PAUSE),
+                ("observe", _OBSERVE),
+                ("status", _STATUS),
+            )
+        }
+        self._turn = asyncio.Lock()  # this process's waiting calls: first come, first served
+        self._wait_time = 0.0
+        self._usage_mean: float | None = None
+
+    # ------------------------------------------------------------------ public API
+
+    def acquire(self, tokens: float = 0) -> _RedisAcquisition:
+        check_call_tokens(self.config, tokens)
+        return _RedisAcquisition(self, tokens)
+
+    def pause_for(self, seconds: float) -> None:
+        """Everyone waits ``seconds`` (a server's Retry-After); sent in the background,
+        as the in-process limiter's is synchronous."""
+        if math.isfinite(seconds) and seconds > 0:
+            self._background(self._run("pause", seconds))
+
+    async def apause_for(self, seconds: float) -> None:
+        if math.isfinite(seconds) and seconds > 0:
+            await self._run("pause", seconds)
+
+    def observe_headers(self, headers: RateLimitHeaders) -> None:
+        if not headers.is_empty:
+            self._background(self.aobserve_headers(headers))
+
+    async def aobserve_headers(self, headers: RateLimitHeaders) -> None:
+        if headers.is_empty:
+            return
+        config = self.config
+        args: list[Any] = []
+        for rate, burst, limit, remaining in (
+            (config.requests_per_minute / 60, config.effective_request_burst,
+             headers.limit_requests, headers.remaining_requests),
+            (config.tokens_per_minute / 60, config.effective_token_burst,
+             headers.limit_tokens, headers.remaining_tokens),
+        ):  # fmt: skip
+            args += [rate, burst, _optional(limit), _optional(remaining)]
+        await self._run("observe", *args)
+
+    async def astatus(self) -> LimiterStatus:
+        values = [float(v) for v in await self._run("status", *self._bucket_args())]
+        (_, in_flight, paused, rpm_rate, tpm_rate, rpm_av, rpd_av, tpm_av, tpd_av,
+         minute_requests, minute_tokens, requests, tokens, pauses,
+         tightenings) = values  # fmt: skip
+        config = self.config
+        return LimiterStatus(
+            in_flight=int(in_flight),
+            concurrent_limit=config.concurrent_requests,
+            waiting=0,
+            requests_per_minute=LimitUsage(rpm_rate * 60, minute_requests, rpm_av),
+            requests_per_day=LimitUsage(config.requests_per_day, requests, rpd_av),
+            tokens_per_minute=LimitUsage(tpm_rate * 60, minute_tokens, tpm_av),
+            tokens_per_day=LimitUsage(config.tokens_per_day, tokens, tpd_av),
+            requests_started=int(requests),
+            tokens_reserved=tokens,
+            wait_time_s=self._wait_time,
+            paused_for_s=paused,
+            server_pauses=int(pauses),
+            header_tightenings=int(tightenings),
+        )
+
+    def status(self) -> LimiterStatus:
+        """What this process knows without asking Redis (its own waiting); the shared
+        figures need :meth:`astatus`."""
+        config = self.config
+        return LimiterStatus(
+            in_flight=0,
+            concurrent_limit=config.concurrent_requests,
+            waiting=0,
+            requests_per_minute=LimitUsage(config.requests_per_minute, 0.0, 0.0),
+            requests_per_day=LimitUsage(config.requests_per_day, 0.0, 0.0),
+            tokens_per_minute=LimitUsage(config.tokens_per_minute, 0.0, 0.0),
+            tokens_per_day=LimitUsage(config.tokens_per_day, 0.0, 0.0),
+            requests_started=0,
+            tokens_reserved=0.0,
+            wait_time_s=self._wait_time,
+            paused_for_s=0.0,
+            server_pauses=0,
+            header_tightenings=0,
+        )
+
+    async def reset(self) -> None:
+        """Forget all shared state of this limiter (every process's)."""
+        await self._call(self._redis.delete(*self._keys))
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    # ------------------------------------------------------------------ internals
+
+    def _bucket_args(self) -> list[float]:
+        config = self.config
+        return [
+            config.requests_per_minute / 60, config.effective_request_burst,
+            config.requests_per_day / SECONDS_PER_DAY, config.requests_per_day,
+            config.tokens_per_minute / 60, config.effective_token_burst,
+            config.tokens_per_day / SECONDS_PER_DAY, config.tokens_per_day,
+        ]  # fmt: skip
+
+    def _reservation(self, tokens: float) -> float:
+        if tokens or self._usage_mean is None:
+            return tokens
+        return min(self._usage_mean, self.config.tokens_per_minute)
+
+    async def _admit(self, tokens: float) -> tuple[float, str]:
+        """Wait for room; the tokens reserved and the call's lease id."""
+        lease = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with self._turn:
+                while True:
+                    reserved = self._reservation(tokens)
+                    admitted, value = await self._run(
+                        "acquire",
+                        reserved,
+                        self.config.concurrent_requests,
+                        lease,
+                        self._lease_s,
+                        *self._bucket_args(),
+                    )
+                    if int(admitted) == 1:
+                        return reserved, lease
+                    wait = float(value)
+                    await asyncio.sleep(_POLL_S if wait < 0 else wait)
+        finally:
+            self._wait_time += loop.time() - started
+
+    async def _release(self, lease: str) -> None:
+        await self._call(self._redis.zrem(self._keys[2], lease))
+
+    async def _correct(self, extra: float) -> None:
+        if extra:
+            config = self.config
+            await self._run(
+                "correct",
+                extra,
+                config.tokens_per_minute / 60,
+                config.tokens_per_day / SECONDS_PER_DAY,
+            )
+
+    def _learn_usage(self, actual_tokens: float) -> None:
+        if self._usage_mean is None:
+            self._usage_mean = actual_tokens
+        else:
+            self._usage_mean += 0.2 * (actual_tokens - self._usage_mean)
+
+    async def _run(self, script: str, *args: Any) -> Any:
+        now = "" if self._clock is None else repr(self._clock())
+        return await self._call(self._scripts[script](keys=self._keys, args=[now, *args]))
+
+    async def _call(self, awaitable: Any) -> Any:
+        import redis.exceptions
+
+        try:
+            return await awaitable
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
+            raise LimiterUnavailableError(
+                f"the shared rate limiter's Redis at {_without_password(self.url)} cannot be "
+                f"reached ({type(error).__name__}); calls stop rather than run unlimited"
+            ) from None
+
+    def _background(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        _BACKGROUND.add(task)
+        task.add_done_callback(_finished_in_background)
+
+
+_BACKGROUND: set[asyncio.Task[Any]] = set()  # keeps fire-and-forget updates alive
+
+
+def _finished_in_background(task: asyncio.Task[Any]) -> None:
+    _BACKGROUND.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("a shared rate-limit update failed: %s", task.exception())
+
+
+class RedisPermit:
+    """The right to make one call; the same methods as the in-process limiter's permit."""
+
+    def __init__(self, limiter: RedisRateLimiter, reserved_tokens: float) -> None:
+        self._limiter = limiter
+        self.reserved_tokens = reserved_tokens
+        self._pending: list[Any] = []
+
+    def record_usage(self, actual_tokens: float) -> None:
+        check_actual_tokens(actual_tokens)
+        self._pending.append(self._limiter._correct(actual_tokens - self.reserved_tokens))
+        self._limiter._learn_usage(actual_tokens)
+        self.reserved_tokens = actual_tokens
+
+    def observe_headers(self, headers: RateLimitHeaders) -> None:
+        if not headers.is_empty:
+            self._pending.append(self._limiter.aobserve_headers(headers))
+
+    def refund(self) -> None:
+        self._pending.append(self._limiter._correct(-self.reserved_tokens))
+        self.reserved_tokens = 0
+
+
+class _RedisAcquisition:
+    def __init__(self, limiter: RedisRateLimiter, tokens: float) -> None:
+        self._limiter = limiter
+        self._tokens = tokens
+        self._lease: str | None = None
+        self._permit: RedisPermit | None = None
+
+    async def __aenter__(self) -> RedisPermit:
+        reserved, self._lease = await self._limiter._admit(self._tokens)
+        self._permit = RedisPermit(self._limiter, reserved)
+        return self._permit
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # The corrections the call recorded, then the slot: in that order, so that the
+        # next call admitted sees this one's real usage.
+        assert self._permit is not None
+        assert self._lease is not None
+        try:
+            for update in self._permit._pending:
+                await update
+        finally:
+            await asyncio.shield(self._limiter._release(self._lease))
+
+
+def _optional(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def _without_password(url: str) -> str:
+    """The URL as it may appear in an error: no credentials."""
+    scheme, separator, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}{separator}{rest}"
