@@ -149,6 +149,26 @@ def test_budgets_stop_the_search(checkpoint: Path, embedder: LocalEmbedder) -> N
     assert len(limited.trace) == 1  # the first scoring already spent the budget
 
 
+def test_a_target_gets_the_same_prompt_alone_or_in_any_batch(
+    checkpoint: Path, embedder: LocalEmbedder
+) -> None:
+    """Every random choice for a target is seeded by the target: batch composition (the
+    pipeline's, a Ray actor's) never changes a result."""
+    inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=4)
+    texts = ["a dog barked at the moon", "rate limits protect the server", "tea or coffee?"]
+    targets = embedder.embed_sync(texts)
+    for steps in (0, 2):
+        together = inverter.invert_batch(targets, steps=steps, beam=2, edits=8)
+        reversed_batch = inverter.invert_batch(targets[::-1], steps=steps, beam=2, edits=8)
+        alone = [inverter.invert(target, steps=steps, beam=2, edits=8) for target in targets]
+        prompts = [result.prompt for result in together]
+        assert [result.prompt for result in reversed_batch[::-1]] == prompts
+        assert [result.prompt for result in alone] == prompts
+    other_seed = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=4, seed=1)
+    differing = other_seed.invert_batch(targets, steps=2, beam=2, edits=8)
+    assert [result.candidates for result in differing] != [r.candidates for r in together]
+
+
 def test_batches_keep_their_order(checkpoint: Path, embedder: LocalEmbedder) -> None:
     inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=2)
     targets = embedder.embed_sync(["a dog barked at the moon", "rate limits protect the server"])

@@ -21,10 +21,15 @@ def sample(
     temperature: float | torch.Tensor = 1.0,
     top_k: int = 0,
     generator: torch.Generator | None = None,
+    row_seeds: torch.Tensor | None = None,
 ) -> list[list[int]]:
     """Token ids for each embedding (B, E), until <eos>. ``temperature`` is one value or
     one per row (B,); a row at 0 is greedy. Decoding reads one new position per step
-    (the model's key/value cache), and rows that have finished leave the batch."""
+    (the model's key/value cache), and rows that have finished leave the batch.
+
+    With ``row_seeds`` (B,) int64, each row samples from its own seed alone (Gumbel-max
+    with noise hashed from the seed, the step and the token), so a row writes the same
+    text whatever else is in the batch; otherwise rows share ``generator``'s stream."""
     config = model.config
     batch = embeddings.shape[0]
     temperatures = torch.as_tensor(temperature, dtype=torch.float32).expand(batch)
@@ -35,7 +40,10 @@ def sample(
     for step in range(config.max_tokens):
         logits[:, config.pad_id] = -torch.inf
         logits[:, config.bos_id] = -torch.inf
-        chosen = _choose(logits, temperatures[active], greedy_rows[active], top_k, generator)
+        seeds = row_seeds[active] if row_seeds is not None else None
+        chosen = _choose(
+            logits, temperatures[active], greedy_rows[active], top_k, generator, seeds, step
+        )
         for row, token in zip(active.tolist(), chosen.tolist(), strict=True):
             written[row].append(token)
         going = chosen != config.eos_id
@@ -54,13 +62,44 @@ def _choose(
     greedy_rows: torch.Tensor,
     top_k: int,
     generator: torch.Generator | None,
+    row_seeds: torch.Tensor | None = None,
+    step: int = 0,
 ) -> torch.Tensor:
     """The next token of each row: the argmax for greedy rows, else sampled."""
     if bool(greedy_rows.all()):
         return logits.argmax(dim=-1)
     scaled = logits / temperatures.clamp(min=1e-6)[:, None]
+    if row_seeds is not None:
+        k = min(top_k or scaled.shape[-1], scaled.shape[-1])
+        values, tokens = scaled.topk(k, dim=-1)
+        noise = _gumbel(row_seeds, step, tokens)
+        sampled = tokens.gather(1, (values + noise).argmax(dim=-1, keepdim=True))[:, 0]
+        return torch.where(greedy_rows, logits.argmax(dim=-1), sampled)
     if top_k:
         cutoff = scaled.topk(top_k, dim=-1).values[:, -1:]
         scaled = scaled.masked_fill(scaled < cutoff, -torch.inf)
     sampled = torch.multinomial(scaled.softmax(dim=-1), 1, generator=generator)[:, 0]
     return torch.where(greedy_rows, logits.argmax(dim=-1), sampled)
+
+
+# splitmix64's constants as signed 64-bit integers (torch has no unsigned int64 math).
+_GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)
+_MIX_1 = 0xBF58476D1CE4E5B9 - (1 << 64)
+_MIX_2 = 0x94D049BB133111EB - (1 << 64)
+
+
+def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """A logical right shift of int64 (torch's ``>>`` keeps the sign)."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def _gumbel(row_seeds: torch.Tensor, step: int, tokens: torch.Tensor) -> torch.Tensor:
+    """Gumbel noise for each (row, candidate token), a pure function of the row's seed,
+    the step and the token id (splitmix64 of their combination): adding it to the
+    logits and taking the argmax samples from their softmax."""
+    x = row_seeds[:, None] * _GOLDEN + (step * 1_000_003 + tokens)
+    x = (x ^ _shift_right(x, 30)) * _MIX_1
+    x = (x ^ _shift_right(x, 27)) * _MIX_2
+    x = x ^ _shift_right(x, 31)
+    uniform = (_shift_right(x, 11).double() + 0.5) / float(1 << 53)  # in (0, 1)
+    return (-torch.log(-torch.log(uniform))).to(torch.float32)

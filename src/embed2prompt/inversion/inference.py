@@ -12,6 +12,7 @@ cosine kept. Budgets: steps, beam width, edits per hypothesis, embedder calls, t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,14 @@ def check_embeddings(
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     unit: npt.NDArray[np.float32] = (array / norms).astype(np.float32)
     return unit
+
+
+def _vector_seed(vector: npt.NDArray[np.float32], seed: int) -> int:
+    """A 63-bit seed from a vector and a base seed. The vector is rounded first, so that
+    the last bits a batched computation may change do not change the seed."""
+    rounded = np.round(np.asarray(vector, dtype=np.float64) * 1e4).astype(np.int32)
+    digest = hashlib.blake2b(rounded.tobytes(), digest_size=8, key=str(seed).encode())
+    return int.from_bytes(digest.digest(), "little") >> 1
 
 
 def _check_rows(rows: list[object] | tuple[object, ...], dimension: int, first_index: int) -> None:
@@ -217,19 +226,20 @@ class EmbeddingToPromptInference:
     async def _invert(
         self, targets: npt.NDArray[np.float32], budget: _Budget
     ) -> list[InversionResult]:
+        # Every random choice for a target comes from its own seed (a hash of the target
+        # and the inverter's seed), so a target gets the same prompt alone or in any batch.
         started = time.perf_counter()
-        generator = torch.Generator().manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
+        target_seeds = [_vector_seed(target, self.seed) for target in targets]
         count = targets.shape[0]
         # Step 0: greedy and sampled candidates from the target itself.
         seen: list[set[str]] = [set() for _ in range(count)]
-        first_guesses = await asyncio.to_thread(self._decode, torch.from_numpy(targets), generator)
+        first_guesses = await asyncio.to_thread(self._decode, targets)
         beams, calls = await self._rank([[] for _ in range(count)], first_guesses, targets, seen)
         best_seen = [pool[:_CANDIDATES_KEPT] for pool in beams]
         beams = [pool[: budget.beam] for pool in beams]
         traces = [[pool[0].cosine] for pool in beams]
         lexicon = await self._lexicon() if budget.steps and budget.edits else None
-        for _ in range(budget.steps):
+        for step in range(budget.steps):
             if (
                 calls / count >= budget.max_embedder_calls
                 or time.perf_counter() - started >= budget.max_seconds
@@ -242,13 +252,12 @@ class EmbeddingToPromptInference:
             hypotheses = np.stack([h.vector for pool in beams for h in pool])
             shifted = targets[owners] + budget.strength * (targets[owners] - hypotheses)
             shifted /= np.linalg.norm(shifted, axis=1, keepdims=True)
-            guesses = await asyncio.to_thread(
-                self._decode, torch.from_numpy(shifted.astype(np.float32)), generator
-            )
+            guesses = await asyncio.to_thread(self._decode, shifted.astype(np.float32))
             for owner, texts in zip(owners, guesses, strict=True):
                 proposals[owner].extend(texts)
             if lexicon is not None:
                 for index, pool in enumerate(beams):
+                    rng = np.random.default_rng([target_seeds[index], step])
                     for hypothesis in pool:
                         proposals[index].extend(
                             propose_edits(
@@ -289,18 +298,23 @@ class EmbeddingToPromptInference:
             self._lexicon_cache = await Lexicon.embed(words, self.embedder)
         return self._lexicon_cache
 
-    def _decode(self, conditioning: torch.Tensor, generator: torch.Generator) -> list[list[str]]:
+    def _decode(self, conditioning: npt.NDArray[np.float32]) -> list[list[str]]:
         """Greedy plus ``candidates - 1`` sampled texts for each conditioning vector, decoded
-        as one batch."""
+        as one batch; each vector's samples seeded by the vector itself."""
         count = conditioning.shape[0]
         temperatures = torch.full((self.candidates, count), _SAMPLING_TEMPERATURE)
         temperatures[0] = 0.0  # the first candidate of each vector is the greedy one
+        vector_seeds = torch.tensor(
+            [_vector_seed(vector, self.seed) for vector in conditioning], dtype=torch.int64
+        )
+        # Row r of the batch is candidate r // count of vector r % count.
+        candidate = torch.arange(self.candidates, dtype=torch.int64).repeat_interleave(count)
         ids = sample(
             self.model,
-            conditioning.repeat(self.candidates, 1),
+            torch.from_numpy(conditioning).repeat(self.candidates, 1),
             temperature=temperatures.flatten(),
             top_k=_SAMPLING_TOP_K,
-            generator=generator,
+            row_seeds=vector_seeds.repeat(self.candidates) + candidate * 7919,
         )
         pools: list[list[str]] = [[] for _ in range(count)]
         for index, row in enumerate(ids):
