@@ -136,7 +136,8 @@ def _build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  embed2prompt invert vectors.npy -o prompts.jsonl\n"
             "  embed2prompt invert vectors.parquet -o prompts.parquet --evaluate --variants 3 \\\n"
-            "      --generator openai --model gpt-4o-mini --tier tier_2 --concurrency 20"
+            "      --generator openai --model gpt-4o-mini --tier tier_2 --concurrency 20\n"
+            "  embed2prompt invert shards/ -o prompts.parquet --engine ray --ray-address auto"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -189,6 +190,18 @@ def _build_parser() -> argparse.ArgumentParser:
     invert.add_argument("--beam", type=int, help="sequence beam width (default 1)")
     invert.add_argument(
         "--edits", type=int, help="word edits tried per hypothesis a step (default 32)"
+    )
+    invert.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (default); ray: Ray Data, on a local instance or a cluster",
+    )
+    invert.add_argument(
+        "--ray-address", help="an existing Ray cluster (auto, ray://HOST:10001); default: local"
+    )
+    invert.add_argument(
+        "--actors", type=int, help="Ray actors inverting at once (default: one per CPU)"
     )
     invert.add_argument("--json", action="store_true", help="print the summary as JSON")
     invert.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -294,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.no_progress,
             )
         elif args.command == "invert":
+            from embed2prompt.batch.ray_engine import RayOptions
             from embed2prompt.batch.run import BatchOptions
             from embed2prompt.commands.invert import run_invert
 
@@ -323,6 +337,11 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 progress=not args.no_progress,
                 as_json=args.json,
+                ray_options=(
+                    RayOptions(address=args.ray_address, actors=args.actors)
+                    if args.engine == "ray"
+                    else None
+                ),
             )
         elif args.command == "report":
             from embed2prompt.batch.report import write_report

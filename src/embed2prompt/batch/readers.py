@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,14 @@ class Row:
 
 
 class EmbeddingFile:
-    """A file of embeddings: its row count, and its rows in order."""
+    """A file of embeddings: its row count, and its rows in order.
 
-    def __init__(self, path: Path) -> None:
+    ``first_index`` numbers its rows after those of earlier files (a folder of them);
+    a row without an id is named by its number.
+    """
+
+    def __init__(self, path: Path, first_index: int = 0) -> None:
+        self.first_index = first_index
         if not path.is_file():
             raise InputError(f"{path}: no such file")
         self.path = path
@@ -47,12 +53,13 @@ class EmbeddingFile:
             )
         self.rows_total = self._count()
 
-    def rows(self) -> Iterator[Row]:
+    def rows(self, start: int = 0, stop: int | None = None) -> Iterator[Row]:
+        """Rows ``start`` to ``stop`` (positions in this file) in order."""
+        stop = self.rows_total if stop is None else min(stop, self.rows_total)
         if self.format == ".npy":
-            return self._npy_rows()
-        if self.format == ".jsonl":
-            return self._jsonl_rows()
-        return self._parquet_rows()
+            return self._npy_rows(start, stop)
+        rows = self._jsonl_rows() if self.format == ".jsonl" else self._parquet_rows()
+        return islice(rows, start, stop)
 
     def _count(self) -> int:
         if self.format == ".npy":
@@ -79,37 +86,44 @@ class EmbeddingFile:
             raise InputError(f"{self.path}: not a .npy array file")
         return array
 
-    def _npy_rows(self) -> Iterator[Row]:
+    def _npy_rows(self, start: int, stop: int) -> Iterator[Row]:
         # Read a block of rows at a time rather than through the memory map: a map's
         # pages stay in the process's resident memory once touched, so a 10 GB file would
         # look like a 10 GB process.
         array = self._npy()
-        rows, dimension = array.shape
+        dimension = array.shape[1]
         if array.flags.f_contiguous and not array.flags.c_contiguous:
-            for index in range(rows):  # column-major (rare): rows are not contiguous
-                yield Row(index, str(index), np.array(array[index]))
+            for position in range(start, stop):  # column-major (rare): rows not contiguous
+                yield self._row(position, None, np.array(array[position]))
             return
         dtype, offset = array.dtype, array.offset
         del array
         block = 1024
+        row_bytes = dimension * dtype.itemsize
         with self.path.open("rb") as handle:
-            handle.seek(offset)
-            for first in range(0, rows, block):
-                count = min(block, rows - first)
-                data = handle.read(count * dimension * dtype.itemsize)
+            handle.seek(offset + start * row_bytes)
+            for first in range(start, stop, block):
+                count = min(block, stop - first)
+                data = handle.read(count * row_bytes)
                 vectors = np.frombuffer(data, dtype=dtype).reshape(count, dimension)
-                for position, vector in enumerate(vectors):
-                    yield Row(first + position, str(first + position), vector)
+                for position, vector in enumerate(vectors, start=first):
+                    yield self._row(position, None, vector)
+
+    def _row(self, position: int, identifier: object, vector: Any, error: str | None = None) -> Row:
+        index = self.first_index + position
+        name = str(identifier) if identifier is not None else str(index)
+        return Row(index, name, vector, error)
 
     # .jsonl -------------------------------------------------------------------------
     def _jsonl_rows(self) -> Iterator[Row]:
-        index = 0
+        position = 0
         with self.path.open("rb") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
-                yield _jsonl_row(line, number, index)
-                index += 1
+                identifier, vector, error = _jsonl_row(line, number)
+                yield self._row(position, identifier, vector, error)
+                position += 1
 
     # .parquet -----------------------------------------------------------------------
     def _parquet(self) -> Any:
@@ -130,30 +144,40 @@ class EmbeddingFile:
     def _parquet_rows(self) -> Iterator[Row]:
         parquet = self._parquet()
         columns = ["embedding"] + (["id"] if "id" in parquet.schema_arrow.names else [])
-        index = 0
+        position = 0
         for batch in parquet.iter_batches(batch_size=1024, columns=columns):
             vectors = batch.column("embedding").to_pylist()
             ids = batch.column("id").to_pylist() if "id" in columns else [None] * len(vectors)
             for vector, identifier in zip(vectors, ids, strict=True):
-                name = str(identifier) if identifier is not None else str(index)
-                if vector is None:
-                    yield Row(index, name, None, "the embedding is null")
-                else:
-                    yield Row(index, name, vector)
-                index += 1
+                error = "the embedding is null" if vector is None else None
+                yield self._row(position, identifier, vector, error)
+                position += 1
 
 
-def _jsonl_row(line: bytes, number: int, index: int) -> Row:
+def _jsonl_row(line: bytes, number: int) -> tuple[object, Any, str | None]:
+    """(id, vector, error) of one line."""
     try:
         record = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         message = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8"
-        return Row(index, str(index), None, f"line {number} is not valid JSON ({message})")
+        return None, None, f"line {number} is not valid JSON ({message})"
     if not isinstance(record, dict) or "embedding" not in record:
-        return Row(
-            index, str(index), None, f"line {number} is not an object with an 'embedding' field"
-        )
-    identifier = record.get("id")
-    return Row(
-        index, str(identifier) if identifier is not None else str(index), record["embedding"]
-    )
+        return None, None, f"line {number} is not an object with an 'embedding' field"
+    return record.get("id"), record["embedding"], None
+
+
+def input_files(path: Path) -> list[EmbeddingFile]:
+    """A file, or every input file of a folder (sorted by name), numbered one after the
+    other."""
+    if path.is_dir():
+        paths = sorted(p for p in path.iterdir() if p.suffix.lower() in FORMATS and p.is_file())
+        if not paths:
+            raise InputError(f"{path}: no .npy, .jsonl or .parquet files in this folder")
+    else:
+        paths = [path]
+    files: list[EmbeddingFile] = []
+    first = 0
+    for each in paths:
+        files.append(EmbeddingFile(each, first_index=first))
+        first += files[-1].rows_total
+    return files

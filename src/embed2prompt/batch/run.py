@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -95,17 +95,8 @@ class BatchRun:
                 for chunk in self._chunks():
                     if stop.is_set():
                         break
-                    rows, vectors = [], []
-                    for row in chunk:
-                        try:
-                            vector = self._checked(row)
-                        except InputError as error:
-                            record(_failure(row, str(error)))
-                            continue
-                        rows.append(row)
-                        vectors.append(vector)
-                    if rows:
-                        await self._invert(generator, rows, np.stack(vectors), stop, record)
+                    async for entry in records_for(chunk, generator, self.options, stop):
+                        record(entry)
         finally:
             self.output.close()
         return BatchOutcome(
@@ -121,37 +112,50 @@ class BatchRun:
         while chunk := list(islice(pending, CHUNK_ROWS)):
             yield chunk
 
-    def _checked(self, row: Row) -> np.ndarray[Any, Any]:
-        if row.error is not None:
-            raise InputError(row.error)
-        try:
-            checked = check_embeddings(row.vector, self.inverter.dimension)
-        except InputError as error:  # named for one vector: say "the embedding"
-            raise InputError(str(error).replace("embedding 0 ", "the embedding ", 1)) from None
-        if len(checked) != 1:
-            raise InputError(f"the row holds {len(checked)} vectors; expected one")
-        vector: np.ndarray[Any, Any] = checked[0]
-        return vector
 
-    async def _invert(
-        self,
-        generator: ParallelPromptGenerator,
-        rows: list[Row],
-        vectors: np.ndarray[Any, Any],
-        stop: asyncio.Event,
-        record: Callable[[dict[str, Any]], None],
-    ) -> None:
-        options = self.options
-        stream = generator.stream_prompts(
-            vectors,
-            max_concurrent=options.concurrency,
-            evaluate_quality=options.evaluate,
-            generate_variants=options.variants > 0,
-            num_variants=options.variants or None,
-            stop=stop,
-        )
-        async for result in stream:
-            record(_record(rows[result.embedding_index], result))
+async def records_for(
+    rows: list[Row],
+    generator: ParallelPromptGenerator,
+    options: BatchOptions,
+    stop: asyncio.Event | None = None,
+) -> AsyncIterator[dict[str, Any]]:
+    """The output record of each row, as each finishes: a malformed row's failure at
+    once, then the others through the pipeline (together, so that they batch)."""
+    dimension = generator.inference_engine.dimension
+    valid, vectors = [], []
+    for row in rows:
+        try:
+            vector = _checked(row, dimension)
+        except InputError as error:
+            yield failure_record(row, str(error))
+            continue
+        valid.append(row)
+        vectors.append(vector)
+    if not valid:
+        return
+    stream = generator.stream_prompts(
+        np.stack(vectors),
+        max_concurrent=options.concurrency,
+        evaluate_quality=options.evaluate,
+        generate_variants=options.variants > 0,
+        num_variants=options.variants or None,
+        stop=stop,
+    )
+    async for result in stream:
+        yield _record(valid[result.embedding_index], result)
+
+
+def _checked(row: Row, dimension: int) -> np.ndarray[Any, Any]:
+    if row.error is not None:
+        raise InputError(row.error)
+    try:
+        checked = check_embeddings(row.vector, dimension)
+    except InputError as error:  # named for one vector: say "the embedding"
+        raise InputError(str(error).replace("embedding 0 ", "the embedding ", 1)) from None
+    if len(checked) != 1:
+        raise InputError(f"the row holds {len(checked)} vectors; expected one")
+    vector: np.ndarray[Any, Any] = checked[0]
+    return vector
 
 
 def _record(row: Row, result: PromptResult) -> dict[str, Any]:
@@ -178,7 +182,7 @@ def _record(row: Row, result: PromptResult) -> dict[str, Any]:
     }
 
 
-def _failure(row: Row, error: str) -> dict[str, Any]:
+def failure_record(row: Row, error: str) -> dict[str, Any]:
     return {
         "index": row.index,
         "id": row.id,

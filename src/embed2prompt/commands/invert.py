@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from embed2prompt.backends import create_embedder
 from embed2prompt.batch.output import ResultLog
+from embed2prompt.batch.ray_engine import RayOptions
 from embed2prompt.batch.readers import EmbeddingFile
 from embed2prompt.batch.run import BatchOptions, BatchOutcome, BatchRun
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
@@ -35,8 +36,15 @@ def run_invert(
     options: BatchOptions,
     progress: bool,
     as_json: bool,
+    ray_options: RayOptions | None = None,
 ) -> int:
-    """The exit code: 0 every row succeeded, 1 some failed, 130 stopped early."""
+    """The exit code: 0 every row succeeded, 1 some failed, 130 stopped early. With
+    ``ray_options``, the run goes to Ray (:mod:`embed2prompt.batch.ray_engine`)."""
+    if ray_options is not None:
+        outcome = _run_on_ray(
+            input_path, output_path, inverter_path, settings, options, ray_options, progress
+        )
+        return _finish(input_path, output_path, outcome, as_json)
     source = EmbeddingFile(input_path)
     output = ResultLog(output_path, source.rows_total)
     embedder = create_embedder(settings) if settings.embedder != "local" else None
@@ -48,7 +56,13 @@ def run_invert(
             f"resuming: {done_before} of {source.rows_total} rows already in {output_path}",
             file=sys.stderr,
         )
-    outcome = asyncio.run(_run(run, done_before, progress))
+    return _finish(input_path, output_path, asyncio.run(_run(run, done_before, progress)), as_json)
+
+
+def _finish(
+    input_path: Path, output_path: Path, outcome: BatchOutcome | None, as_json: bool
+) -> int:
+    """Print the summary (or how to resume); the exit code."""
     if outcome is None:
         print(_stopped_message(input_path, output_path, None), file=sys.stderr)
         return INTERRUPTED
@@ -61,6 +75,48 @@ def run_invert(
         print(_stopped_message(input_path, output_path, outcome), file=sys.stderr)
         return INTERRUPTED
     return 1 if outcome.summary.failed else 0
+
+
+def _run_on_ray(
+    input_path: Path,
+    output_path: Path,
+    inverter_path: Path,
+    settings: Settings,
+    options: BatchOptions,
+    ray_options: RayOptions,
+    progress: bool,
+) -> BatchOutcome | None:
+    """The run on Ray; None if Ctrl-C stopped it (the rows written so far stay)."""
+    from embed2prompt.batch.ray_engine import check_ray_available, run_on_ray
+
+    check_ray_available()
+    bar = tqdm(unit="row", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+    def on_resume(done: int, total: int) -> None:
+        bar.reset(total=total)
+        bar.update(done)
+        if done:
+            bar.write(f"resuming: {done} of {total} rows already in {output_path}", file=sys.stderr)
+
+    try:
+        return run_on_ray(
+            input_path,
+            output_path,
+            inverter_path=inverter_path,
+            settings=settings,
+            options=options,
+            ray_options=ray_options,
+            on_record=lambda _: _advance(bar),
+            on_resume=on_resume,
+        )
+    except KeyboardInterrupt:
+        return None
+    finally:
+        bar.close()
+
+
+def _advance(bar: tqdm[Any]) -> None:
+    bar.update(1)
 
 
 async def _run(run: BatchRun, done_before: int, progress: bool) -> BatchOutcome | None:

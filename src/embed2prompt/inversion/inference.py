@@ -31,6 +31,9 @@ from embed2prompt.inversion.lexical_search import Lexicon, propose_edits, tokeni
 from embed2prompt.inversion.tokenizer import decode
 
 DEFAULT_MODEL = Path("models/best_model.pt")
+# Where the repository keeps the default model, for an editable install used from
+# another folder: the seed's relative path then still finds it.
+_REPOSITORY = Path(__file__).resolve().parents[3]
 # The refinement budget measured best per embedder call (BENCHMARKS.md): a beam of one,
 # many cheap steps of few edits, rather than a wide beam.
 REFINEMENT_STEPS = 12  # what the demo and the docs use; invert's own default is 0 (one pass)
@@ -116,6 +119,14 @@ def check_embeddings(
     return unit
 
 
+def locate_model(path: str | Path) -> Path:
+    """``path``, or for a relative path that is not here, the repository's copy of it."""
+    path = Path(path)
+    if not path.is_absolute() and not path.exists() and (_REPOSITORY / path).exists():
+        return _REPOSITORY / path
+    return path
+
+
 def _vector_seed(vector: npt.NDArray[np.float32], seed: int) -> int:
     """A 63-bit seed from a vector and a base seed. The vector is rounded first, so that
     the last bits a batched computation may change do not change the seed."""
@@ -152,7 +163,7 @@ class EmbeddingToPromptInference:
         candidates: int = 8,
         seed: int = 0,
     ) -> None:
-        self.model, self.tokenizer, self.info = load_checkpoint(Path(model_path))
+        self.model, self.tokenizer, self.info = load_checkpoint(locate_model(model_path))
         if embedder is None:
             if self.info.embedder_name != "all-MiniLM-L6-v2":
                 raise ConfigurationError(

@@ -1,0 +1,211 @@
+"""The batch run on Ray Data, for jobs that outgrow one machine.
+
+The driver plans *shards* (ranges of rows of the input files that have no record yet)
+and makes them a Ray dataset; a pool of actors, each loading the inverter once, reads
+its shards' rows where it runs and turns them into records through the same pipeline as
+the single-process run (:func:`embed2prompt.batch.run.records_for`); the driver streams
+the records back and writes them through the same resumable output. So the output is
+the single-process run's, row for row (inversion is seeded per target, not per batch),
+a stopped run resumes the same way, and API limits are shared between every actor on
+every machine when ``redis_url`` is set (:class:`RedisRateLimiter`); without it, each
+actor keeps the limits alone, and the limits multiply with the actors.
+
+A shard that fails as a whole (an actor's bug, a lost worker after Ray's own retries)
+becomes a failure record for each of its rows: the dataset never fails for one item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embed2prompt.batch.output import ResultLog
+from embed2prompt.batch.readers import EmbeddingFile, Row, input_files
+from embed2prompt.batch.run import BatchOptions, BatchOutcome, failure_record, records_for
+from embed2prompt.batch.summary import RunningSummary
+from embed2prompt.errors import ConfigurationError
+from embed2prompt.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Rows an actor takes at a time: enough to batch well, few enough that every actor gets
+# several shards (a small input is spread over the pool rather than given to one actor).
+MAX_ROWS_PER_SHARD = 256
+MIN_ROWS_PER_SHARD = 16
+SHARDS_PER_ACTOR = 4
+
+
+@dataclass(frozen=True, slots=True)
+class RayOptions:
+    address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); None: local
+    actors: int | None = None  # actors in the pool; None: one per CPU of the cluster
+    cpus_per_actor: float = 1.0
+
+
+def shard_size(pending_rows: int, actors: int) -> int:
+    wanted = -(-pending_rows // (actors * SHARDS_PER_ACTOR))  # ceiling division
+    return max(MIN_ROWS_PER_SHARD, min(MAX_ROWS_PER_SHARD, wanted))
+
+
+def plan_shards(
+    files: list[EmbeddingFile], done: np.ndarray[Any, Any], rows_per_shard: int
+) -> Iterator[dict[str, Any]]:
+    """Ranges of rows with some row not done yet, as dataset items."""
+    for file in files:
+        for start in range(0, file.rows_total, rows_per_shard):
+            stop = min(start + rows_per_shard, file.rows_total)
+            first, last = file.first_index + start, file.first_index + stop
+            pending = np.flatnonzero(~done[first:last]) + first
+            if len(pending):
+                yield {
+                    "path": str(file.path.resolve()),  # workers run elsewhere
+                    "first_index": file.first_index,
+                    "start": start,
+                    "stop": stop,
+                    "pending": pending.tolist(),
+                }
+
+
+class InvertShards:
+    """A Ray Data actor: loads the inverter and pipeline once, then turns batches of
+    shards into records (one JSON string per row)."""
+
+    def __init__(
+        self, inverter_path: str, settings: Settings, options: BatchOptions, threads: int
+    ) -> None:
+        import torch
+
+        from embed2prompt.backends import create_embedder
+        from embed2prompt.inversion.inference import EmbeddingToPromptInference
+        from embed2prompt.pipeline import ParallelPromptGenerator
+
+        torch.set_num_threads(threads)  # the actor's share of the machine's cores
+        embedder = create_embedder(settings) if settings.embedder != "local" else None
+        inverter = EmbeddingToPromptInference(inverter_path, embedder=embedder)
+        self._loop = asyncio.new_event_loop()  # one loop for the actor's lifetime
+        self._generator = ParallelPromptGenerator(
+            inference_engine=inverter, config=settings, rate_limit_tier=settings.rate_limit_tier
+        )
+        self._options = options
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+        records: list[str] = []
+        for path, first_index, start, stop, pending in zip(
+            batch["path"], batch["first_index"], batch["start"], batch["stop"], batch["pending"],
+            strict=True,
+        ):  # fmt: skip
+            wanted = {int(index) for index in pending}
+            try:
+                rows = [
+                    row
+                    for row in EmbeddingFile(Path(path), int(first_index)).rows(
+                        int(start), int(stop)
+                    )
+                    if row.index in wanted
+                ]
+                records += self._loop.run_until_complete(self._invert(rows))
+            except Exception as error:  # the whole shard failed: each row says so
+                message = f"{type(error).__name__}: {error}"
+                log.exception("shard %s[%s:%s] failed", path, start, stop)
+                records += [
+                    json.dumps(failure_record(Row(index, str(index), None), message))
+                    for index in sorted(wanted)
+                ]
+        return {"record": records}
+
+    async def _invert(self, rows: list[Row]) -> list[str]:
+        return [json.dumps(r) async for r in records_for(rows, self._generator, self._options)]
+
+
+def run_on_ray(
+    input_path: Path,
+    output_path: Path,
+    *,
+    inverter_path: Path,
+    settings: Settings,
+    options: BatchOptions,
+    ray_options: RayOptions | None = None,
+    on_record: Callable[[dict[str, Any]], None] = lambda _: None,
+    on_resume: Callable[[int, int], None] = lambda done, total: None,
+) -> BatchOutcome:
+    """Every row of a file (or a folder of files) without a record, on Ray."""
+    import ray
+    import ray.data
+
+    from embed2prompt.inversion.checkpoint import load_checkpoint
+    from embed2prompt.inversion.inference import locate_model
+
+    ray_options = ray_options or RayOptions()
+    inverter_path = locate_model(inverter_path)
+    load_checkpoint(inverter_path)  # a bad checkpoint is one clear error here, not an actor's
+    files = input_files(input_path)
+    total = sum(file.rows_total for file in files)
+    output = ResultLog(output_path, total)
+    summary = RunningSummary()
+    output.resume(summary.add, retry_failed=options.retry_failed)
+    resumed = summary.processed
+    on_resume(resumed, total)
+    started = time.perf_counter()
+    written = 0
+    pending_rows = total - int(output.done.sum())
+    owns_ray = not ray.is_initialized()
+    try:
+        if pending_rows:
+            if owns_ray:
+                ray.init(
+                    address=ray_options.address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                    configure_logging=True,
+                )
+            threads = max(1, int(ray_options.cpus_per_actor))
+            actors = ray_options.actors or max(
+                1,
+                int(ray.cluster_resources().get("CPU", 1) // ray_options.cpus_per_actor),  # type: ignore[no-untyped-call]
+            )
+            shards = list(plan_shards(files, output.done, shard_size(pending_rows, actors)))
+            logging.getLogger("ray.data").setLevel(logging.WARNING)
+            context = ray.data.DataContext.get_current()
+            context.enable_progress_bars = False
+            context.execution_options.preserve_order = False
+            dataset = ray.data.from_items(shards).map_batches(
+                InvertShards,
+                fn_constructor_args=(str(inverter_path.resolve()), settings, options, threads),
+                batch_size=1,
+                concurrency=min(actors, len(shards)),
+                num_cpus=ray_options.cpus_per_actor,
+            )
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                for line in batch["record"]:
+                    record = json.loads(line)
+                    output.write(record)
+                    summary.add(record)
+                    written += 1
+                    on_record(record)
+    finally:
+        output.close()
+        if owns_ray and ray.is_initialized():
+            ray.shutdown()
+    return BatchOutcome(
+        summary=summary.summary(time.perf_counter() - started),
+        rows_total=total,
+        resumed=resumed,
+        written=written,
+        complete=output.complete,
+    )
+
+
+def check_ray_available() -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise ConfigurationError("--engine ray needs Ray: pip install 'ray[data]'") from None
