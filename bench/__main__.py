@@ -3,7 +3,7 @@
 Names: speedup, compliance, storm, overhead, memory (the engine), embedder, batching,
 generator (the local models), pipeline-speedup, pipeline-local, pipeline-quality
 (the pipeline), service-load, service-upload (the HTTP service), batch-memory
-(command-line batch runs); default: all. Each figure is a
+(command-line batch runs), ray-throughput, shared-limit (scale-out); default: all. Each figure is a
 median of repeated runs measured side by side in this process, against the local
 OpenAI-compatible server running as a separate process on loopback.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import batch, engine, models, pipeline, service
+from bench import batch, engine, models, pipeline, scale, service
 from bench.engine import Row
 
 BENCHMARKS = {
@@ -22,6 +22,7 @@ BENCHMARKS = {
     **pipeline.BENCHMARKS,
     **service.BENCHMARKS,
     **batch.BENCHMARKS,
+    **scale.BENCHMARKS,
 }
 
 
