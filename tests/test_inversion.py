@@ -169,6 +169,29 @@ def test_a_target_gets_the_same_prompt_alone_or_in_any_batch(
     assert [result.candidates for result in differing] != [r.candidates for r in together]
 
 
+def test_the_lexicons_embeddings_are_cached_beside_the_checkpoint(
+    checkpoint: Path, embedder: LocalEmbedder, tmp_path: Path
+) -> None:
+    import asyncio
+    import shutil
+
+    copy = tmp_path / "model.pt"
+    shutil.copy(checkpoint, copy)
+    shutil.copy(checkpoint.with_suffix(".json"), copy.with_suffix(".json"))
+    first = asyncio.run(EmbeddingToPromptInference(copy, embedder=embedder)._lexicon())
+    cache = tmp_path / "model.lexicon.npz"
+    with np.load(cache) as stored:
+        key, vectors = str(stored["key"]), stored["vectors"]
+    assert np.array_equal(vectors.astype(np.float32), first.vectors)
+    np.savez(cache, key=np.array(key), vectors=np.ones_like(vectors))  # marked
+    cached = asyncio.run(EmbeddingToPromptInference(copy, embedder=embedder)._lexicon())
+    assert cached.words == first.words
+    assert np.all(cached.vectors == 1.0)  # read from the cache, not embedded again
+    np.savez(cache, key=np.array("another lexicon"), vectors=np.ones_like(vectors))
+    rebuilt = asyncio.run(EmbeddingToPromptInference(copy, embedder=embedder)._lexicon())
+    assert np.array_equal(rebuilt.vectors, first.vectors)  # a foreign cache is ignored
+
+
 def test_batches_keep_their_order(checkpoint: Path, embedder: LocalEmbedder) -> None:
     inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=2)
     targets = embedder.embed_sync(["a dog barked at the moon", "rate limits protect the server"])

@@ -119,6 +119,27 @@ def check_embeddings(
     return unit
 
 
+def _read_lexicon_cache(path: Path, key: str, count: int) -> npt.NDArray[np.float32] | None:
+    """The cached word vectors, if the cache is for these words and this embedder."""
+    try:
+        with np.load(path, allow_pickle=False) as cached:
+            if str(cached["key"]) != key or cached["vectors"].shape[0] != count:
+                return None
+            vectors: npt.NDArray[np.float32] = cached["vectors"].astype(np.float32)
+            return vectors
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _write_lexicon_cache(path: Path, key: str, vectors: npt.NDArray[np.float32]) -> None:
+    try:
+        temporary = path.with_name(path.name + ".tmp.npz")
+        np.savez(temporary, key=np.array(key), vectors=vectors.astype(np.float16))
+        temporary.replace(path)
+    except OSError:
+        pass  # a read-only model folder: embed the lexicon again next time
+
+
 def locate_model(path: str | Path) -> Path:
     """``path``, or for a relative path that is not here, the repository's copy of it."""
     path = Path(path)
@@ -163,7 +184,8 @@ class EmbeddingToPromptInference:
         candidates: int = 8,
         seed: int = 0,
     ) -> None:
-        self.model, self.tokenizer, self.info = load_checkpoint(locate_model(model_path))
+        self.model_path = locate_model(model_path)
+        self.model, self.tokenizer, self.info = load_checkpoint(self.model_path)
         if embedder is None:
             if self.info.embedder_name != "all-MiniLM-L6-v2":
                 raise ConfigurationError(
@@ -303,10 +325,22 @@ class EmbeddingToPromptInference:
         ]
 
     async def _lexicon(self) -> Lexicon:
-        """The checkpoint's lexicon with its embeddings, built on first use."""
+        """The checkpoint's lexicon with its embeddings, built on first use and kept
+        beside the checkpoint (``NAME.lexicon.npz``), since embedding 6,000 words takes
+        seconds that every run would otherwise pay again."""
         if self._lexicon_cache is None:
-            words = self.info.lexicon or tokenizer_words(self.tokenizer.get_vocab())
-            self._lexicon_cache = await Lexicon.embed(words, self.embedder)
+            words = list(
+                dict.fromkeys(self.info.lexicon or tokenizer_words(self.tokenizer.get_vocab()))
+            )
+            cache = self.model_path.with_suffix(".lexicon.npz")
+            key = hashlib.sha256("\n".join([self.embedder.name, *words]).encode()).hexdigest()
+            vectors = _read_lexicon_cache(cache, key, len(words))
+            if vectors is None:
+                # Rounded as the cache stores them: the first run searches as later ones do.
+                embedded = await self.embedder.embed(words)
+                vectors = embedded.astype(np.float16).astype(np.float32)
+                _write_lexicon_cache(cache, key, vectors)
+            self._lexicon_cache = Lexicon(words, vectors)
         return self._lexicon_cache
 
     def _decode(self, conditioning: npt.NDArray[np.float32]) -> list[list[str]]:
