@@ -308,3 +308,71 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
     result = run(command, "--help", timeout=60)
     assert result.returncode == 0
     assert "example" in result.stdout
+
+
+def test_a_folder_runs_as_one_input_numbered_across_files(
+    tmp_path: Path, vectors: np.ndarray
+) -> None:
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    np.save(folder / "a.npy", vectors[:2])
+    pq.write_table(
+        pa.table({"id": ["x", "y"], "embedding": [v.tolist() for v in vectors[2:]]}),
+        folder / "b.parquet",
+    )
+    output = tmp_path / "prompts.jsonl"
+    result = run("invert", str(folder), "-o", str(output), *FAST)
+    assert result.returncode == 0, result.stderr
+    rows = {row["index"]: row["id"] for row in records(output)}
+    assert rows == {0: "0", 1: "1", 2: "x", 3: "y"}
+
+
+def test_an_unreachable_shared_limiter_stops_the_run_and_records_no_failure(
+    tmp_path: Path, vectors: np.ndarray, server: OpenAITestServer
+) -> None:
+    source = tmp_path / "vectors.npy"
+    np.save(source, vectors)
+    output = tmp_path / "prompts.jsonl"
+    env = {"OPENAI_API_KEY": TEST_KEY, "EMBED2PROMPT_REDIS_URL": "redis://:pw@127.0.0.1:1/0"}
+    result = run(*_slow_run_args(server, source, output), env=env)
+    assert result.returncode == 2
+    assert "LimiterUnavailableError" in result.stderr
+    assert "left for the next run" in result.stderr
+    assert "pw" not in result.stderr
+    assert records(output) == []  # the rows stay to do, not failed
+
+
+def test_two_runs_on_one_output_cannot_overlap(tmp_path: Path) -> None:
+    from embed2prompt.batch.output import ResultLog
+    from embed2prompt.errors import InputError
+
+    first = ResultLog(tmp_path / "out.jsonl", 3)
+    first.resume()
+    first.write({"index": 1, "success": True})
+    first.write({"index": 1, "success": True})  # the same row again: not written twice
+    second = ResultLog(tmp_path / "out.jsonl", 3)
+    with pytest.raises(InputError, match="another run is writing"):
+        second.resume()
+    first.close()
+    assert indices(tmp_path / "out.jsonl") == [1]
+    with (tmp_path / "out.jsonl").open("a") as handle:  # as an older version could have
+        handle.write(json.dumps({"index": 1, "success": False}) + "\n")
+    third = ResultLog(tmp_path / "out.jsonl", 3)
+    seen: list[dict] = []
+    third.resume(seen.append)
+    third.close()
+    assert [record["success"] for record in seen] == [True]  # the first one is kept
+    assert indices(tmp_path / "out.jsonl") == [1]
+
+
+def test_report_counts_variant_gains_without_evaluation(tmp_path: Path) -> None:
+    results = tmp_path / "prompts.jsonl"
+    row = {
+        "index": 0, "id": "0", "prompt": "p", "prompt_similarity": 0.5, "similarity": None,
+        "best_variant": {"prompt": "v", "similarity": None, "prompt_similarity": 0.7},
+        "success": True, "error": None, "processing_time": 0.1,
+    }  # fmt: skip
+    results.write_text(json.dumps(row) + "\n")
+    page = tmp_path / "r.html"
+    assert run("report", str(results), "-o", str(page)).returncode == 0
+    assert "What variants gained" in page.read_text()

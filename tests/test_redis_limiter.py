@@ -197,3 +197,30 @@ def test_settings_with_a_redis_url_share_each_models_limits(redis_url: str) -> N
     assert isinstance(limiter, RedisRateLimiter)
     assert limiter.name == "org-a:gpt-4o-mini"
     assert limiter.config == settings.rate_limits
+
+
+async def test_the_minute_counters_stay_bounded_however_long_it_runs(redis_url: str) -> None:
+    import redis.asyncio
+
+    now = 1_000_000.0
+    limiter = RedisRateLimiter(config(), url=redis_url, name=uuid.uuid4().hex, clock=lambda: now)
+    for _ in range(300):  # five minutes, a call a second
+        async with limiter.acquire():
+            pass
+        now += 1.0
+    client = redis.asyncio.from_url(redis_url)
+    fields = await client.hlen(limiter._keys[4])
+    await client.aclose()
+    assert fields <= 2 * 62
+    status = await limiter.astatus()
+    assert status.requests_per_minute.used_last_window == pytest.approx(60, abs=1)
+    await close(limiter)
+
+
+async def test_a_password_in_the_query_string_is_not_shown() -> None:
+    limiter = RedisRateLimiter(config(), url="redis://127.0.0.1:1/0?password=s3cret", name="q")
+    with pytest.raises(LimiterUnavailableError) as raised:
+        async with limiter.acquire():
+            pass
+    assert "s3cret" not in str(raised.value)
+    await limiter.aclose()

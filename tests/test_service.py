@@ -589,3 +589,23 @@ def test_sigterm_lets_requests_in_progress_finish(
     assert status == 200, body
     assert isinstance(body, dict)
     assert body["summary"]["successful"] == 2  # both items, the second one after SIGTERM
+
+
+def test_json_lines_split_anywhere_parse_the_same() -> None:
+    from embed2prompt.service.uploads import JSON_LINES, read_vectors
+
+    rows = [[float(i + 1), 2.0, 3.0] for i in range(5)]
+    body = ("\n".join(json.dumps(row) for row in rows) + "\n\n").encode() + b"[9, 9, 9]"
+
+    async def parse(size: int) -> list[list[float]]:
+        async def chunks():  # type: ignore[no-untyped-def]
+            for start in range(0, len(body), size):
+                yield body[start : start + size]
+
+        vectors = [v async for batch in read_vectors(chunks(), JSON_LINES, 3, 100) for v in batch]
+        return [list(map(float, vector)) for vector in vectors]
+
+    whole = asyncio.run(parse(len(body)))
+    assert len(whole) == 6
+    for size in (1, 2, 7, 64):
+        assert asyncio.run(parse(size)) == whole

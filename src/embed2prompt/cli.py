@@ -141,7 +141,9 @@ def _build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    invert.add_argument("input", type=Path, help="a .npy, .jsonl or .parquet file of embeddings")
+    invert.add_argument(
+        "input", type=Path, help="a .npy, .jsonl or .parquet file of embeddings, or a folder"
+    )
     invert.add_argument(
         "-o", "--output", type=Path, required=True, help="a .jsonl or .parquet file"
     )

@@ -11,6 +11,7 @@ is done.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -81,6 +82,7 @@ class ResultLog:
         self.rows_total = rows_total
         self.done: npt.NDArray[np.bool_] = np.zeros(rows_total, dtype=bool)
         self._file: Any = None
+        self._lock: Any = None
 
     def resume(
         self,
@@ -93,11 +95,13 @@ class ResultLog:
         failed ones are dropped, to be run again. A row beyond the input, or written
         twice, makes the output another run's: an error rather than a mix."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_output()
         if self.format == ".parquet" and self.path.is_file() and not self.journal.is_file():
             self._journal_from(read_records(self.path))  # a finished run, resumed or re-run
         kept_bytes = self._cut_partial_line()
         if retry_failed and kept_bytes:
             self._journal_from(r for r in read_records(self.journal) if r.get("success"))
+        duplicates = False
         if self.journal.is_file():
             for record in read_records(self.journal):
                 index = record["index"]
@@ -107,9 +111,13 @@ class ResultLog:
                         f"{self.rows_total - 1}); is this the output of another input file?"
                     )
                 if self.done[index]:
-                    raise InputError(f"{self.journal}: row {index} is written twice")
+                    duplicates = True  # only an older version could write one: drop it
+                    continue
                 self.done[index] = True
                 on_record(record)
+        if duplicates:
+            seen = np.zeros(self.rows_total, dtype=bool)
+            self._journal_from(_first_of_each(read_records(self.journal), seen))
         self._file = self.journal.open("ab", buffering=0)
 
     @property
@@ -117,6 +125,9 @@ class ResultLog:
         return bool(self.done.all())
 
     def write(self, record: dict[str, Any]) -> None:
+        """Append one record; a row that has one already is not written again."""
+        if self.done[record["index"]]:
+            return
         line = memoryview(json.dumps(record, ensure_ascii=False).encode() + b"\n")
         while line:  # one write(2) in practice; a short write continues where it stopped
             written = self._file.write(line)
@@ -132,6 +143,25 @@ class ResultLog:
         if self.format == ".parquet" and self.complete and self.journal.is_file():
             write_parquet(read_records(self.journal), self.path)
             self.journal.unlink()
+        if self._lock is not None:
+            # Released, not deleted: deleting would let a waiting run lock a file that
+            # is no longer the one a third run opens.
+            self._lock.close()
+            self._lock = None
+
+    def _lock_output(self) -> None:
+        """One run at a time per output (two would write the same rows twice): an
+        exclusive lock on ``OUTPUT.lock``, held until :meth:`close`; the operating system
+        drops it if the process dies."""
+        self._lock = self.path.with_name(self.path.name + ".lock").open("a")
+        try:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            self._lock = None
+            raise InputError(
+                f"{self.path}: another run is writing this output; wait for it to end"
+            ) from None
 
     def _cut_partial_line(self) -> int:
         """Drop a last line without its newline (a write cut short); the size kept."""
@@ -160,6 +190,15 @@ class ResultLog:
             for record in records:
                 handle.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
         temporary.replace(self.journal)
+
+
+def _first_of_each(
+    records: Iterator[dict[str, Any]], seen: npt.NDArray[np.bool_]
+) -> Iterator[dict[str, Any]]:
+    for record in records:
+        if not seen[record["index"]]:
+            seen[record["index"]] = True
+            yield record
 
 
 def write_parquet(

@@ -10,8 +10,10 @@ a stopped run resumes the same way, and API limits are shared between every acto
 every machine when ``redis_url`` is set (:class:`RedisRateLimiter`); without it, each
 actor keeps the limits alone, and the limits multiply with the actors.
 
-A shard that fails as a whole (an actor's bug, a lost worker after Ray's own retries)
-becomes a failure record for each of its rows: the dataset never fails for one item.
+A shard that fails as a whole inside its actor (an unreadable shard, a bug) becomes a
+failure record for each of its rows: the dataset never fails for one item. A worker
+machine that is lost is Ray's to recover (it restarts the actor and retries the shard);
+if Ray gives up, the run stops and the same command resumes it.
 """
 
 from __future__ import annotations
@@ -29,9 +31,15 @@ import numpy as np
 
 from embed2prompt.batch.output import ResultLog
 from embed2prompt.batch.readers import EmbeddingFile, Row, input_files
-from embed2prompt.batch.run import BatchOptions, BatchOutcome, failure_record, records_for
+from embed2prompt.batch.run import (
+    BatchOptions,
+    BatchOutcome,
+    failure_record,
+    is_limiter_outage,
+    records_for,
+)
 from embed2prompt.batch.summary import RunningSummary
-from embed2prompt.errors import ConfigurationError
+from embed2prompt.errors import ConfigurationError, LimiterUnavailableError
 from embed2prompt.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -157,6 +165,7 @@ def run_on_ray(
     written = 0
     pending_rows = total - int(output.done.sum())
     owns_ray = not ray.is_initialized()
+    outage: str | None = None
     try:
         if pending_rows:
             if owns_ray:
@@ -187,6 +196,9 @@ def run_on_ray(
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                 for line in batch["record"]:
                     record = json.loads(line)
+                    if is_limiter_outage(record):  # left for the next run
+                        outage = outage or record["error"]
+                        continue
                     output.write(record)
                     summary.add(record)
                     written += 1
@@ -195,6 +207,10 @@ def run_on_ray(
         output.close()
         if owns_ray and ray.is_initialized():
             ray.shutdown()
+    if outage is not None:
+        raise LimiterUnavailableError(
+            f"stopped: {outage}; the rows not done are left for the next run"
+        )
     return BatchOutcome(
         summary=summary.summary(time.perf_counter() - started),
         rows_total=total,

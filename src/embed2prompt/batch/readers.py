@@ -181,3 +181,15 @@ def input_files(path: Path) -> list[EmbeddingFile]:
         files.append(EmbeddingFile(each, first_index=first))
         first += files[-1].rows_total
     return files
+
+
+class EmbeddingInputs:
+    """A file or a folder of them, read as one sequence of rows."""
+
+    def __init__(self, path: Path) -> None:
+        self.files = input_files(path)
+        self.rows_total = sum(file.rows_total for file in self.files)
+
+    def rows(self) -> Iterator[Row]:
+        for file in self.files:
+            yield from file.rows()

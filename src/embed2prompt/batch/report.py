@@ -64,7 +64,9 @@ class _Collected:
             self.latencies.append(record["processing_time"])
         original = generation if generation is not None else prompt
         variant = record.get("best_variant") or {}
-        variant_score = variant.get("similarity", variant.get("prompt_similarity"))
+        variant_score = variant.get("similarity")
+        if variant_score is None:  # not evaluated: the variant's own prompt similarity
+            variant_score = variant.get("prompt_similarity")
         if variant_score is not None and original is not None:
             self.gains.append(max(variant_score, original) - original)
         if original is None:

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from embed2prompt.batch.output import ResultLog
-from embed2prompt.batch.readers import EmbeddingFile, Row
+from embed2prompt.batch.readers import EmbeddingInputs, Row
 from embed2prompt.batch.summary import RunningSummary
-from embed2prompt.errors import InputError
+from embed2prompt.errors import InputError, LimiterUnavailableError
 from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
 from embed2prompt.pipeline import ParallelPromptGenerator, PromptResult
 from embed2prompt.pipeline.results import Summary
@@ -50,7 +50,7 @@ class BatchOutcome:
 class BatchRun:
     def __init__(
         self,
-        source: EmbeddingFile,
+        source: EmbeddingInputs,
         output: ResultLog,
         inverter: EmbeddingToPromptInference,
         settings: Settings,
@@ -78,8 +78,14 @@ class BatchRun:
         started = time.perf_counter()
         written = 0
 
+        outage: str | None = None
+
         def record(entry: dict[str, Any]) -> None:
-            nonlocal written
+            nonlocal written, outage
+            if is_limiter_outage(entry):  # not the row's fault: leave it for the next run
+                outage = outage or entry["error"]
+                stop.set()
+                return
             self.output.write(entry)
             self.summary.add(entry)
             written += 1
@@ -99,6 +105,10 @@ class BatchRun:
                         record(entry)
         finally:
             self.output.close()
+        if outage is not None:
+            raise LimiterUnavailableError(
+                f"stopped: {outage}; the rows not done are left for the next run"
+            )
         return BatchOutcome(
             summary=self.summary.summary(time.perf_counter() - started),
             rows_total=self.source.rows_total,
@@ -180,6 +190,14 @@ def _record(row: Row, result: PromptResult) -> dict[str, Any]:
         "error": original.error,
         "processing_time": round(original.processing_time, 4),
     }
+
+
+def is_limiter_outage(record: dict[str, Any]) -> bool:
+    """The row failed because the shared limiter's Redis was unreachable: a failure of
+    the run, not of the row, so it is not recorded (calls never run unlimited)."""
+    return not record["success"] and str(record.get("error") or "").startswith(
+        LimiterUnavailableError.__name__
+    )
 
 
 def failure_record(row: Row, error: str) -> dict[str, Any]:

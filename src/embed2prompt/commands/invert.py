@@ -19,7 +19,7 @@ from tqdm import tqdm
 from embed2prompt.backends import create_embedder
 from embed2prompt.batch.output import ResultLog
 from embed2prompt.batch.ray_engine import RayOptions
-from embed2prompt.batch.readers import EmbeddingFile
+from embed2prompt.batch.readers import EmbeddingInputs
 from embed2prompt.batch.run import BatchOptions, BatchOutcome, BatchRun
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.settings import Settings
@@ -45,7 +45,7 @@ def run_invert(
             input_path, output_path, inverter_path, settings, options, ray_options, progress
         )
         return _finish(input_path, output_path, outcome, as_json)
-    source = EmbeddingFile(input_path)
+    source = EmbeddingInputs(input_path)
     output = ResultLog(output_path, source.rows_total)
     embedder = create_embedder(settings) if settings.embedder != "local" else None
     inverter = EmbeddingToPromptInference(inverter_path, embedder=embedder)

@@ -103,6 +103,14 @@ for i, name in ipairs(names) do
 end
 redis.call('ZADD', KEYS[3], fmt(now + tonumber(ARGV[5])), ARGV[4])
 local second = tostring(math.floor(now))
+if redis.call('HEXISTS', KEYS[5], 'r' .. second) == 0 then
+  -- A new second: drop the seconds older than a minute (at most once a second, so the
+  -- hash holds about 120 fields however long the limiter runs).
+  local fields = redis.call('HKEYS', KEYS[5])
+  for _, name in ipairs(fields) do
+    if tonumber(string.sub(name, 2)) + 60 <= now then redis.call('HDEL', KEYS[5], name) end
+  end
+end
 redis.call('HINCRBYFLOAT', KEYS[5], 'r' .. second, 1)
 redis.call('HINCRBYFLOAT', KEYS[5], 't' .. second, tokens)
 redis.call('HINCRBYFLOAT', KEYS[6], 'requests', 1)
@@ -387,14 +395,20 @@ class RedisRateLimiter:
             async with self._turn:
                 while True:
                     reserved = self._reservation(tokens)
-                    admitted, value = await self._run(
-                        "acquire",
-                        reserved,
-                        self.config.concurrent_requests,
-                        lease,
-                        self._lease_s,
-                        *self._bucket_args(),
-                    )
+                    try:
+                        admitted, value = await self._run(
+                            "acquire",
+                            reserved,
+                            self.config.concurrent_requests,
+                            lease,
+                            self._lease_s,
+                            *self._bucket_args(),
+                        )
+                    except asyncio.CancelledError:
+                        # Redis may have admitted the call before the cancel arrived:
+                        # give the slot back rather than hold it until the lease ends.
+                        self._background(self._release(lease))
+                        raise
                     if int(admitted) == 1:
                         return reserved, lease
                     wait = float(value)
@@ -496,10 +510,13 @@ class _RedisAcquisition:
         # next call admitted sees this one's real usage.
         assert self._permit is not None
         assert self._lease is not None
+        pending = self._permit._pending
         try:
-            for update in self._permit._pending:
-                await update
+            while pending:
+                await pending.pop(0)
         finally:
+            for update in pending:  # not sent, since an earlier one failed
+                update.close()
             await asyncio.shield(self._limiter._release(self._lease))
 
 
@@ -508,8 +525,10 @@ def _optional(value: float | None) -> str:
 
 
 def _without_password(url: str) -> str:
-    """The URL as it may appear in an error: no credentials."""
+    """The URL as it may appear in an error: no credentials (user:password@ or a
+    ?password= query)."""
     scheme, separator, rest = url.partition("://")
+    rest = rest.split("?", 1)[0]
     if "@" in rest:
         rest = "***@" + rest.split("@", 1)[1]
     return f"{scheme}{separator}{rest}"

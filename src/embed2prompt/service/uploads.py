@@ -114,21 +114,27 @@ async def read_vectors(
 
 
 async def _json_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[Any]:
-    pending = b""
+    # The unfinished line grows in place and only the bytes just received are searched
+    # for a newline: a long line sent in small chunks costs linear time, not quadratic.
+    pending = bytearray()
     line_number = 0
     index = 0
     async for chunk in chunks:
+        searched = len(pending)
         pending += chunk
-        *lines, pending = pending.split(b"\n")
-        if len(pending) > MAX_LINE_BYTES:
-            raise InputError(f"line {line_number + len(lines) + 1} is longer than 16 MiB")
-        for line in lines:
+        start = 0
+        while (end := pending.find(b"\n", max(start, searched))) >= 0:
             line_number += 1
+            line = bytes(pending[start:end])
+            start = end + 1
             if line.strip():
                 yield _row(line, line_number, index)
                 index += 1
-    if pending.strip():
-        yield _row(pending, line_number + 1, index)
+        del pending[:start]
+        if len(pending) > MAX_LINE_BYTES:
+            raise InputError(f"line {line_number + 1} is longer than 16 MiB")
+    if bytes(pending).strip():
+        yield _row(bytes(pending), line_number + 1, index)
 
 
 def _row(line: bytes, line_number: int, index: int) -> Any:
