@@ -118,6 +118,7 @@ class OpenAIEmbedder:
 
     async def aclose(self) -> None:
         await self._client.close()
+        await self.executor.aclose()
 
 
 def _pack(sizes: list[int], token_cap: int) -> list[list[int]]:

@@ -61,6 +61,12 @@ class CallExecutor:
         self._rng = rng or random.Random()
         self._wall_clock = wall_clock
 
+    async def aclose(self) -> None:
+        """Release what the limiter holds (the shared limiter's Redis connections)."""
+        close = getattr(self.limiter, "aclose", None)
+        if close is not None:
+            await close()
+
     async def call(
         self,
         fn: Callable[[], Awaitable[T]],

@@ -49,3 +49,4 @@ class OpenAIGenerator:
 
     async def aclose(self) -> None:
         await self._client.close()
+        await self.executor.aclose()
