@@ -25,7 +25,11 @@ def _app() -> BodySizeLimit:
         return {"size": size}
 
     return BodySizeLimit(
-        app, max_bytes=100, upload_paths=frozenset({"/upload"}), max_upload_bytes=10_000
+        app,
+        max_bytes=100,
+        upload_paths=frozenset({"/upload"}),
+        max_upload_bytes=10_000,
+        drain_bytes=20_000,
     )
 
 
@@ -95,3 +99,10 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_app_runs() -> No
     assert status == 413
     assert b"max_request_bytes" in body
     assert unread == 0
+
+
+def test_a_client_that_keeps_sending_is_answered_without_reading_it_all() -> None:
+    status, body, unread = _post("/small", [b"x" * 5_000] * 100)  # 500 kB, drained to 20 kB
+    assert status == 413
+    assert b"max_request_bytes" in body
+    assert unread > 80  # the rest is left: the server closes the connection

@@ -47,6 +47,9 @@ def api_key_guard(settings: Settings) -> Callable[..., Awaitable[None]]:
     return check
 
 
+DRAIN_BYTES = 64 * 1024 * 1024  # most of a refused body read (and dropped) before the 413
+
+
 class BodyTooLarge(HTTPException):
     """Raised from ``receive`` once a body passes its limit (after draining the rest).
 
@@ -78,8 +81,10 @@ class BodySizeLimit:
         *,
         upload_paths: frozenset[str] = frozenset(),
         max_upload_bytes: int = 0,
+        drain_bytes: int = DRAIN_BYTES,
     ) -> None:
         self.app = app
+        self.drain_bytes = drain_bytes
         self.max_bytes = max_bytes
         self.upload_paths = upload_paths
         self.max_upload_bytes = max_upload_bytes
@@ -95,7 +100,7 @@ class BodySizeLimit:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await _discard_body(receive)  # so the client can read the 413
+            await _discard_body(receive, self.drain_bytes)  # so the client reads the 413
             await self._refuse(send, BodyTooLarge(limit, setting))
             return
         size = 0
@@ -107,7 +112,7 @@ class BodySizeLimit:
                 size += len(message.get("body", b""))
                 if size > limit:
                     if message.get("more_body", False):
-                        await _discard_body(receive)
+                        await _discard_body(receive, self.drain_bytes)
                     raise BodyTooLarge(limit, setting)
             return message
 
@@ -129,8 +134,13 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
-async def _discard_body(receive: Receive) -> None:
-    while True:
+async def _discard_body(receive: Receive, max_bytes: int) -> None:
+    """Read and drop the rest of a refused body, up to ``max_bytes``: beyond that the
+    server answers anyway and closes the connection, so that a client that never stops
+    sending cannot hold it."""
+    dropped = 0
+    while dropped <= max_bytes:
         message = await receive()
         if message["type"] != "http.request" or not message.get("more_body", False):
             return
+        dropped += len(message.get("body", b""))
