@@ -224,3 +224,36 @@ async def test_a_password_in_the_query_string_is_not_shown() -> None:
             pass
     assert "s3cret" not in str(raised.value)
     await limiter.aclose()
+
+
+def test_the_pipelines_metadata_reports_the_shared_limits_use(
+    redis_url: str, server: OpenAITestServer
+) -> None:
+    from pydantic import SecretStr
+
+    from embed2prompt.embedders.local import LocalEmbedder
+    from embed2prompt.inversion.inference import DEFAULT_MODEL, EmbeddingToPromptInference
+    from embed2prompt.pipeline import ParallelPromptGenerator
+    from embed2prompt.settings import Settings
+    from tests.conftest import TEST_KEY
+
+    embedder = LocalEmbedder()
+    inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
+    settings = Settings(
+        generator="openai",
+        openai_api_key=SecretStr(TEST_KEY),
+        openai_base_url=server.url,
+        redis_url=SecretStr(redis_url),
+        rate_limit_name=uuid.uuid4().hex,
+        refinement_steps=0,
+    )
+    targets = embedder.embed_sync(["a question about tea", "a poem about rain"])
+
+    async def run() -> dict:
+        async with ParallelPromptGenerator(inverter, settings) as pipeline:
+            response = await pipeline.generate_prompts_with_evaluation(targets)
+        return json.loads(response.model_dump_json())
+
+    metrics = asyncio.run(run())["metadata"]["performance_metrics"]
+    (usage,) = metrics["rate_limits"]
+    assert usage["requests_used_last_minute"] == metrics["generator_calls"] == 2

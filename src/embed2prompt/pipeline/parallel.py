@@ -143,7 +143,7 @@ class ParallelPromptGenerator:
                     retries=metrics.retries,
                     rate_limited=metrics.rate_limited,
                     tokens_used=metrics.tokens_used,
-                    rate_limits=self._rate_limit_usage(evaluator),
+                    rate_limits=await self._rate_limit_usage(evaluator),
                 ),
                 embedder=self.inference_engine.embedder.name,
                 generator=self.generator.name if evaluator is not None else None,
@@ -258,7 +258,7 @@ class ParallelPromptGenerator:
             best_variant=best_of(variants),
         )
 
-    def _rate_limit_usage(self, evaluator: QualityEvaluator | None) -> list[RateLimitUsage]:
+    async def _rate_limit_usage(self, evaluator: QualityEvaluator | None) -> list[RateLimitUsage]:
         """The limiters of the API backends used in this run (none for local models)."""
         backends: list[Embedder | Generator] = [self.inference_engine.embedder]
         if evaluator is not None:
@@ -269,7 +269,9 @@ class ParallelPromptGenerator:
             limiter = getattr(executor, "limiter", None)
             if limiter is None:
                 continue
-            status = limiter.status()
+            # A shared limiter's figures are in Redis (every process's use), not here.
+            shared_status = getattr(limiter, "astatus", None)
+            status = await shared_status() if shared_status is not None else limiter.status()
             usage.append(
                 RateLimitUsage(
                     backend=backend.name,
