@@ -233,13 +233,7 @@ class OpenAIRateLimiter:
         *,
         clock: Callable[[], float] = _loop_time,
     ) -> None:
-        if isinstance(config, RateLimitTier):
-            config = config.config
-        if not isinstance(config, RateLimitConfig):
-            raise ConfigurationError(
-                "OpenAIRateLimiter needs a RateLimitConfig or RateLimitTier, "
-                f"got {type(config).__name__}"
-            )
+        config = limit_config(config, "OpenAIRateLimiter")
         self.config = config
         self._now = clock
         self._rpm = _Bucket(
@@ -466,6 +460,17 @@ class OpenAIRateLimiter:
         recent = self._recent
         while recent and recent[0][0] + 1 <= cutoff:
             recent.popleft()
+
+
+def limit_config(config: object, owner: str) -> RateLimitConfig:
+    """The limits a limiter was given: a config, or a tier's config."""
+    if isinstance(config, RateLimitTier):
+        return config.config
+    if not isinstance(config, RateLimitConfig):
+        raise ConfigurationError(
+            f"{owner} needs a RateLimitConfig or RateLimitTier, got {type(config).__name__}"
+        )
+    return config
 
 
 def check_call_tokens(config: RateLimitConfig, tokens: object) -> None:

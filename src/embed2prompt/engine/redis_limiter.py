@@ -41,9 +41,10 @@ from embed2prompt.engine.limiter import (
     LimitUsage,
     check_actual_tokens,
     check_call_tokens,
+    limit_config,
 )
 from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
-from embed2prompt.errors import ConfigurationError, LimiterUnavailableError
+from embed2prompt.errors import LimiterUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -254,16 +255,9 @@ class RedisRateLimiter:
         lease_s: float = _LEASE_S,
         client: Any = None,
     ) -> None:
-        if isinstance(config, RateLimitTier):
-            config = config.config
-        if not isinstance(config, RateLimitConfig):
-            raise ConfigurationError(
-                "RedisRateLimiter needs a RateLimitConfig or RateLimitTier, "
-                f"got {type(config).__name__}"
-            )
         import redis.asyncio
 
-        self.config = config
+        self.config = limit_config(config, "RedisRateLimiter")
         self.url = url
         self.name = name
         self._clock = clock
