@@ -20,6 +20,7 @@ from embed2prompt.inversion.checkpoint import load_checkpoint
 from embed2prompt.inversion.decoding import sample
 from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
 from embed2prompt.inversion.model import Inverter, InverterConfig
+from embed2prompt.inversion.retrieval import load_bank_for
 from embed2prompt.inversion.training import TrainingOptions, train
 
 TINY = InverterConfig(vocab_size=400, prefix_length=2, max_tokens=16, width=32, layers=1, heads=2)
@@ -123,6 +124,30 @@ def test_training_resumes_from_its_checkpoint(
     train(options, embedder, progress=False)
     document = json.loads(checkpoint.with_suffix(".json").read_text())
     assert document["training"]["last_validation"]["step"] == 40  # continued, not restarted
+
+
+def test_training_keeps_its_texts_as_the_prompt_bank(checkpoint: Path) -> None:
+    bank = load_bank_for(checkpoint, "all-MiniLM-L6-v2", 384)
+    assert bank is not None
+    assert sorted(bank.texts) == sorted(set(TEXTS))  # each training text once
+
+
+def test_one_pass_finds_a_training_text_through_the_bank(
+    checkpoint: Path, embedder: LocalEmbedder
+) -> None:
+    """A tiny model trained for 30 steps cannot write "embeddings can leak private text";
+    its prompt bank holds it, so one pass returns it at cosine 1. Without retrieval
+    (``neighbours=0``) the bank is not even loaded."""
+    target = embedder.embed_sync(["embeddings can leak private text"])[0]
+    inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=2)
+    found = inverter.invert(target)
+    assert found.prompt == "embeddings can leak private text"
+    assert found.cosine == pytest.approx(1.0, abs=1e-4)
+    without = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=2, neighbours=0)
+    assert without.bank is None
+    assert without.invert(target).cosine < found.cosine
+    with pytest.raises(InputError, match="neighbours must be >= 0"):
+        EmbeddingToPromptInference(checkpoint, embedder=embedder, neighbours=-1)
 
 
 def test_inversion_returns_prompt_cosine_and_trace(

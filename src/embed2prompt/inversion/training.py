@@ -28,6 +28,7 @@ from embed2prompt.inversion.checkpoint import CheckpointInfo, load_checkpoint, s
 from embed2prompt.inversion.embedding_cache import cache_folder, embed_with_cache
 from embed2prompt.inversion.lexical_search import frequent_words
 from embed2prompt.inversion.model import Inverter, InverterConfig, cosine_schedule
+from embed2prompt.inversion.retrieval import PromptBank, bank_path
 from embed2prompt.inversion.tokenizer import decode, encode_batch, train_tokenizer
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,11 @@ def train(options: TrainingOptions, embedder: Embedder, *, progress: bool = True
             cache_folder(cache_root, embedder.name, train_texts),
             progress=progress,
         )
+    )
+    # The embedded training texts, kept beside the checkpoint as its prompt bank: the
+    # inverter's retrieved first guesses (retrieval.py).
+    PromptBank.build(embedder.name, train_texts, train_vectors.numpy()).save(
+        bank_path(options.checkpoint)
     )
     val_vectors = torch.from_numpy(
         embed_with_cache(

@@ -1,0 +1,155 @@
+"""Retrieval: the training texts nearest to a target, as extra first guesses.
+
+An inverter trained for hours on two cores writes a first guess at cosine ~0.6; the
+training text nearest to the target is often closer (BENCHMARKS.md), and from a closer
+start the embedder-guided search ends higher. The training run has embedded every one of
+its texts anyway, so it keeps them beside the checkpoint as a *prompt bank*
+(``NAME.bank.npz``).
+
+The bank is small enough to ship with the default model: each embedding is stored as one
+bit a dimension, the sign of its offset from the bank's centre (48 bytes for 384
+dimensions). Scoring a target against those signs (an asymmetric, full-precision query)
+ranks the texts almost exactly as their full vectors would: the few best by sign are
+handed to the search, which embeds them and keeps them on their true cosine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from embed2prompt.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+BANK_SUFFIX = ".bank.npz"
+_FORMAT_VERSION = 1
+_SCORING_ROWS = 32_768  # rows unpacked at a time: bounded memory whatever the bank's size
+
+Vectors = npt.NDArray[np.float32]
+
+
+def bank_path(checkpoint: Path) -> Path:
+    """Where a checkpoint's prompt bank lives: ``NAME.bank.npz`` beside ``NAME.pt``."""
+    return checkpoint.with_suffix(BANK_SUFFIX)
+
+
+@dataclass(frozen=True)
+class PromptBank:
+    """Texts and one-bit codes of their embeddings, for finding texts near a target."""
+
+    embedder_name: str
+    dimension: int
+    centre: Vectors  # (d,) the mean embedding, which the codes' signs are taken from
+    codes: npt.NDArray[np.uint8]  # (n, ceil(d / 8)) packed sign bits
+    texts: list[str]
+
+    @classmethod
+    def build(cls, embedder_name: str, texts: Sequence[str], vectors: Vectors) -> PromptBank:
+        """A bank of ``texts`` (each once) from their embeddings, ``vectors`` (n, d)."""
+        if len(texts) != len(vectors):
+            raise ValueError(f"{len(texts)} texts but {len(vectors)} embeddings")
+        first: dict[str, int] = {}
+        for index, text in enumerate(texts):
+            first.setdefault(" ".join(text.split()), index)  # one line each, each text once
+        if not first:
+            raise ValueError("a prompt bank needs at least one text")
+        rows = np.fromiter(first.values(), dtype=np.int64)
+        kept = np.asarray(vectors, dtype=np.float32)[rows]
+        centre = kept.mean(axis=0).astype(np.float32)
+        codes = np.packbits(kept > centre, axis=1)
+        return cls(embedder_name, kept.shape[1], centre, codes, list(first))
+
+    def save(self, path: Path) -> None:
+        """Write the bank atomically (a reader never sees half a file)."""
+        joined = "\n".join(self.texts).encode("utf-8")
+        temporary = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(
+            temporary,
+            format_version=np.array(_FORMAT_VERSION),
+            embedder=np.array(self.embedder_name),
+            dimension=np.array(self.dimension),
+            centre=self.centre,
+            codes=self.codes,
+            texts=np.frombuffer(joined, dtype=np.uint8),
+        )
+        temporary.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> PromptBank:
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                if int(stored["format_version"]) != _FORMAT_VERSION:
+                    raise ConfigurationError(
+                        f"{path} is a prompt bank of format {int(stored['format_version'])}; "
+                        f"this version reads format {_FORMAT_VERSION}"
+                    )
+                texts = stored["texts"].tobytes().decode("utf-8").split("\n")
+                bank = cls(
+                    str(stored["embedder"]),
+                    int(stored["dimension"]),
+                    stored["centre"].astype(np.float32),
+                    stored["codes"],
+                    texts,
+                )
+        except (OSError, KeyError, ValueError, UnicodeDecodeError) as error:
+            raise ConfigurationError(f"{path} is not a readable prompt bank ({error})") from None
+        expected_bytes = (bank.dimension + 7) // 8
+        if bank.codes.shape != (len(texts), expected_bytes) or bank.centre.shape != (
+            bank.dimension,
+        ):
+            raise ConfigurationError(
+                f"{path} is damaged: {len(texts)} texts, codes of shape {bank.codes.shape}, "
+                f"centre of shape {bank.centre.shape} for {bank.dimension} dimensions"
+            )
+        return bank
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def nearest(self, targets: Vectors, count: int) -> list[list[str]]:
+        """For each target (rows of unit vectors), the ``count`` texts whose codes score
+        highest against it, best first."""
+        count = min(count, len(self.texts))
+        if count <= 0:
+            return [[] for _ in targets]
+        queries = (np.asarray(targets, dtype=np.float32) - self.centre).astype(np.float32)
+        best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+        best_rows = np.zeros((len(queries), 0), dtype=np.int64)
+        for start in range(0, len(self.texts), _SCORING_ROWS):
+            bits = np.unpackbits(self.codes[start : start + _SCORING_ROWS], axis=1)
+            signs = bits[:, : self.dimension].astype(np.float32) * 2.0 - 1.0
+            scores = np.concatenate([best_scores, queries @ signs.T], axis=1)
+            chunk_rows = np.broadcast_to(start + np.arange(len(signs)), (len(queries), len(signs)))
+            rows = np.concatenate([best_rows, chunk_rows], axis=1)
+            keep = np.argpartition(-scores, count - 1, axis=1)[:, :count]
+            best_scores = np.take_along_axis(scores, keep, axis=1)
+            best_rows = np.take_along_axis(rows, keep, axis=1)
+        order = np.argsort(-best_scores, axis=1)
+        ranked = np.take_along_axis(best_rows, order, axis=1)
+        return [[self.texts[row] for row in row_list] for row_list in ranked.tolist()]
+
+
+def load_bank_for(checkpoint: Path, embedder_name: str, dimension: int) -> PromptBank | None:
+    """The checkpoint's prompt bank, or None when it has none or one made with another
+    embedder (a bank of another embedder's vectors would rank texts at random)."""
+    path = bank_path(checkpoint)
+    if not path.is_file():
+        return None
+    bank = PromptBank.load(path)
+    if bank.embedder_name != embedder_name or bank.dimension != dimension:
+        log.warning(
+            "ignoring %s: it was built with %s (%d dimensions), not %s (%d)",
+            path,
+            bank.embedder_name,
+            bank.dimension,
+            embedder_name,
+            dimension,
+        )
+        return None
+    return bank
