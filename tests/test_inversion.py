@@ -206,13 +206,15 @@ def test_the_lexicons_embeddings_are_cached_beside_the_checkpoint(
     first = asyncio.run(EmbeddingToPromptInference(copy, embedder=embedder)._lexicon())
     cache = tmp_path / "model.lexicon.npz"
     with np.load(cache) as stored:
-        key, vectors = str(stored["key"]), stored["vectors"]
-    assert np.array_equal(vectors.astype(np.float32), first.vectors)
-    np.savez(cache, key=np.array(key), vectors=np.ones_like(vectors))  # marked
+        key, codes, scales = str(stored["key"]), stored["codes"], stored["scales"]
+    assert codes.dtype == np.int8  # a quarter of float32's size
+    assert np.array_equal(codes * scales, first.vectors)  # the first run searches as later ones
+    assert np.allclose(first.vectors, embedder.embed_sync(first.words), atol=0.01)
+    np.savez(cache, key=np.array(key), codes=np.ones_like(codes), scales=np.ones_like(scales))
     cached = asyncio.run(EmbeddingToPromptInference(copy, embedder=embedder)._lexicon())
     assert cached.words == first.words
     assert np.all(cached.vectors == 1.0)  # read from the cache, not embedded again
-    np.savez(cache, key=np.array("another lexicon"), vectors=np.ones_like(vectors))
+    np.savez(cache, key=np.array("another"), codes=np.ones_like(codes), scales=scales)
     rebuilt = asyncio.run(EmbeddingToPromptInference(copy, embedder=embedder)._lexicon())
     assert np.array_equal(rebuilt.vectors, first.vectors)  # a foreign cache is ignored
 
