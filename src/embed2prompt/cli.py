@@ -187,7 +187,7 @@ def _build_parser() -> argparse.ArgumentParser:
     invert.add_argument(
         "--steps",
         type=int,
-        help="refinement steps per prompt (default: EMBED2PROMPT_REFINEMENT_STEPS, 4)",
+        help="refinement steps per prompt (default: EMBED2PROMPT_REFINEMENT_STEPS, 8)",
     )
     invert.add_argument("--beam", type=int, help="sequence beam width (default 1)")
     invert.add_argument(

@@ -41,7 +41,7 @@ DEFAULT_MODEL = Path("models/best_model.pt")
 _REPOSITORY = Path(__file__).resolve().parents[3]
 # The refinement budget measured best per embedder call (BENCHMARKS.md): a beam of one,
 # many cheap steps of few edits, rather than a wide beam.
-REFINEMENT_STEPS = 12  # what the demo and the docs use; invert's own default is 0 (one pass)
+REFINEMENT_STEPS = 12  # what the docs and `embed2prompt eval` use
 DEFAULT_BEAM = 1
 DEFAULT_EDITS = 32
 # Re-decoding the inverter at each step, conditioned away from the hypothesis's error, is
