@@ -326,3 +326,11 @@ def test_evaluation_reports_the_fields_metrics(checkpoint: Path, embedder: Local
     assert scores.embedder_calls_per_target >= 2  # candidates scored, then one step
     assert [original for original, _, _ in examples] == TEXTS[:6]
     assert len(out_of_domain_texts()) == 40
+    assert scores.neighbours == 8
+    assert scores.exact_match == 100  # every training text is in the prompt bank
+    without_bank = EmbeddingToPromptInference(
+        checkpoint, embedder=embedder, candidates=2, neighbours=0
+    )
+    plain, _ = evaluate_inversion(without_bank, TEXTS[:6])
+    assert plain.neighbours == 0
+    assert plain.exact_match < 100

@@ -240,6 +240,12 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--steps", default="0,12", help="comma-separated refinement steps")
     evaluate.add_argument("--beam", type=int, default=1)
     evaluate.add_argument("--edits", type=int, default=32, help="word edits per hypothesis a step")
+    evaluate.add_argument(
+        "--neighbours",
+        type=int,
+        default=8,
+        help="training texts from the model's prompt bank added to the first guesses (0: none)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
@@ -364,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                 steps=[int(part) for part in args.steps.split(",")],
                 beam=args.beam,
                 edits=args.edits,
+                neighbours=args.neighbours,
                 as_json=args.json,
             )
         return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from embed2prompt.inversion.evaluation import evaluate_inversion, out_of_domain_texts
-from embed2prompt.inversion.inference import EmbeddingToPromptInference
+from embed2prompt.inversion.inference import DEFAULT_NEIGHBOURS, EmbeddingToPromptInference
 from embed2prompt.inversion.training import read_split
 
 
@@ -20,9 +20,10 @@ def run_eval(
     steps: list[int],
     beam: int,
     edits: int,
+    neighbours: int = DEFAULT_NEIGHBOURS,
     as_json: bool,
 ) -> None:
-    inverter = EmbeddingToPromptInference(model)
+    inverter = EmbeddingToPromptInference(model, neighbours=neighbours)
     sets = {
         "in-domain (test split)": read_split(corpus, "test", samples),
         "out-of-domain (questions, instructions)": out_of_domain_texts(),
@@ -42,6 +43,7 @@ def run_eval(
         "steps": "steps",
         "beam": "beam",
         "edits": "edits",
+        "bank": "neighbours",
         "n": "texts",
         "BLEU": "bleu",
         "tokF1": "token_f1",

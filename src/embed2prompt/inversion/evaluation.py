@@ -50,6 +50,7 @@ class InversionScores:
     steps: int
     beam: int
     edits: int
+    neighbours: int  # texts from the prompt bank among the first guesses (0: no bank)
     bleu: float
     token_f1: float
     exact_match: float
@@ -87,6 +88,7 @@ def evaluate_inversion(
         steps=steps,
         beam=beam,
         edits=edits,
+        neighbours=inverter.neighbours if inverter.bank is not None else 0,
         bleu=round(sacrebleu.corpus_bleu(prompts, [texts]).score, 2),
         token_f1=round(
             100 * statistics.mean(token_f1(p, t) for p, t in zip(prompts, texts, strict=True)), 2
