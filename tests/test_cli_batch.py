@@ -376,3 +376,26 @@ def test_report_counts_variant_gains_without_evaluation(tmp_path: Path) -> None:
     page = tmp_path / "r.html"
     assert run("report", str(results), "-o", str(page)).returncode == 0
     assert "What variants gained" in page.read_text()
+
+
+def test_neighbours_set_how_many_bank_texts_join_the_first_guesses(tmp_path: Path) -> None:
+    """A training text's embedding comes back as that text from the default model's
+    prompt bank; with ``--neighbours 0`` only the inverter's own guesses compete."""
+    from embed2prompt.inversion.inference import DEFAULT_MODEL, locate_model
+    from embed2prompt.inversion.retrieval import PromptBank, bank_path
+
+    bank = PromptBank.load(bank_path(locate_model(DEFAULT_MODEL)))
+    text = max(bank.texts[:200], key=len)  # long: the inverter alone will not write it
+    source = tmp_path / "vectors.npy"
+    np.save(source, LocalEmbedder().embed_sync([text]))
+    found, alone = tmp_path / "found.jsonl", tmp_path / "alone.jsonl"
+    assert run("invert", str(source), "-o", str(found), *FAST).returncode == 0
+    assert run("invert", str(source), "-o", str(alone), *FAST, "--neighbours", "0").returncode == 0
+    (with_bank,) = records(found)
+    (without,) = records(alone)
+    assert with_bank["prompt"] == text
+    assert with_bank["prompt_similarity"] == pytest.approx(1.0, abs=1e-3)
+    assert without["prompt"] != text
+    refused = run("invert", str(source), "-o", str(tmp_path / "x.jsonl"), "--neighbours", "-1")
+    assert refused.returncode == 2
+    assert "retrieval_neighbours" in refused.stderr

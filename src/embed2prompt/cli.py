@@ -194,6 +194,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "--edits", type=int, help="word edits tried per hypothesis a step (default 32)"
     )
     invert.add_argument(
+        "--neighbours",
+        type=int,
+        help="training texts from the model's prompt bank among the first guesses (default 8)",
+    )
+    invert.add_argument(
         "--engine",
         choices=["local", "ray"],
         default="local",
@@ -331,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                 refinement_steps=args.steps,
                 refinement_beam=args.beam,
                 refinement_edits=args.edits,
+                retrieval_neighbours=args.neighbours,
             )
             return run_invert(
                 args.input,

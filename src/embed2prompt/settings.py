@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     refinement_edits: int = Field(
         default=32, ge=0, description="Word edits tried per hypothesis a refinement step."
     )
+    retrieval_neighbours: int = Field(
+        default=8,
+        ge=0,
+        description="Training texts from the model's prompt bank added to each inversion's "
+        "first guesses (0: none).",
+    )
     num_variants: int = Field(
         default=3, ge=1, description="Variants per prompt when variants are asked for."
     )

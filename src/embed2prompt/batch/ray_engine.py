@@ -97,7 +97,9 @@ class InvertShards:
 
         torch.set_num_threads(threads)  # the actor's share of the machine's cores
         embedder = create_embedder(settings) if settings.embedder != "local" else None
-        inverter = EmbeddingToPromptInference(inverter_path, embedder=embedder)
+        inverter = EmbeddingToPromptInference(
+            inverter_path, embedder=embedder, neighbours=settings.retrieval_neighbours
+        )
         self._loop = asyncio.new_event_loop()  # one loop for the actor's lifetime
         self._generator = ParallelPromptGenerator(
             inference_engine=inverter, config=settings, rate_limit_tier=settings.rate_limit_tier

@@ -48,7 +48,9 @@ def run_invert(
     source = EmbeddingInputs(input_path)
     output = ResultLog(output_path, source.rows_total)
     embedder = create_embedder(settings) if settings.embedder != "local" else None
-    inverter = EmbeddingToPromptInference(inverter_path, embedder=embedder)
+    inverter = EmbeddingToPromptInference(
+        inverter_path, embedder=embedder, neighbours=settings.retrieval_neighbours
+    )
     run = BatchRun(source, output, inverter, settings, options)
     done_before = run.resume()
     if done_before:

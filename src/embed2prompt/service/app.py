@@ -47,7 +47,9 @@ class ServiceModels:
     shared_generator: Generator | None = None
 
     def load(self) -> None:
-        self.inverter = EmbeddingToPromptInference(self.settings.model_path)
+        self.inverter = EmbeddingToPromptInference(
+            self.settings.model_path, neighbours=self.settings.retrieval_neighbours
+        )
 
     def pipeline(self, tier: str) -> ParallelPromptGenerator:
         if self.inverter is None:
