@@ -334,3 +334,14 @@ def test_evaluation_reports_the_fields_metrics(checkpoint: Path, embedder: Local
     plain, _ = evaluate_inversion(without_bank, TEXTS[:6])
     assert plain.neighbours == 0
     assert plain.exact_match < 100
+
+
+def test_a_search_with_nothing_to_propose_takes_no_steps(
+    checkpoint: Path, embedder: LocalEmbedder
+) -> None:
+    inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=2)
+    target = embedder.embed_sync(["write a poem about the sea"])[0]
+    assert len(inverter.invert(target, steps=5, edits=0).trace) == 1  # no edits, no decoding
+    assert len(inverter.invert(target, steps=2, edits=0, strength=0.5).trace) == 3
+    with pytest.raises(InputError, match=r"strength=-0\.5"):
+        inverter.invert(target, steps=1, strength=-0.5)

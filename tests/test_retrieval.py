@@ -125,3 +125,23 @@ def test_building_refuses_mismatched_inputs() -> None:
         PromptBank.build("e", ["a", "b"], np.ones((1, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="at least one text"):
         PromptBank.build("e", [], np.ones((0, 4), dtype=np.float32))
+
+
+def test_a_cut_bank_file_is_a_clear_error(bank: PromptBank, tmp_path: Path) -> None:
+    path = bank_path(tmp_path / "model.pt")
+    bank.save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ConfigurationError, match="not a readable prompt bank"):
+        load_bank_for(tmp_path / "model.pt", bank.embedder_name, 384)
+
+
+def test_empty_texts_never_enter_the_bank(embedder: LocalEmbedder) -> None:
+    texts = ["  ", "a real sentence"]
+    bank = PromptBank.build(embedder.name, texts, embedder.embed_sync(["blank", texts[1]]))
+    assert bank.texts == ["a real sentence"]
+
+
+def test_large_batches_are_scored_in_slices(bank: PromptBank, embedder: LocalEmbedder) -> None:
+    targets = np.repeat(embedder.embed_sync(TEXTS[:2]), 300, axis=0)  # 600 rows: 3 slices
+    nearest = bank.nearest(targets, 1)
+    assert nearest == [[TEXTS[0]]] * 300 + [[TEXTS[1]]] * 300

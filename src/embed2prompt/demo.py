@@ -38,8 +38,10 @@ def run_demo(*, max_concurrent: int = len(DEMO_TEXTS)) -> PromptGenerationRespon
 
     started = time.perf_counter()
     embedder = LocalEmbedder()
-    inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
     settings = Settings()
+    inverter = EmbeddingToPromptInference(
+        DEFAULT_MODEL, embedder=embedder, neighbours=settings.retrieval_neighbours
+    )
     print(
         f"embed2prompt demo: {len(DEMO_TEXTS)} texts embedded with {embedder.name} (local), "
         f"turned back into prompts ({settings.refinement_steps} refinement steps), each judged "

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +43,6 @@ DEFAULT_MODEL = Path("models/best_model.pt")
 _REPOSITORY = Path(__file__).resolve().parents[3]
 # The refinement budget measured best per embedder call (BENCHMARKS.md): a beam of one,
 # many cheap steps of few edits, rather than a wide beam.
-REFINEMENT_STEPS = 12  # what the docs and `embed2prompt eval` use
 DEFAULT_BEAM = 1
 DEFAULT_EDITS = 32
 # Re-decoding the inverter at each step, conditioned away from the hypothesis's error, is
@@ -66,10 +67,11 @@ class _Budget:
     max_seconds: float
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.beam < 1 or self.edits < 0:
+        if self.steps < 0 or self.beam < 1 or self.edits < 0 or self.strength < 0:
             raise InputError(
-                "steps and edits must be >= 0 and beam >= 1, got "
-                f"steps={self.steps}, beam={self.beam}, edits={self.edits}"
+                "steps, edits and strength must be >= 0 and beam >= 1, got "
+                f"steps={self.steps}, beam={self.beam}, edits={self.edits}, "
+                f"strength={self.strength}"
             )
 
 
@@ -138,7 +140,7 @@ def _read_lexicon_cache(path: Path, key: str, count: int) -> npt.NDArray[np.floa
             if str(cached["key"]) != key or cached["codes"].shape[0] != count:
                 return None
             return _dequantise(cached["codes"], cached["scales"])
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, zlib.error):
         return None
 
 
@@ -317,7 +319,9 @@ class EmbeddingToPromptInference:
         beams = [pool[: budget.beam] for pool in beams]
         traces = [[pool[0].cosine] for pool in beams]
         lexicon = await self._lexicon() if budget.steps and budget.edits else None
-        for step in range(budget.steps):
+        # With neither word edits nor re-decoding a step would propose nothing.
+        steps = budget.steps if budget.edits or budget.strength > 0 else 0
+        for step in range(steps):
             if (
                 calls / count >= budget.max_embedder_calls
                 or time.perf_counter() - started >= budget.max_seconds
@@ -373,7 +377,7 @@ class EmbeddingToPromptInference:
     async def _lexicon(self) -> Lexicon:
         """The checkpoint's lexicon with its embeddings, built on first use and kept
         beside the checkpoint (``NAME.lexicon.npz``), since embedding 20,000 words takes
-        a minute that every run would otherwise pay again."""
+        about 20 s that every run would otherwise pay again."""
         if self._lexicon_cache is None:
             words = list(
                 dict.fromkeys(self.info.lexicon or tokenizer_words(self.tokenizer.get_vocab()))

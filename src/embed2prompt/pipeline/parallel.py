@@ -85,7 +85,9 @@ class ParallelPromptGenerator:
                 update={"rate_limit_tier": RateLimitTier(rate_limit_tier)}
             )
         self.settings = settings
-        self.inference_engine = inference_engine or EmbeddingToPromptInference()
+        self.inference_engine = inference_engine or EmbeddingToPromptInference(
+            neighbours=settings.retrieval_neighbours
+        )
         self._generator = generator
         self._owns_generator = generator is None
         # One batcher for every run of this object: the inversions of concurrent calls
