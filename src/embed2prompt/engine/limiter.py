@@ -50,8 +50,9 @@ SECONDS_PER_DAY = 86_400.0
 # Buckets are compared with this much slack so that float rounding after a timed wait
 # never costs a second round trip through the event loop.
 _EPSILON = 1e-9
-# Waits shorter than this are not waited: no server can tell a microsecond, and a timer
-# that short may fire before the clock has visibly moved, which would spin the loop.
+# The shortest wait: a shorter one is rounded up to it, never down to 0 (which would admit
+# a little over the limit), since a timer that short may fire before the clock has
+# visibly moved, which would spin the loop.
 _MIN_WAIT_S = 1e-6
 
 
@@ -76,8 +77,7 @@ class _Bucket:
         deficit = need - self.available(now)
         if deficit <= _EPSILON * max(1.0, need):
             return 0.0
-        wait = deficit / self.rate
-        return wait if wait >= _MIN_WAIT_S else 0.0
+        return max(deficit / self.rate, _MIN_WAIT_S)
 
     def take(self, cost: float, now: float) -> None:
         self._full_at = max(self._full_at, now) + cost / self.rate
