@@ -95,7 +95,8 @@ for i, name in ipairs(names) do
   rates[i], bursts[i] = r, burst
   local need = math.min(costs[i], burst)
   local deficit = need - available(name, r, burst, now)
-  if deficit > 1e-9 * math.max(1, need) then wait = math.max(wait, deficit / r) end
+  -- A deficit is waited for at least 1 us, never rounded down to no wait at all.
+  if deficit > 1e-9 * math.max(1, need) then wait = math.max(wait, deficit / r, 1e-6) end
 end
 if wait >= 1e-6 then return {0, fmt(wait)} end
 for i, name in ipairs(names) do
