@@ -10,6 +10,7 @@ import pytest
 
 from embed2prompt import ConfigurationError
 from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.inversion import retrieval
 from embed2prompt.inversion.retrieval import PromptBank, bank_path, load_bank_for
 
 TEXTS = [
@@ -141,7 +142,36 @@ def test_empty_texts_never_enter_the_bank(embedder: LocalEmbedder) -> None:
     assert bank.texts == ["a real sentence"]
 
 
-def test_large_batches_are_scored_in_slices(bank: PromptBank, embedder: LocalEmbedder) -> None:
-    targets = np.repeat(embedder.embed_sync(TEXTS[:2]), 300, axis=0)  # 600 rows: 3 slices
-    nearest = bank.nearest(targets, 1)
-    assert nearest == [[TEXTS[0]]] * 300 + [[TEXTS[1]]] * 300
+def test_the_hamming_shortlist_keeps_what_full_scoring_finds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a bank larger than the shortlist, only the texts nearest by Hamming distance
+    are scored in full; on random vectors the best few still come out as scoring every
+    code in full would rank them (the shortlist is 32 per text asked for)."""
+    monkeypatch.setattr(retrieval, "_SHORTLIST", 0)
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(3000, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    texts = [f"text {index}" for index in range(len(vectors))]
+    bank = PromptBank.build("random", texts, vectors)
+    targets = vectors[:20] + 0.9 * rng.normal(size=(20, 384)).astype(np.float32) / np.sqrt(384)
+    signs = np.where(vectors > bank.centre, 1.0, -1.0)
+    for target, found in zip(targets, bank.nearest(targets, 4), strict=True):
+        full = np.argsort(-(signs @ (target - bank.centre)))[:4]
+        assert found == [texts[row] for row in full]
+
+
+@pytest.mark.parametrize("dimension", [100, 64, 7])
+def test_any_dimension_is_scored(dimension: int) -> None:
+    """Codes of a dimension that is no multiple of 64 bits are padded with zeros, which
+    add nothing to a distance: the text found scores as high as the best by full scoring
+    (ties are many in 7 dimensions, so scores are compared, not texts)."""
+    rng = np.random.default_rng(dimension)
+    vectors = rng.normal(size=(1000, dimension)).astype(np.float32)
+    texts = [f"text {index}" for index in range(len(vectors))]
+    bank = PromptBank.build("random", texts, vectors)
+    signs = np.where(vectors > bank.centre, 1.0, -1.0)
+    targets = vectors[:30] + 0.5 * rng.normal(size=(30, dimension)).astype(np.float32)
+    for target, found in zip(targets, bank.nearest(targets, 1), strict=True):
+        scores = signs @ (target - bank.centre)
+        assert scores[texts.index(found[0])] == pytest.approx(scores.max(), abs=1e-4)

@@ -13,6 +13,12 @@ ranks the texts nearly as their full vectors would (on the default model's bank,
 4 among the top 32 by code average a cosine of 0.6077 against 0.6078 for the exact best
 4): the few best by code are handed to the search, which embeds them and keeps them on
 their true cosine.
+
+Scoring every code against the full query means unpacking the whole bank, 0.6 s a call.
+Instead the target's own signs are compared with the codes 64 bits at a time (XOR and a
+population count: the Hamming distance, 2 ms for 150,000 texts), and only the nearest few
+hundred are unpacked and scored in full. On 192 test and out-of-domain targets this
+returned exactly the texts the full scoring did (recall of the best 8: 1.0).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import logging
 import zipfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +39,10 @@ log = logging.getLogger(__name__)
 
 BANK_SUFFIX = ".bank.npz"
 _FORMAT_VERSION = 1
-_SCORING_ROWS = 32_768  # rows unpacked at a time, and
-_QUERIES = 256  # targets scored at a time: bounded memory whatever the bank's or batch's size
+# Texts kept by the Hamming distance for full scoring: at least this many, and 32 for
+# each text asked for (256 kept every one of the full scoring's best 8 in the test above).
+_SHORTLIST = 256
+_SHORTLIST_PER_TEXT = 32
 
 Vectors = npt.NDArray[np.float32]
 
@@ -53,6 +61,13 @@ class PromptBank:
     centre: Vectors  # (d,) the mean embedding, which the codes' signs are taken from
     codes: npt.NDArray[np.uint8]  # (n, ceil(d / 8)) packed sign bits
     texts: list[str]
+    # The codes as 64-bit words, one row per word position (w, n): XOR and a population
+    # count over contiguous rows is what makes the Hamming distance fast.
+    _words: npt.NDArray[np.uint64] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        words = np.ascontiguousarray(_packed_words(self.codes, packed=True).T)
+        object.__setattr__(self, "_words", words)
 
     @classmethod
     def build(cls, embedder_name: str, texts: Sequence[str], vectors: Vectors) -> PromptBank:
@@ -122,31 +137,40 @@ class PromptBank:
     def nearest(self, targets: Vectors, count: int) -> list[list[str]]:
         """For each target (rows of unit vectors), the ``count`` texts whose codes score
         highest against it, best first."""
-        rows = np.asarray(targets, dtype=np.float32)
-        found: list[list[str]] = []
-        for start in range(0, len(rows), _QUERIES):
-            found += self._nearest(rows[start : start + _QUERIES], count)
+        count = min(count, len(self.texts))
+        queries = np.asarray(targets, dtype=np.float32) - self.centre
+        if count <= 0:
+            return [[] for _ in queries]
+        words = self._words
+        query_words = _packed_words(queries > 0)
+        shortlist = min(len(self.texts), max(_SHORTLIST, _SHORTLIST_PER_TEXT * count))
+        found = []
+        for query, query_bits in zip(queries, query_words, strict=True):
+            distances = np.bitwise_count(words[0] ^ query_bits[0]).astype(np.int32)
+            for column, bits in zip(words[1:], query_bits[1:], strict=True):
+                distances += np.bitwise_count(column ^ bits)
+            rows = (
+                np.argpartition(distances, shortlist - 1)[:shortlist]
+                if shortlist < len(distances)
+                else np.arange(len(distances))
+            )
+            signs = np.unpackbits(self.codes[rows], axis=1)[:, : self.dimension]
+            scores = (signs.astype(np.float32) * 2.0 - 1.0) @ query
+            best = rows[np.argsort(-scores, kind="stable")[:count]]
+            found.append([self.texts[row] for row in best.tolist()])
         return found
 
-    def _nearest(self, targets: Vectors, count: int) -> list[list[str]]:
-        count = min(count, len(self.texts))
-        if count <= 0:
-            return [[] for _ in targets]
-        queries = (targets - self.centre).astype(np.float32)
-        best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
-        best_rows = np.zeros((len(queries), 0), dtype=np.int64)
-        for start in range(0, len(self.texts), _SCORING_ROWS):
-            bits = np.unpackbits(self.codes[start : start + _SCORING_ROWS], axis=1)
-            signs = bits[:, : self.dimension].astype(np.float32) * 2.0 - 1.0
-            scores = np.concatenate([best_scores, queries @ signs.T], axis=1)
-            chunk_rows = np.broadcast_to(start + np.arange(len(signs)), (len(queries), len(signs)))
-            rows = np.concatenate([best_rows, chunk_rows], axis=1)
-            keep = np.argpartition(-scores, count - 1, axis=1)[:, :count]
-            best_scores = np.take_along_axis(scores, keep, axis=1)
-            best_rows = np.take_along_axis(rows, keep, axis=1)
-        order = np.argsort(-best_scores, axis=1)
-        ranked = np.take_along_axis(best_rows, order, axis=1)
-        return [[self.texts[row] for row in row_list] for row_list in ranked.tolist()]
+
+def _packed_words(
+    bits: npt.NDArray[np.bool_] | npt.NDArray[np.uint8], *, packed: bool = False
+) -> npt.NDArray[np.uint64]:
+    """Rows of sign bits (or, with ``packed``, of bytes already packed) as 64-bit words,
+    zero-padded: a padding bit is 0 in both the target's and the codes' words, so it never
+    adds to a distance."""
+    rows = np.asarray(bits) if packed else np.packbits(bits, axis=1)
+    padding = -rows.shape[1] % 8
+    rows = np.pad(rows, ((0, 0), (0, padding)))
+    return np.ascontiguousarray(rows).view(np.uint64)
 
 
 def load_bank_for(checkpoint: Path, embedder_name: str, dimension: int) -> PromptBank | None:
