@@ -58,6 +58,14 @@ local function now_s()
   return tonumber(t[1]) + tonumber(t[2]) / 1e6
 end
 local function fmt(x) return string.format('%.6f', x) end
+-- Times and rates are kept to the microsecond. Rounded to the nearest, a bucket's
+-- full-at time could lose up to half a microsecond's worth of tokens at each call, and
+-- the limit be overrun by as much: limiting values are rounded the safe way instead
+-- (full-at times, pauses and waits up; lowered rates down, but never to zero).
+local function fmt_up(x) return string.format('%.6f', math.ceil(x * 1e6) / 1e6) end
+local function fmt_rate(x)
+  return string.format('%.6f', math.max(1, math.floor(x * 1e6)) / 1e6)
+end
 -- A bucket's rate and burst: as configured, or as lowered by a server's headers (the
 -- burst then shrinks to at most a second's worth, as in the in-process limiter).
 local function limits(name, r, burst)
@@ -98,10 +106,10 @@ for i, name in ipairs(names) do
   -- A deficit is waited for at least 1 us, never rounded down to no wait at all.
   if deficit > 1e-9 * math.max(1, need) then wait = math.max(wait, deficit / r, 1e-6) end
 end
-if wait >= 1e-6 then return {0, fmt(wait)} end
+if wait >= 1e-6 then return {0, fmt_up(wait)} end
 for i, name in ipairs(names) do
   local start = math.max(full_at(name), now)
-  redis.call('HSET', KEYS[1], name, fmt(start + costs[i] / rates[i]))
+  redis.call('HSET', KEYS[1], name, fmt_up(start + costs[i] / rates[i]))
 end
 redis.call('ZADD', KEYS[3], fmt(now + tonumber(ARGV[5])), ARGV[4])
 local second = tostring(math.floor(now))
@@ -132,7 +140,7 @@ local rates = {tpm = limits('tpm', tonumber(ARGV[3]), 1), tpd = tonumber(ARGV[4]
 for name, r in pairs(rates) do
   local t = full_at(name)
   if extra > 0 then t = math.max(t, now) + extra / r else t = t + extra / r end
-  redis.call('HSET', KEYS[1], name, fmt(t))
+  redis.call('HSET', KEYS[1], name, fmt_up(t))
 end
 redis.call('HINCRBYFLOAT', KEYS[5], 't' .. tostring(math.floor(now)), extra)
 redis.call('HINCRBYFLOAT', KEYS[6], 'tokens', extra)
@@ -148,7 +156,7 @@ _PAUSE = (
 local until_s = now_s() + tonumber(ARGV[2])
 local current = tonumber(redis.call('GET', KEYS[4]) or '') or -1e18
 if until_s > current then
-  redis.call('SET', KEYS[4], fmt(until_s), 'PX', math.ceil(tonumber(ARGV[2]) * 1000) + 1000)
+  redis.call('SET', KEYS[4], fmt_up(until_s), 'PX', math.ceil(tonumber(ARGV[2]) * 1000) + 1000)
   redis.call('HINCRBYFLOAT', KEYS[6], 'pauses', 1)
   return 1
 end
@@ -176,13 +184,13 @@ for i, name in ipairs({'rpm', 'tpm'}) do
   if limit and limit > 0 and limit / 60 < r then
     local before = available(name, r, burst, now)  -- negative while in debt: kept
     r = limit / 60
-    redis.call('HSET', KEYS[2], name, fmt(r))
+    redis.call('HSET', KEYS[2], name, fmt_rate(r))
     burst = math.min(burst, math.max(1, r))
-    redis.call('HSET', KEYS[1], name, fmt(now + (burst - math.min(before, burst)) / r))
+    redis.call('HSET', KEYS[1], name, fmt_up(now + (burst - math.min(before, burst)) / r))
     changed = changed + 1
   end
   if remaining and remaining < available(name, r, burst, now) then
-    redis.call('HSET', KEYS[1], name, fmt(now + (burst - math.max(0, remaining)) / r))
+    redis.call('HSET', KEYS[1], name, fmt_up(now + (burst - math.max(0, remaining)) / r))
     changed = changed + 1
   end
 end
