@@ -6,18 +6,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from embed2prompt.engine.limiter import _MIN_WAIT_S, _Bucket
+from tests.pacing import BURSTS, RATES, assert_paced, schedules
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    rate=st.floats(min_value=0.01, max_value=1_000),
-    burst=st.floats(min_value=1, max_value=500),
-    requests=st.lists(
-        st.tuples(st.floats(min_value=0, max_value=5), st.floats(min_value=0, max_value=1)),
-        min_size=1,
-        max_size=60,
-    ),
-)
+@given(rate=RATES, burst=BURSTS, requests=schedules(60))
 # Found by hypothesis: a deficit of 6e-5 units at 62 units/s is a wait under a
 # microsecond, which was rounded down to none and admitted 1.00006 units of a burst of 1.
 @example(rate=62.0, burst=1.0, requests=[(0.0, 1.0), (0.0, 6.103515625e-05)])
@@ -35,17 +28,12 @@ def test_any_interval_admits_at_most_rate_times_length_plus_burst(
         now += bucket.wait(cost, now)
         bucket.take(cost, now)
         admitted.append((now, cost))
-    for i in range(len(admitted)):
-        total = 0.0
-        for j in range(i, len(admitted)):
-            total += admitted[j][1]
-            span = admitted[j][0] - admitted[i][0]
-            assert total <= rate * span + burst + 1e-6 * (burst + total)
+    assert_paced(admitted, rate, burst)
 
 
 @given(
-    rate=st.floats(min_value=0.01, max_value=1_000),
-    burst=st.floats(min_value=1, max_value=500),
+    rate=RATES,
+    burst=BURSTS,
     cost=st.floats(min_value=0, max_value=500),
 )
 def test_a_full_bucket_admits_at_once_and_waits_are_exact(

@@ -12,13 +12,13 @@ import uuid
 
 import pytest
 from hypothesis import example, given, settings
-from hypothesis import strategies as st
 
 from embed2prompt.engine.headers import RateLimitHeaders
 from embed2prompt.engine.redis_limiter import RedisRateLimiter
 from embed2prompt.engine.tiers import RateLimitConfig
 from embed2prompt.errors import ConfigurationError, LimiterUnavailableError, RequestTooLargeError
 from embed2prompt.testing import OpenAITestServer, ServerConfig
+from tests.pacing import BURSTS, RATES, assert_paced, schedules
 
 
 def config(**overrides: float) -> RateLimitConfig:
@@ -262,15 +262,7 @@ def test_the_pipelines_metadata_reports_the_shared_limits_use(
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    rate=st.floats(min_value=0.01, max_value=1_000),
-    burst=st.floats(min_value=1, max_value=500),
-    requests=st.lists(
-        st.tuples(st.floats(min_value=0, max_value=5), st.floats(min_value=0, max_value=1)),
-        min_size=1,
-        max_size=30,
-    ),
-)
+@given(rate=RATES, burst=BURSTS, requests=schedules(30))
 # The schedule that found the in-process bucket's rounding: a deficit of 6e-5 units at 62
 # units a second is a wait under a microsecond, which must still be waited for.
 @example(rate=62.0, burst=1.0, requests=[(0.0, 1.0), (0.0, 6.103515625e-05)])
@@ -310,9 +302,4 @@ def test_the_shared_bucket_admits_at_most_rate_times_length_plus_burst(
         return admitted
 
     admitted = asyncio.run(admit_all())
-    for i in range(len(admitted)):
-        total = 0.0
-        for j in range(i, len(admitted)):
-            total += admitted[j][1]
-            span = admitted[j][0] - admitted[i][0]
-            assert total <= rate * span + burst + 1e-6 * (burst + total)
+    assert_paced(admitted, rate, burst)
