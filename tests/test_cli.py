@@ -47,3 +47,17 @@ def test_engine_demo_runs_offline_and_keeps_the_servers_limit() -> None:
     assert result.returncode == 0, result.stderr
     assert "200 (200 ok, 0 failed)" in result.stdout
     assert "429_limit" not in result.stdout.split("server saw:")[1].split("(")[0]
+
+
+def test_eval_refuses_bad_numbers_with_a_usage_error() -> None:
+    for option, value, expected in (
+        ("--steps", "0,x", "comma-separated whole numbers >= 0"),
+        ("--batch", "0", "whole number >= 1"),
+        ("--samples", "-3", "whole number >= 0"),
+        ("--neighbours", "-1", "whole number >= 0"),
+    ):
+        result = run("eval", option, value, timeout=60)
+        assert result.returncode == 2, (option, result.stderr)
+        assert f"argument {option}: expected" in result.stderr
+        assert expected in result.stderr
+        assert "Traceback" not in result.stderr

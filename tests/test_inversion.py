@@ -18,7 +18,11 @@ from embed2prompt import ConfigurationError, InputError
 from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.inversion.checkpoint import load_checkpoint
 from embed2prompt.inversion.decoding import sample
-from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
+from embed2prompt.inversion.inference import (
+    DEFAULT_NEIGHBOURS,
+    EmbeddingToPromptInference,
+    check_embeddings,
+)
 from embed2prompt.inversion.model import Inverter, InverterConfig
 from embed2prompt.inversion.retrieval import load_bank_for
 from embed2prompt.inversion.training import TrainingOptions, train
@@ -148,6 +152,8 @@ def test_one_pass_finds_a_training_text_through_the_bank(
     assert without.invert(target).cosine < found.cosine
     with pytest.raises(InputError, match="neighbours must be >= 0"):
         EmbeddingToPromptInference(checkpoint, embedder=embedder, neighbours=-1)
+    with pytest.raises(InputError, match="candidates must be >= 1"):
+        EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=0)
 
 
 def test_inversion_returns_prompt_cosine_and_trace(
@@ -326,7 +332,7 @@ def test_evaluation_reports_the_fields_metrics(checkpoint: Path, embedder: Local
     assert scores.embedder_calls_per_target >= 2  # candidates scored, then one step
     assert [original for original, _, _ in examples] == TEXTS[:6]
     assert len(out_of_domain_texts()) == 40
-    assert scores.neighbours == 8
+    assert scores.neighbours == DEFAULT_NEIGHBOURS
     assert scores.exact_match == 100  # every training text is in the prompt bank
     without_bank = EmbeddingToPromptInference(
         checkpoint, embedder=embedder, candidates=2, neighbours=0

@@ -21,6 +21,34 @@ def _settings(**overrides: Any) -> Settings:
     return Settings(**given)
 
 
+def _whole_number(value: str, *, least: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = least - 1
+    if number < least:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {least}, got {value!r}")
+    return number
+
+
+def _at_least_zero(value: str) -> int:
+    return _whole_number(value, least=0)
+
+
+def _at_least_one(value: str) -> int:
+    return _whole_number(value, least=1)
+
+
+def _step_counts(value: str) -> list[int]:
+    """``0,12,20``: refinement step counts, each a whole number >= 0."""
+    try:
+        return [_at_least_zero(part.strip()) for part in value.split(",")]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers >= 0 such as 0,12, got {value!r}"
+        ) from None
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="embed2prompt",
@@ -196,7 +224,7 @@ def _build_parser() -> argparse.ArgumentParser:
     invert.add_argument(
         "--neighbours",
         type=int,
-        help="training texts from the model's prompt bank among the first guesses (default 8)",
+        help="training texts from the model's prompt bank among the first guesses (default 2)",
     )
     invert.add_argument(
         "--engine",
@@ -241,14 +269,21 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--model", type=Path, default=Path("models/best_model.pt"))
     evaluate.add_argument("--corpus", type=Path, default=Path("data/corpus"))
-    evaluate.add_argument("--samples", type=int, default=200, help="test texts to use")
-    evaluate.add_argument("--steps", default="0,12", help="comma-separated refinement steps")
+    evaluate.add_argument(
+        "--samples", type=_at_least_zero, default=200, help="test texts to use (0: all)"
+    )
+    evaluate.add_argument(
+        "--steps", type=_step_counts, default=[0, 12], help="comma-separated refinement steps"
+    )
+    evaluate.add_argument(
+        "--batch", type=_at_least_one, default=32, help="targets inverted together (default 32)"
+    )
     evaluate.add_argument("--beam", type=int, default=1)
     evaluate.add_argument("--edits", type=int, default=32, help="word edits per hypothesis a step")
     evaluate.add_argument(
         "--neighbours",
-        type=int,
-        default=8,
+        type=_at_least_zero,
+        default=2,
         help="training texts from the model's prompt bank added to the first guesses (0: none)",
     )
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -373,10 +408,11 @@ def main(argv: list[str] | None = None) -> int:
                 model=args.model,
                 corpus=args.corpus,
                 samples=args.samples,
-                steps=[int(part) for part in args.steps.split(",")],
+                steps=args.steps,
                 beam=args.beam,
                 edits=args.edits,
                 neighbours=args.neighbours,
+                batch=args.batch,
                 as_json=args.json,
             )
         return 0

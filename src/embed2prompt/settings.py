@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         default=32, ge=0, description="Word edits tried per hypothesis a refinement step."
     )
     retrieval_neighbours: int = Field(
-        default=8,
+        default=2,  # inversion.inference.DEFAULT_NEIGHBOURS, without importing torch here
         ge=0,
         description="Training texts from the model's prompt bank added to each inversion's "
         "first guesses (0: none).",

@@ -21,6 +21,7 @@ def run_eval(
     beam: int,
     edits: int,
     neighbours: int = DEFAULT_NEIGHBOURS,
+    batch: int = 32,
     as_json: bool,
 ) -> None:
     inverter = EmbeddingToPromptInference(model, neighbours=neighbours)
@@ -32,7 +33,7 @@ def run_eval(
     for name, texts in sets.items():
         for step_count in steps:
             scores, examples = evaluate_inversion(
-                inverter, texts, steps=step_count, beam=beam, edits=edits
+                inverter, texts, steps=step_count, beam=beam, edits=edits, batch=batch
             )
             rows.append({"set": name, **scores.as_dict(), "examples": examples[:3]})
     if as_json:
@@ -44,6 +45,7 @@ def run_eval(
         "beam": "beam",
         "edits": "edits",
         "bank": "neighbours",
+        "batch": "batch",
         "n": "texts",
         "BLEU": "bleu",
         "tokF1": "token_f1",

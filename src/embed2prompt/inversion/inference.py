@@ -52,9 +52,13 @@ DEFAULT_STRENGTH = 0.0
 _SAMPLING_TEMPERATURE = 0.8  # candidates besides the greedy one: varied, still fluent
 _SAMPLING_TOP_K = 40
 _CANDIDATES_KEPT = 8
-# Training texts nearest to the target joining the first guesses (from the checkpoint's
-# prompt bank, when it has one): 8 measured as good as 32 at a quarter of the calls.
-DEFAULT_NEIGHBOURS = 8
+# The first guesses: the greedy text and 2 samples from the inverter, and the 2 training
+# texts nearest to the target (from the checkpoint's prompt bank, when it has one). More of
+# either measured no better (8 and 8: one pass 0.719 / 0.617, 12 steps 0.927 / 0.915;
+# 3 and 2: 0.716 / 0.611, 0.926 / 0.916) at less than half the one-pass speed
+# (10 against 30 targets a second in-domain, BENCHMARKS.md): decoding dominates one pass.
+DEFAULT_CANDIDATES = 3
+DEFAULT_NEIGHBOURS = 2
 
 
 @dataclass(frozen=True)
@@ -212,7 +216,7 @@ class EmbeddingToPromptInference:
         model_path: str | Path = DEFAULT_MODEL,
         *,
         embedder: Embedder | None = None,
-        candidates: int = 8,
+        candidates: int = DEFAULT_CANDIDATES,
         neighbours: int = DEFAULT_NEIGHBOURS,
         seed: int = 0,
     ) -> None:
@@ -233,6 +237,8 @@ class EmbeddingToPromptInference:
                 f"but {embedder.name} gives {embedder.dimension}"
             )
         self.embedder = embedder
+        if candidates < 1:
+            raise InputError(f"candidates must be >= 1 (the greedy text), got {candidates}")
         self.candidates = candidates
         if neighbours < 0:
             raise InputError(f"neighbours must be >= 0, got {neighbours}")
