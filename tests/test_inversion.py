@@ -25,6 +25,7 @@ from embed2prompt.inversion.inference import (
 )
 from embed2prompt.inversion.model import Inverter, InverterConfig
 from embed2prompt.inversion.retrieval import load_bank_for
+from embed2prompt.inversion.tokenizer import encode_batch
 from embed2prompt.inversion.training import TrainingOptions, train
 
 TINY = InverterConfig(vocab_size=400, prefix_length=2, max_tokens=16, width=32, layers=1, heads=2)
@@ -351,3 +352,38 @@ def test_a_search_with_nothing_to_propose_takes_no_steps(
     assert len(inverter.invert(target, steps=2, edits=0, strength=0.5).trace) == 3
     with pytest.raises(InputError, match=r"strength=-0\.5"):
         inverter.invert(target, steps=1, strength=-0.5)
+
+
+def test_log_likelihood_ignores_padding_and_prefers_the_trained_order(checkpoint: Path) -> None:
+    model, tokenizer, _ = load_checkpoint(checkpoint)
+    text = TEXTS[0]
+    backwards = " ".join(reversed(text.split()))
+    embedding = torch.from_numpy(LocalEmbedder().embed_sync([text]))
+    alone = encode_batch(tokenizer, [text], max_tokens=model.config.max_tokens)
+    padded = encode_batch(tokenizer, [text, backwards], max_tokens=model.config.max_tokens)
+    scores = model.mean_log_likelihood(embedding.repeat(2, 1), padded)
+    assert float(model.mean_log_likelihood(embedding, alone)[0]) == pytest.approx(
+        float(scores[0]), abs=1e-5
+    )
+    assert float(scores[0]) > float(scores[1])  # the text as trained, not its words reversed
+
+
+def test_fluency_trades_cosine_for_readability(checkpoint: Path, embedder: LocalEmbedder) -> None:
+    """With a fluency weight the refinement keeps texts the inverter finds likely for the
+    target; one pass still ranks by cosine alone, and the prompt leads the candidates."""
+    inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=3)
+    target = embedder.embed_sync(["rate limits protect the server from overload"])[0]
+    plain = inverter.invert(target, steps=3, edits=8)
+    fluent = inverter.invert(target, steps=3, edits=8, fluency=1.0)
+    assert fluent.trace[0] == pytest.approx(plain.trace[0])
+    assert fluent.candidates[0] == (fluent.prompt, pytest.approx(fluent.cosine))
+
+    def fluency(text: str) -> float:
+        length = inverter.model.config.max_tokens
+        tokens = encode_batch(inverter.tokenizer, [text], max_tokens=length)
+        return float(inverter.model.mean_log_likelihood(torch.from_numpy(target[None]), tokens)[0])
+
+    assert fluency(fluent.prompt) > fluency(plain.prompt)
+    for weight in (-0.1, float("inf"), float("nan")):
+        with pytest.raises(InputError, match="fluency"):
+            inverter.invert(target, steps=1, fluency=weight)

@@ -222,6 +222,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "--edits", type=int, help="word edits tried per hypothesis a step (default 32)"
     )
     invert.add_argument(
+        "--fluency",
+        type=float,
+        help="weight of readability against cosine in refinement (default 0.03; 0: cosine alone)",
+    )
+    invert.add_argument(
         "--neighbours",
         type=int,
         help="training texts from the model's prompt bank among the first guesses (default 2)",
@@ -280,6 +285,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--beam", type=int, default=1)
     evaluate.add_argument("--edits", type=int, default=32, help="word edits per hypothesis a step")
+    evaluate.add_argument(
+        "--fluency",
+        type=float,
+        default=0.0,
+        help="weight of readability against cosine in refinement (default 0: cosine alone)",
+    )
     evaluate.add_argument(
         "--neighbours",
         type=_at_least_zero,
@@ -371,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                 refinement_steps=args.steps,
                 refinement_beam=args.beam,
                 refinement_edits=args.edits,
+                refinement_fluency=args.fluency,
                 retrieval_neighbours=args.neighbours,
             )
             return run_invert(
@@ -413,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                 edits=args.edits,
                 neighbours=args.neighbours,
                 batch=args.batch,
+                fluency=args.fluency,
                 as_json=args.json,
             )
         return 0

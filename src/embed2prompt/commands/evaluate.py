@@ -22,6 +22,7 @@ def run_eval(
     edits: int,
     neighbours: int = DEFAULT_NEIGHBOURS,
     batch: int = 32,
+    fluency: float = 0.0,
     as_json: bool,
 ) -> None:
     inverter = EmbeddingToPromptInference(model, neighbours=neighbours)
@@ -33,7 +34,13 @@ def run_eval(
     for name, texts in sets.items():
         for step_count in steps:
             scores, examples = evaluate_inversion(
-                inverter, texts, steps=step_count, beam=beam, edits=edits, batch=batch
+                inverter,
+                texts,
+                steps=step_count,
+                beam=beam,
+                edits=edits,
+                batch=batch,
+                fluency=fluency,
             )
             rows.append({"set": name, **scores.as_dict(), "examples": examples[:3]})
     if as_json:
@@ -45,6 +52,7 @@ def run_eval(
         "beam": "beam",
         "edits": "edits",
         "bank": "neighbours",
+        "fluency": "fluency",
         "batch": "batch",
         "n": "texts",
         "BLEU": "bleu",

@@ -53,6 +53,7 @@ class InversionScores:
     edits: int
     neighbours: int  # texts from the prompt bank among the first guesses (0: no bank)
     batch: int  # targets inverted together
+    fluency: float  # weight of the inverter's fluency against cosine in refinement
     bleu: float
     token_f1: float
     exact_match: float
@@ -73,6 +74,7 @@ def evaluate_inversion(
     beam: int = DEFAULT_BEAM,
     edits: int = DEFAULT_EDITS,
     batch: int = 32,
+    fluency: float = 0.0,
 ) -> tuple[InversionScores, list[tuple[str, str, float]]]:
     """Scores, and (original, prompt, cosine) for every text of at most 32 tokens,
     inverted ``batch`` at a time."""
@@ -82,12 +84,16 @@ def evaluate_inversion(
     targets = asyncio.run(inverter.embedder.embed(texts))
     # One untimed inversion first: the first call's one-off costs (thread pools, torch's
     # first kernels, the lexicon's loading) are not a cost per target.
-    inverter.invert_batch(targets[:1], steps=min(steps, 1), beam=beam, edits=edits)
+    inverter.invert_batch(targets[:1], steps=min(steps, 1), beam=beam, edits=edits, fluency=fluency)
     started = time.perf_counter()
     results = []
     for begin in range(0, len(texts), batch):
         results += inverter.invert_batch(
-            targets[begin : begin + batch], steps=steps, beam=beam, edits=edits
+            targets[begin : begin + batch],
+            steps=steps,
+            beam=beam,
+            edits=edits,
+            fluency=fluency,
         )
     elapsed = time.perf_counter() - started
     prompts = [result.prompt for result in results]
@@ -99,6 +105,7 @@ def evaluate_inversion(
         edits=edits,
         neighbours=inverter.neighbours if inverter.bank is not None else 0,
         batch=batch,
+        fluency=fluency,
         bleu=round(sacrebleu.corpus_bleu(prompts, [texts]).score, 2),
         token_f1=round(
             100 * statistics.mean(token_f1(p, t) for p, t in zip(prompts, texts, strict=True)), 2

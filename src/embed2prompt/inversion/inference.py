@@ -33,7 +33,7 @@ from embed2prompt.inversion.checkpoint import load_checkpoint
 from embed2prompt.inversion.decoding import sample
 from embed2prompt.inversion.lexical_search import Lexicon, propose_edits, tokenizer_words
 from embed2prompt.inversion.retrieval import PromptBank, load_bank_for
-from embed2prompt.inversion.tokenizer import decode
+from embed2prompt.inversion.tokenizer import decode, encode_batch
 
 Vectors = npt.NDArray[np.float32]
 
@@ -58,6 +58,10 @@ _CANDIDATES_KEPT = 8
 # 3 and 2: 0.716 / 0.611, 0.926 / 0.916) at less than half the one-pass speed
 # (10 against 30 targets a second in-domain, BENCHMARKS.md): decoding dominates one pass.
 DEFAULT_CANDIDATES = 3
+# The weight of fluency (the inverter's mean token log-probability, about -2 for a fluent
+# text and -6 for word salad) against cosine when hypotheses are ranked; 0: cosine alone.
+DEFAULT_FLUENCY = 0.0
+_FLUENCY_SHORTLIST = 8  # the best by cosine that fluency may reorder
 DEFAULT_NEIGHBOURS = 2
 
 
@@ -69,21 +73,34 @@ class _Budget:
     strength: float
     max_embedder_calls: float
     max_seconds: float
+    fluency: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.beam < 1 or self.edits < 0 or self.strength < 0:
+        if (
+            self.steps < 0
+            or self.beam < 1
+            or self.edits < 0
+            or self.strength < 0
+            or not 0 <= self.fluency < float("inf")
+        ):
             raise InputError(
-                "steps, edits and strength must be >= 0 and beam >= 1, got "
+                "steps, edits, strength and fluency must be >= 0 and beam >= 1, got "
                 f"steps={self.steps}, beam={self.beam}, edits={self.edits}, "
-                f"strength={self.strength}"
+                f"strength={self.strength}, fluency={self.fluency}"
             )
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Hypothesis:
     text: str
     cosine: float
     vector: npt.NDArray[np.float32]
+    # The inverter's mean log-probability a token of the text, given the target: how
+    # likely the inverter finds it as a text of this embedding. Scored only when asked.
+    fluency: float | None = None
+
+    def score(self, weight: float) -> float:
+        return self.cosine + weight * (self.fluency or 0.0)
 
 
 @dataclass(frozen=True)
@@ -269,13 +286,17 @@ class EmbeddingToPromptInference:
         strength: float = DEFAULT_STRENGTH,
         max_embedder_calls: float = float("inf"),
         max_seconds: float = float("inf"),
+        fluency: float = DEFAULT_FLUENCY,
     ) -> list[InversionResult]:
         """Invert a batch (blocking). ``steps`` rounds of refinement keep a ``beam`` of the
         best hypotheses per target; each round tries ``edits`` word edits of each of them
         (0: none), and with ``strength`` > 0 also decodes new guesses from the inverter
         conditioned on ``target + strength * (target - hypothesis)``. The run stops early
         once it has made ``max_embedder_calls`` embedder calls per target or spent
-        ``max_seconds``."""
+        ``max_seconds``. With ``fluency`` > 0 the refinement steps keep hypotheses by their
+        cosine plus ``fluency`` times their mean token log-probability under the inverter
+        (a text it would write for the target reads as English), so a prompt may trade a
+        little cosine for readability; 0 ranks by cosine alone, as one pass always does."""
         return asyncio.run(
             self.ainvert_batch(
                 embeddings,
@@ -285,6 +306,7 @@ class EmbeddingToPromptInference:
                 strength=strength,
                 max_embedder_calls=max_embedder_calls,
                 max_seconds=max_seconds,
+                fluency=fluency,
             )
         )
 
@@ -298,10 +320,11 @@ class EmbeddingToPromptInference:
         strength: float = DEFAULT_STRENGTH,
         max_embedder_calls: float = float("inf"),
         max_seconds: float = float("inf"),
+        fluency: float = DEFAULT_FLUENCY,
     ) -> list[InversionResult]:
         """The same, for callers inside an event loop."""
         targets = check_embeddings(embeddings, self.dimension)
-        budget = _Budget(steps, beam, edits, strength, max_embedder_calls, max_seconds)
+        budget = _Budget(steps, beam, edits, strength, max_embedder_calls, max_seconds, fluency)
         return await self._invert(targets, budget)
 
     async def _invert(
@@ -360,11 +383,12 @@ class EmbeddingToPromptInference:
                         )
             ranked, more = await self._rank(beams, proposals, targets, seen)
             calls += more
-            beams = [pool[: budget.beam] for pool in ranked]
             best_seen = [
                 _best_distinct(kept + pool, _CANDIDATES_KEPT)
                 for kept, pool in zip(best_seen, ranked, strict=True)
             ]
+            ranked = await self._prefer_fluent(ranked, targets, budget.fluency)
+            beams = [pool[: budget.beam] for pool in ranked]
             for trace, pool in zip(traces, beams, strict=True):
                 trace.append(pool[0].cosine)
         seconds = time.perf_counter() - started
@@ -375,10 +399,50 @@ class EmbeddingToPromptInference:
                 trace,
                 calls // count,
                 seconds / count,
-                [(h.text, h.cosine) for h in kept],
+                [
+                    (h.text, h.cosine)
+                    for h in _best_distinct([pool[0], *kept], _CANDIDATES_KEPT, first=pool[0])
+                ],
             )
             for pool, trace, kept in zip(beams, traces, best_seen, strict=True)
         ]
+
+    async def _prefer_fluent(
+        self, pools: list[list[_Hypothesis]], targets: npt.NDArray[np.float32], weight: float
+    ) -> list[list[_Hypothesis]]:
+        """Each pool (best cosine first) with its first few reordered by cosine plus
+        ``weight`` times fluency; the rest stay behind them. Only that shortlist is scored
+        by the inverter, once per text: a text far down by cosine would need a fluency
+        no text has to climb past the shortlist."""
+        if weight <= 0:
+            return pools
+        unscored = [
+            (index, h)
+            for index, pool in enumerate(pools)
+            for h in pool[:_FLUENCY_SHORTLIST]
+            if h.fluency is None
+        ]
+        if unscored:
+            scores = await asyncio.to_thread(
+                self._fluency, [h.text for _, h in unscored], targets[[i for i, _ in unscored]]
+            )
+            for (_, hypothesis), score in zip(unscored, scores, strict=True):
+                hypothesis.fluency = score
+        return [
+            sorted(pool[:_FLUENCY_SHORTLIST], key=lambda h: -h.score(weight))
+            + pool[_FLUENCY_SHORTLIST:]
+            for pool in pools
+        ]
+
+    def _fluency(self, texts: list[str], conditioning: npt.NDArray[np.float32]) -> list[float]:
+        """Mean token log-probability of each text given its target, in one batch cut to
+        the longest text."""
+        tokens = encode_batch(self.tokenizer, texts, max_tokens=self.model.config.max_tokens)
+        longest = int((tokens != self.model.config.pad_id).sum(dim=1).max())
+        scores = self.model.mean_log_likelihood(
+            torch.from_numpy(np.ascontiguousarray(conditioning)), tokens[:, :longest]
+        )
+        return [float(score) for score in scores]
 
     async def _lexicon(self) -> Lexicon:
         """The checkpoint's lexicon with its embeddings, built on first use and kept
@@ -454,7 +518,13 @@ class EmbeddingToPromptInference:
         return ranked, len(flat)
 
 
-def _best_distinct(hypotheses: list[_Hypothesis], count: int) -> list[_Hypothesis]:
-    """The ``count`` best hypotheses by cosine, each text once."""
+def _best_distinct(
+    hypotheses: list[_Hypothesis], count: int, *, first: _Hypothesis | None = None
+) -> list[_Hypothesis]:
+    """The ``count`` best hypotheses by cosine, each text once; ``first`` (the prompt
+    chosen, which with a fluency weight may not have the best cosine) leads."""
     unique = {h.text: h for h in sorted(hypotheses, key=lambda h: h.cosine)}
-    return sorted(unique.values(), key=lambda h: -h.cosine)[:count]
+    ranked = sorted(unique.values(), key=lambda h: -h.cosine)
+    if first is not None:
+        ranked = [first, *(h for h in ranked if h.text != first.text)]
+    return ranked[:count]

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from embed2prompt.inversion.inference import (
     DEFAULT_BEAM,
     DEFAULT_EDITS,
+    DEFAULT_FLUENCY,
     EmbeddingToPromptInference,
     InversionResult,
 )
@@ -40,6 +41,7 @@ class InversionBatcher:
         steps: int,
         beam: int = DEFAULT_BEAM,
         edits: int = DEFAULT_EDITS,
+        fluency: float = DEFAULT_FLUENCY,
         max_batch: int = 32,
         max_wait_s: float = 0.005,
     ) -> None:
@@ -47,6 +49,7 @@ class InversionBatcher:
         self.steps = steps
         self.beam = beam
         self.edits = edits
+        self.fluency = fluency
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._pending: list[_Request] = []
@@ -106,7 +109,11 @@ class InversionBatcher:
 
     async def _invert(self, targets: list[npt.NDArray[np.float32]]) -> list[InversionResult]:
         return await self.inverter.ainvert_batch(
-            np.stack(targets), steps=self.steps, beam=self.beam, edits=self.edits
+            np.stack(targets),
+            steps=self.steps,
+            beam=self.beam,
+            edits=self.edits,
+            fluency=self.fluency,
         )
 
     async def aclose(self) -> None:

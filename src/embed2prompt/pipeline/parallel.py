@@ -97,6 +97,7 @@ class ParallelPromptGenerator:
             steps=settings.refinement_steps,
             beam=settings.refinement_beam,
             edits=settings.refinement_edits,
+            fluency=settings.refinement_fluency,
             max_batch=SHARED_BATCH,
         )
 
