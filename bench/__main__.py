@@ -1,7 +1,8 @@
 """``python -m bench [NAME ...]``: run the benchmarks and print one table.
 
 Names: speedup, compliance, storm, overhead, memory (the engine), embedder, batching,
-generator (the local models), pipeline-speedup, pipeline-local, pipeline-quality
+generator (the local models), pipeline-speedup, pipeline-local, pipeline-quality,
+pipeline-fluency
 (the pipeline), service-load, service-upload (the HTTP service), batch-memory
 (command-line batch runs), ray-throughput, shared-limit (scale-out); default: all. Each figure is a
 median of repeated runs measured side by side in this process, against the local

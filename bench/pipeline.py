@@ -1,8 +1,9 @@
 """The pipeline's benchmarks (issue 5): the seed's sequential-versus-parallel comparison,
 with the OpenAI generator against the local test server and on the local default, and
-quality on the out-of-domain set.
+quality on the out-of-domain set, and the fluency weight's effect on texts it was not
+tuned on.
 
-    python -m bench pipeline-speedup pipeline-local pipeline-quality
+    python -m bench pipeline-speedup pipeline-local pipeline-quality pipeline-fluency
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 from pydantic import SecretStr
@@ -128,8 +130,40 @@ async def quality() -> list[Row]:
     ]
 
 
+# Questions and instructions written after the fluency weight was tuned on the
+# out-of-domain set, to check the weight on texts it has never seen.
+_HELD_OUT = Path(__file__).with_name("held_out_prompts.txt")
+
+
+async def fluency() -> list[Row]:
+    """Generations without variants on the held-out texts, ranking refinement by cosine
+    alone and with the default fluency weight, side by side in one run."""
+    texts = [line.strip() for line in _HELD_OUT.read_text().splitlines() if line.strip()]
+    embedder = LocalEmbedder()
+    inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
+    targets = embedder.embed_sync(texts)
+    rows = []
+    for weight in (0.0, Settings().refinement_fluency):
+        async with ParallelPromptGenerator(
+            inverter, Settings(refinement_fluency=weight)
+        ) as pipeline:
+            _, response = await _timed(pipeline, targets, 5)
+        summary = response.summary
+        rows.append(
+            Row(
+                f"pipeline, {len(texts)} held-out texts, fluency weight {weight}: generations",
+                f"{summary.average_similarity or 0.0:.3f} "
+                f"(prompts {summary.average_prompt_similarity:.3f})",
+                "-",
+                None,
+            )
+        )
+    return rows
+
+
 BENCHMARKS: dict[str, Callable[[], Awaitable[list[Row]]]] = {
     "pipeline-speedup": speedup,
     "pipeline-local": local,
     "pipeline-quality": quality,
+    "pipeline-fluency": fluency,
 }
