@@ -399,3 +399,15 @@ def test_neighbours_set_how_many_bank_texts_join_the_first_guesses(tmp_path: Pat
     refused = run("invert", str(source), "-o", str(tmp_path / "x.jsonl"), "--neighbours", "-1")
     assert refused.returncode == 2
     assert "retrieval_neighbours" in refused.stderr
+
+
+def test_a_bad_fluency_weight_is_refused_before_any_work(tmp_path: Path) -> None:
+    source = tmp_path / "vectors.npy"
+    np.save(source, np.ones((1, 384), dtype=np.float32))
+    output = tmp_path / "prompts.jsonl"
+    for weight in ("-1", "nan", "2"):
+        refused = run("invert", str(source), "-o", str(output), "--fluency", weight)
+        assert refused.returncode == 2, refused.stderr
+        assert "refinement_fluency" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert not output.exists()

@@ -112,7 +112,9 @@ class InversionResult:
 
     prompt: str
     cosine: float
-    trace: list[float] = field(default_factory=list)  # best cosine after each step
+    # The prompt-so-far's cosine after each step: it never falls when hypotheses are
+    # ranked by cosine alone (fluency 0), and may where fluency buys readability.
+    trace: list[float] = field(default_factory=list)
     embedder_calls: int = 0
     seconds: float = 0.0
     # The best few distinct texts scored during the search, best first (the prompt is the
