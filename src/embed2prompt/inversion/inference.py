@@ -7,7 +7,9 @@ embedder as feedback, which is where vec2text's gains come from. Each step propo
 each of the best few hypotheses (a sequence beam), word edits guided by the residual
 (:mod:`lexical_search`) and, with ``strength`` > 0, new guesses from the inverter
 conditioned away from the hypothesis's error (``target + strength * (target -
-hypothesis)``); all are embedded and the best few by cosine kept. Budgets: steps, beam
+hypothesis)``); all are embedded and the best few by cosine kept, or, with ``fluency`` >
+0, by cosine plus that weight times the inverter's mean token log-probability of the text
+given the target (readability, which the pipeline's LLM rewards). Budgets: steps, beam
 width, edits per hypothesis, embedder calls, time.
 """
 
@@ -58,6 +60,7 @@ _CANDIDATES_KEPT = 8
 # 3 and 2: 0.716 / 0.611, 0.926 / 0.916) at less than half the one-pass speed
 # (10 against 30 targets a second in-domain, BENCHMARKS.md): decoding dominates one pass.
 DEFAULT_CANDIDATES = 3
+DEFAULT_NEIGHBOURS = 2
 # The weight of fluency (the inverter's mean token log-probability, about -2 for a fluent
 # text and -6 for word salad) against cosine when hypotheses are ranked; 0: cosine alone.
 DEFAULT_FLUENCY = 0.0
@@ -65,7 +68,6 @@ DEFAULT_FLUENCY = 0.0
 # inverter each: 8 measured as good as 6 (pipeline generations 0.753 / 0.755) but made
 # the demo 5 s slower; 4 lost quality (0.737).
 _FLUENCY_SHORTLIST = 6
-DEFAULT_NEIGHBOURS = 2
 
 
 @dataclass(frozen=True)
@@ -417,8 +419,8 @@ class EmbeddingToPromptInference:
     ) -> list[list[_Hypothesis]]:
         """Each pool (best cosine first) with its first few reordered by cosine plus
         ``weight`` times fluency; the rest stay behind them. Only that shortlist is scored
-        by the inverter, once per text: a text far down by cosine would need a fluency
-        no text has to climb past the shortlist."""
+        (each text once, cached on the hypothesis): the inverter's forward pass over a
+        text costs about as much as embedding it."""
         if weight <= 0:
             return pools
         unscored = [
