@@ -22,13 +22,10 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _whole_number(value: str, *, least: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = least - 1
-    if number < least:
+    """``value`` as an int of at least ``least``, or argparse's usage error saying so."""
+    if not value.strip().lstrip("-").isdigit() or int(value) < least:
         raise argparse.ArgumentTypeError(f"expected a whole number >= {least}, got {value!r}")
-    return number
+    return int(value)
 
 
 def _at_least_zero(value: str) -> int:
