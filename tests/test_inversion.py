@@ -7,6 +7,7 @@ A tiny model trained for a few steps on a small corpus: these tests check behavi
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -181,6 +182,37 @@ def test_budgets_stop_the_search(checkpoint: Path, embedder: LocalEmbedder) -> N
     assert len(limited.trace) == 1  # the first scoring already spent the budget
 
 
+class _CountingEmbedder:
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self, inner: LocalEmbedder) -> None:
+        self.inner = inner
+        self.name, self.dimension = inner.name, inner.dimension
+        self.texts = 0
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts += len(texts)
+        return await self.inner.embed(texts)
+
+
+def test_each_target_counts_its_own_embedder_calls_and_keeps_its_own_budget(
+    checkpoint: Path, embedder: LocalEmbedder
+) -> None:
+    counting = _CountingEmbedder(embedder)
+    inverter = EmbeddingToPromptInference(checkpoint, embedder=counting, candidates=3)
+    texts = ["the cat sat on the mat", "how do I reset my password", "tea or coffee?"]
+    targets = embedder.embed_sync(texts)
+    for budget in (float("inf"), 30):
+        counting.texts = 0
+        results = inverter.invert_batch(targets, steps=4, edits=12, max_embedder_calls=budget)
+        assert sum(r.embedder_calls for r in results) == counting.texts  # exact, not a share
+        for result in results:
+            # A target stops once over its budget (the step that crosses it may pass it).
+            assert result.embedder_calls <= budget + 12
+            assert len(result.trace) - 1 <= 4
+    assert any(len(r.trace) < 5 for r in results)  # 30 calls stopped some before 4 steps
+
+
 def test_a_target_gets_the_same_prompt_alone_or_in_any_batch(
     checkpoint: Path, embedder: LocalEmbedder
 ) -> None:
@@ -341,6 +373,8 @@ def test_evaluation_reports_the_fields_metrics(checkpoint: Path, embedder: Local
     plain, _ = evaluate_inversion(without_bank, TEXTS[:6])
     assert plain.neighbours == 0
     assert plain.exact_match < 100
+    with pytest.raises(InputError, match="none of the 2 texts has at most 32 tokens"):
+        evaluate_inversion(inverter, ["word " * 40, "longer " * 50])
 
 
 def test_a_search_with_nothing_to_propose_takes_no_steps(

@@ -80,7 +80,13 @@ def evaluate_inversion(
     inverted ``batch`` at a time."""
     if batch < 1:
         raise InputError(f"batch must be >= 1, got {batch}")
+    given = len(texts)
     texts = [text for text in texts if len(inverter.tokenizer.encode(text).ids) <= MAX_TOKENS]
+    if not texts:
+        raise InputError(
+            f"none of the {given} texts has at most {MAX_TOKENS} tokens; "
+            "expected at least one short text to invert"
+        )
     targets = asyncio.run(inverter.embedder.embed(texts))
     # One untimed inversion first: the first call's one-off costs (thread pools, torch's
     # first kernels, the lexicon's loading) are not a cost per target.

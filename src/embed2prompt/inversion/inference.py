@@ -118,8 +118,10 @@ class InversionResult:
     # The prompt-so-far's cosine after each step: it never falls when hypotheses are
     # ranked by cosine alone (fluency 0), and may where fluency buys readability.
     trace: list[float] = field(default_factory=list)
+    # Texts embedded for this target (a target stops refining once it reaches the
+    # budget's ``max_embedder_calls``; the step that reaches it may pass it).
     embedder_calls: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the batch's wall time over its targets
     # The best few distinct texts scored during the search, best first (the prompt is the
     # first): the pipeline's refinement variants come from here.
     candidates: list[tuple[str, float]] = field(default_factory=list)
@@ -299,12 +301,13 @@ class EmbeddingToPromptInference:
         """Invert a batch (blocking). ``steps`` rounds of refinement keep a ``beam`` of the
         best hypotheses per target; each round tries ``edits`` word edits of each of them
         (0: none), and with ``strength`` > 0 also decodes new guesses from the inverter
-        conditioned on ``target + strength * (target - hypothesis)``. The run stops early
-        once it has made ``max_embedder_calls`` embedder calls per target or spent
-        ``max_seconds``. With ``fluency`` > 0 the refinement steps keep hypotheses by their
-        cosine plus ``fluency`` times their mean token log-probability under the inverter
-        (a text it would write for the target reads as English), so a prompt may trade a
-        little cosine for readability; 0 ranks by cosine alone, as one pass always does."""
+        conditioned on ``target + strength * (target - hypothesis)``. A target stops
+        refining once it has made ``max_embedder_calls`` embedder calls (counted for each
+        target), the whole batch once it has spent ``max_seconds``. With ``fluency`` > 0
+        the refinement steps keep hypotheses by their cosine plus ``fluency`` times their
+        mean token log-probability under the inverter (a text it would write for the
+        target reads as English), so a prompt may trade a little cosine for readability;
+        0 ranks by cosine alone, as one pass always does."""
         return asyncio.run(
             self.ainvert_batch(
                 embeddings,
@@ -359,26 +362,27 @@ class EmbeddingToPromptInference:
         # With neither word edits nor re-decoding a step would propose nothing.
         steps = budget.steps if budget.edits or budget.strength > 0 else 0
         for step in range(steps):
-            if (
-                calls / count >= budget.max_embedder_calls
-                or time.perf_counter() - started >= budget.max_seconds
-            ):
+            if time.perf_counter() - started >= budget.max_seconds:
+                break
+            # Each target stops on its own once it has used its embedder calls.
+            active = [index for index in range(count) if calls[index] < budget.max_embedder_calls]
+            if not active:
                 break
             proposals: list[list[str]] = [[] for _ in range(count)]
             if budget.strength > 0:
                 # The inverter's new guesses, conditioned on target + strength * (target -
                 # hypothesis): the direction that corrects each hypothesis's error.
-                owners = [index for index, pool in enumerate(beams) for _ in pool]
-                hypotheses = np.stack([h.vector for pool in beams for h in pool])
+                owners = [index for index in active for _ in beams[index]]
+                hypotheses = np.stack([h.vector for index in active for h in beams[index]])
                 shifted = targets[owners] + budget.strength * (targets[owners] - hypotheses)
                 shifted /= np.linalg.norm(shifted, axis=1, keepdims=True)
                 guesses = await asyncio.to_thread(self._decode, shifted.astype(np.float32))
                 for owner, texts in zip(owners, guesses, strict=True):
                     proposals[owner].extend(texts)
             if lexicon is not None:
-                for index, pool in enumerate(beams):
+                for index in active:
                     rng = np.random.default_rng([target_seeds[index], step])
-                    for hypothesis in pool:
+                    for hypothesis in beams[index]:
                         proposals[index].extend(
                             propose_edits(
                                 hypothesis.text,
@@ -390,29 +394,29 @@ class EmbeddingToPromptInference:
                             )
                         )
             ranked, more = await self._rank(beams, proposals, targets, seen)
-            calls += more
+            calls = [a + b for a, b in zip(calls, more, strict=True)]
             best_seen = [
                 _best_distinct(kept + pool, _CANDIDATES_KEPT)
                 for kept, pool in zip(best_seen, ranked, strict=True)
             ]
             ranked = await self._prefer_fluent(ranked, targets, budget.fluency)
             beams = [pool[: budget.beam] for pool in ranked]
-            for trace, pool in zip(traces, beams, strict=True):
-                trace.append(pool[0].cosine)
+            for index in active:
+                traces[index].append(beams[index][0].cosine)
         seconds = time.perf_counter() - started
         return [
             InversionResult(
                 pool[0].text,
                 pool[0].cosine,
                 trace,
-                calls // count,
+                target_calls,
                 seconds / count,
                 [
                     (h.text, h.cosine)
                     for h in _best_distinct([pool[0], *kept], _CANDIDATES_KEPT, first=pool[0])
                 ],
             )
-            for pool, trace, kept in zip(beams, traces, best_seen, strict=True)
+            for pool, trace, kept, target_calls in zip(beams, traces, best_seen, calls, strict=True)
         ]
 
     async def _prefer_fluent(
@@ -503,10 +507,11 @@ class EmbeddingToPromptInference:
         proposals: Sequence[list[str]],
         targets: npt.NDArray[np.float32],
         seen: list[set[str]],
-    ) -> tuple[list[list[_Hypothesis]], int]:
+    ) -> tuple[list[list[_Hypothesis]], list[int]]:
         """Each target's beam plus its new proposals, best cosine first, and the number of
-        texts embedded. A text scored before is not scored again: it is in the beam, or it
-        fell below the beam's worst, which only rises, so it can never enter it again."""
+        texts embedded for each target. A text scored before is not scored again: it is in
+        the beam, or it fell below the beam's worst, which only rises, so it can never
+        enter it again."""
         fresh: list[list[str]] = []
         for texts, scored in zip(proposals, seen, strict=True):
             fresh.append([t for t in dict.fromkeys(texts) if t not in scored])
@@ -523,7 +528,7 @@ class EmbeddingToPromptInference:
                 for text, c, row in zip(texts, cosines, rows, strict=True)
             ]
             ranked.append(sorted(merged, key=lambda h: -h.cosine))
-        return ranked, len(flat)
+        return ranked, [len(texts) for texts in fresh]
 
 
 def _best_distinct(
