@@ -373,8 +373,32 @@ def test_evaluation_reports_the_fields_metrics(checkpoint: Path, embedder: Local
     plain, _ = evaluate_inversion(without_bank, TEXTS[:6])
     assert plain.neighbours == 0
     assert plain.exact_match < 100
+    assert plain.prompt_log_prob is plain.english_percent is None  # no judge, no readability
     with pytest.raises(InputError, match="none of the 2 texts has at most 32 tokens"):
         evaluate_inversion(inverter, ["word " * 40, "longer " * 50])
+
+
+def test_evaluation_judges_readability_against_the_originals(
+    checkpoint: Path, embedder: LocalEmbedder
+) -> None:
+    from embed2prompt.inversion.evaluation import evaluate_inversion
+    from embed2prompt.inversion.readability import ReadabilityJudge
+
+    judge = ReadabilityJudge(threads=2)
+    inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=2)
+    exact, _ = evaluate_inversion(inverter, TEXTS[:6], judge=judge)
+    assert exact.exact_match == 100  # the bank returns the texts themselves
+    assert exact.prompt_log_prob == exact.original_log_prob
+    assert exact.english_percent == 83.3  # originals: 5 of 6 reach their own 10th percentile
+    blind = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=2, neighbours=0)
+    tiny_model, examples = evaluate_inversion(blind, TEXTS[:6], judge=judge)
+    assert tiny_model.original_log_prob == exact.original_log_prob
+    prompts = [prompt for _, prompt, _ in examples]
+    assert tiny_model.prompt_log_prob == pytest.approx(
+        sum(judge.score(prompts)) / len(prompts), abs=1e-3
+    )
+    assert tiny_model.english_percent is not None
+    assert 0 <= tiny_model.english_percent <= 100
 
 
 def test_a_search_with_nothing_to_propose_takes_no_steps(

@@ -294,6 +294,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default=2,
         help="training texts from the model's prompt bank added to the first guesses (0: none)",
     )
+    evaluate.add_argument(
+        "--readability",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="judge whether prompts read as English with SmolLM2 (about 0.1 s a text)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
@@ -423,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
                 neighbours=args.neighbours,
                 batch=args.batch,
                 fluency=args.fluency,
+                readability=args.readability,
                 as_json=args.json,
             )
         return 0

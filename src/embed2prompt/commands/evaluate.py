@@ -9,6 +9,7 @@ from typing import Any
 
 from embed2prompt.inversion.evaluation import evaluate_inversion, out_of_domain_texts
 from embed2prompt.inversion.inference import DEFAULT_NEIGHBOURS, EmbeddingToPromptInference
+from embed2prompt.inversion.readability import ReadabilityJudge
 from embed2prompt.inversion.training import read_split
 
 
@@ -23,9 +24,11 @@ def run_eval(
     neighbours: int = DEFAULT_NEIGHBOURS,
     batch: int = 32,
     fluency: float = 0.0,
+    readability: bool = True,
     as_json: bool,
 ) -> None:
     inverter = EmbeddingToPromptInference(model, neighbours=neighbours)
+    judge = ReadabilityJudge() if readability else None
     sets = {
         "in-domain (test split)": read_split(corpus, "test", samples),
         "out-of-domain (questions, instructions)": out_of_domain_texts(),
@@ -41,6 +44,7 @@ def run_eval(
                 edits=edits,
                 batch=batch,
                 fluency=fluency,
+                judge=judge,
             )
             rows.append({"set": name, **scores.as_dict(), "examples": examples[:3]})
     if as_json:
@@ -62,11 +66,15 @@ def run_eval(
         "cos median": "median_cosine",
         "calls/target": "embedder_calls_per_target",
         "s/target": "seconds_per_target",
+        "LM logprob": "prompt_log_prob",
+        "original's": "original_log_prob",
+        "English%": "english_percent",
     }
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for row in rows:
-        print("| " + " | ".join(str(row[field]) for field in columns.values()) + " |")
+        cells = ("-" if row[field] is None else str(row[field]) for field in columns.values())
+        print("| " + " | ".join(cells) + " |")
     print(file=sys.stderr)
     for row in rows:
         for original, prompt, cosine in row["examples"]:

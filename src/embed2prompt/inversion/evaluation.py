@@ -3,6 +3,9 @@
 Texts are embedded, inverted, and the prompts compared with the originals: sacrebleu's
 corpus BLEU, the F1 of lower-cased word sets, exact match, the mean and median cosine of
 the prompts' own embeddings to the targets, and embedder calls and wall time per target.
+With a :class:`ReadabilityJudge`, also whether the prompts read as English: their mean
+token log-probability under an independent language model, beside the originals', and
+the share of prompts at least as likely as the least likely tenth of the originals.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from importlib import resources
 
+import numpy as np
 import sacrebleu
 
 from embed2prompt.errors import InputError
@@ -22,6 +26,7 @@ from embed2prompt.inversion.inference import (
     DEFAULT_EDITS,
     EmbeddingToPromptInference,
 )
+from embed2prompt.inversion.readability import ReadabilityJudge
 
 MAX_TOKENS = 32
 _WORDS = re.compile(r"[a-z0-9']+")
@@ -61,6 +66,12 @@ class InversionScores:
     median_cosine: float
     embedder_calls_per_target: float
     seconds_per_target: float
+    # Readability (with a judge; None without): the prompts' and the originals' mean
+    # token log-probability under the judge, and the percentage of prompts scoring at
+    # least the originals' 10th percentile ("reads as English" as often as real texts do).
+    prompt_log_prob: float | None = None
+    original_log_prob: float | None = None
+    english_percent: float | None = None
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -75,9 +86,10 @@ def evaluate_inversion(
     edits: int = DEFAULT_EDITS,
     batch: int = 32,
     fluency: float = 0.0,
+    judge: ReadabilityJudge | None = None,
 ) -> tuple[InversionScores, list[tuple[str, str, float]]]:
     """Scores, and (original, prompt, cosine) for every text of at most 32 tokens,
-    inverted ``batch`` at a time."""
+    inverted ``batch`` at a time; with a ``judge``, readability too (outside the timing)."""
     if batch < 1:
         raise InputError(f"batch must be >= 1, got {batch}")
     given = len(texts)
@@ -104,6 +116,7 @@ def evaluate_inversion(
     elapsed = time.perf_counter() - started
     prompts = [result.prompt for result in results]
     cosines = [result.cosine for result in results]
+    readability = _readability(judge, prompts, texts) if judge is not None else {}
     scores = InversionScores(
         texts=len(texts),
         steps=steps,
@@ -123,5 +136,20 @@ def evaluate_inversion(
         median_cosine=round(statistics.median(cosines), 4),
         embedder_calls_per_target=round(sum(r.embedder_calls for r in results) / len(results), 1),
         seconds_per_target=round(elapsed / len(texts), 4),
+        **readability,
     )
     return scores, list(zip(texts, prompts, cosines, strict=True))
+
+
+def _readability(
+    judge: ReadabilityJudge, prompts: list[str], originals: list[str]
+) -> dict[str, float]:
+    prompt_scores = judge.score(prompts)
+    original_scores = judge.score(originals)
+    bar = float(np.quantile(original_scores, 0.1))
+    english = sum(score >= bar for score in prompt_scores)
+    return {
+        "prompt_log_prob": round(statistics.mean(prompt_scores), 3),
+        "original_log_prob": round(statistics.mean(original_scores), 3),
+        "english_percent": round(100 * english / len(prompts), 1),
+    }
