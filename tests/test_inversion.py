@@ -100,6 +100,22 @@ def test_cached_decoding_writes_what_the_full_forward_pass_predicts() -> None:
     assert mixed[2] == cached[2]
 
 
+def test_a_forced_prefix_is_written_first_then_continued_as_the_full_pass_predicts() -> None:
+    torch.manual_seed(0)
+    model = Inverter(replace(TINY, max_tokens=12)).eval()
+    embeddings = torch.randn(3, 384)
+    prefixes = [[7, 8, 9], [], [11]]
+    written = sample(model, embeddings, temperature=0.0, prefixes=prefixes)
+    assert written[1] == sample(model, embeddings[1:2], temperature=0.0)[0]  # no prefix
+    for row, prefix in enumerate(prefixes):
+        assert written[row][: len(prefix)] == prefix
+        tokens = torch.tensor([prefix], dtype=torch.long)
+        with torch.no_grad():
+            logits = model(embeddings[row : row + 1], tokens)[0, -1]
+        logits[[TINY.pad_id, TINY.bos_id]] = -torch.inf
+        assert written[row][len(prefix)] == int(logits.argmax())  # then the model's choice
+
+
 def test_training_lowers_the_loss_and_writes_a_safe_checkpoint(checkpoint: Path) -> None:
     document = json.loads(checkpoint.with_suffix(".json").read_text())
     assert document["embedder"] == {"name": "all-MiniLM-L6-v2", "dimension": 384}
@@ -410,6 +426,25 @@ def test_a_search_with_nothing_to_propose_takes_no_steps(
     assert len(inverter.invert(target, steps=2, edits=0, strength=0.5).trace) == 3
     with pytest.raises(InputError, match=r"strength=-0\.5"):
         inverter.invert(target, steps=1, strength=-0.5)
+
+
+def test_completions_rewrite_the_hypothesis_tail_and_never_lose_the_best(
+    checkpoint: Path, embedder: LocalEmbedder
+) -> None:
+    inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, neighbours=0)
+    target = embedder.embed_sync(["how do I reset my password"])[0]
+    hypothesis = "rate limits protect the moon"
+    (written,) = inverter._complete([hypothesis], target[None, :], 3)
+    assert 1 <= len(written) <= 3
+    ids = inverter.tokenizer.encode(hypothesis).ids
+    kept = inverter.tokenizer.decode(ids[: max(1, len(ids) // 4)])  # the shortest head kept
+    assert kept
+    assert all(text.startswith(kept) for text in written)
+    refined = inverter.invert(target, steps=2, edits=0, completions=2)
+    assert len(refined.trace) == 3  # completions alone are proposals: steps happen
+    assert refined.trace == sorted(refined.trace)
+    with pytest.raises(InputError, match="completions=-1"):
+        inverter.invert(target, steps=1, completions=-1)
 
 
 def test_log_likelihood_ignores_padding_and_prefers_the_trained_order(checkpoint: Path) -> None:

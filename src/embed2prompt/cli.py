@@ -295,6 +295,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="training texts from the model's prompt bank added to the first guesses (0: none)",
     )
     evaluate.add_argument(
+        "--completions",
+        type=_at_least_zero,
+        default=0,
+        help="the inverter's rewrites of each hypothesis's tail a step (default 0: none)",
+    )
+    evaluate.add_argument(
         "--readability",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -429,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                 neighbours=args.neighbours,
                 batch=args.batch,
                 fluency=args.fluency,
+                completions=args.completions,
                 readability=args.readability,
                 as_json=args.json,
             )

@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from embed2prompt.inversion.evaluation import evaluate_inversion, out_of_domain_texts
-from embed2prompt.inversion.inference import DEFAULT_NEIGHBOURS, EmbeddingToPromptInference
+from embed2prompt.inversion.inference import (
+    DEFAULT_COMPLETIONS,
+    DEFAULT_NEIGHBOURS,
+    EmbeddingToPromptInference,
+)
 from embed2prompt.inversion.readability import ReadabilityJudge
 from embed2prompt.inversion.training import read_split
 
@@ -24,6 +28,7 @@ def run_eval(
     neighbours: int = DEFAULT_NEIGHBOURS,
     batch: int = 32,
     fluency: float = 0.0,
+    completions: int = DEFAULT_COMPLETIONS,
     readability: bool = True,
     as_json: bool,
 ) -> None:
@@ -44,6 +49,7 @@ def run_eval(
                 edits=edits,
                 batch=batch,
                 fluency=fluency,
+                completions=completions,
                 judge=judge,
             )
             rows.append({"set": name, **scores.as_dict(), "examples": examples[:3]})
@@ -57,6 +63,7 @@ def run_eval(
         "edits": "edits",
         "bank": "neighbours",
         "fluency": "fluency",
+        "compl.": "completions",
         "batch": "batch",
         "n": "texts",
         "BLEU": "bleu",

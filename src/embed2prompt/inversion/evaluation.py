@@ -15,6 +15,7 @@ import re
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from importlib import resources
 
 import numpy as np
@@ -23,6 +24,7 @@ import sacrebleu
 from embed2prompt.errors import InputError
 from embed2prompt.inversion.inference import (
     DEFAULT_BEAM,
+    DEFAULT_COMPLETIONS,
     DEFAULT_EDITS,
     EmbeddingToPromptInference,
 )
@@ -59,6 +61,7 @@ class InversionScores:
     neighbours: int  # texts from the prompt bank among the first guesses (0: no bank)
     batch: int  # targets inverted together
     fluency: float  # weight of the inverter's fluency against cosine in refinement
+    completions: int  # the inverter's rewrites of each hypothesis's tail a step
     bleu: float
     token_f1: float
     exact_match: float
@@ -86,6 +89,7 @@ def evaluate_inversion(
     edits: int = DEFAULT_EDITS,
     batch: int = 32,
     fluency: float = 0.0,
+    completions: int = DEFAULT_COMPLETIONS,
     judge: ReadabilityJudge | None = None,
 ) -> tuple[InversionScores, list[tuple[str, str, float]]]:
     """Scores, and (original, prompt, cosine) for every text of at most 32 tokens,
@@ -102,17 +106,14 @@ def evaluate_inversion(
     targets = asyncio.run(inverter.embedder.embed(texts))
     # One untimed inversion first: the first call's one-off costs (thread pools, torch's
     # first kernels, the lexicon's loading) are not a cost per target.
-    inverter.invert_batch(targets[:1], steps=min(steps, 1), beam=beam, edits=edits, fluency=fluency)
+    invert = partial(
+        inverter.invert_batch, beam=beam, edits=edits, fluency=fluency, completions=completions
+    )
+    invert(targets[:1], steps=min(steps, 1))
     started = time.perf_counter()
     results = []
     for begin in range(0, len(texts), batch):
-        results += inverter.invert_batch(
-            targets[begin : begin + batch],
-            steps=steps,
-            beam=beam,
-            edits=edits,
-            fluency=fluency,
-        )
+        results += invert(targets[begin : begin + batch], steps=steps)
     elapsed = time.perf_counter() - started
     prompts = [result.prompt for result in results]
     cosines = [result.cosine for result in results]
@@ -125,6 +126,7 @@ def evaluate_inversion(
         neighbours=inverter.neighbours if inverter.bank is not None else 0,
         batch=batch,
         fluency=fluency,
+        completions=completions,
         bleu=round(sacrebleu.corpus_bleu(prompts, [texts]).score, 2),
         token_f1=round(
             100 * statistics.mean(token_f1(p, t) for p, t in zip(prompts, texts, strict=True)), 2
