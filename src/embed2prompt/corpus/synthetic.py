@@ -1,11 +1,19 @@
 """Synthetic prompts: text like what users invert (questions, instructions, requests),
-written by the local generator, since no package ships such data."""
+written by the local generator, since no package ships such data.
+
+SmolLM2-135M follows a pattern better than an instruction: asked to "write a question
+about cooking" it mostly talks about questions ("I'd like a question about cooking to be
+answered in one sentence only"; 14 of 40 ended with a question mark, 30 asked for
+one); shown four examples in a list and asked for the next item it writes one ("What
+does a healthy diet include?", "List some benefits of using a digital wallet."; every
+one of 60 asked for a question ended with one), at the same ~0.6 s a prompt on 2 cores
+(BENCHMARKS.md).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from embed2prompt.generators.base import GenerationRequest
 from embed2prompt.generators.local import LocalGenerator
 
 TOPICS = (
@@ -40,25 +48,46 @@ TOPICS = (
     "philosophy",
     "language learning",
 )
-KINDS = (
-    "a question someone might ask an AI assistant about {topic}",
-    "an instruction someone might give an AI assistant about {topic}",
-    "a request for a short piece of writing about {topic}",
-    "a one-sentence prompt for a chatbot about {topic}",
-)
+# Each kind with four examples of it, written for this list (the topics differ from theirs).
+EXAMPLES = {
+    "question": (
+        "How do I make my sourdough starter more active?",
+        "What is the difference between a Roth IRA and a traditional IRA?",
+        "Why does my Python script run out of memory when reading a large CSV file?",
+        "Can you explain how vaccines train the immune system?",
+    ),
+    "instruction": (
+        "Write a short cover letter for a junior data analyst position.",
+        "Summarize the main causes of the First World War in three sentences.",
+        "Translate 'where is the train station' into Spanish.",
+        "Give me a weekly workout plan for a beginner with no equipment.",
+    ),
+}
+
+
+def few_shot_text(kind: str, topic: str) -> str:
+    """The list the generator continues: examples of ``kind``, then a line for ``topic``."""
+    examples = "\n".join(f"- {example}" for example in EXAMPLES[kind])
+    return (
+        f"Examples of {kind}s people send to an AI assistant:\n{examples}\n"
+        f"A {kind} about {topic}:\n-"
+    )
 
 
 def synthetic_prompts(count: int, *, generator: LocalGenerator, seed: int = 0) -> Iterator[str]:
-    """``count`` attempts at one-line prompts; each is the first line of a generation."""
+    """Up to ``count`` one-line prompts, questions and instructions in turn, over the
+    topics; a generation that is empty or copies an example is skipped."""
+    kinds = list(EXAMPLES)
+    copies = {example for examples in EXAMPLES.values() for example in examples}
     for number in range(count):
-        topic = TOPICS[number % len(TOPICS)]
-        kind = KINDS[(number // len(TOPICS)) % len(KINDS)]
-        request = GenerationRequest(
-            f"Write {kind.format(topic=topic)}. Reply with that one sentence only.",
+        kind = kinds[number % len(kinds)]
+        topic = TOPICS[(number // len(kinds)) % len(TOPICS)]
+        text = generator.continue_text(
+            few_shot_text(kind, topic),
             max_tokens=48,
-            temperature=0.9,
+            temperature=0.8,
             seed=seed + number,
-        )
-        text = generator.generate_sync(request).text.strip().strip('"').splitlines()
-        if text:
-            yield text[0].strip().strip('"')
+            stop=["\n"],
+        ).strip('"')
+        if text and text not in copies:
+            yield text

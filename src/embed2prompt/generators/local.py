@@ -87,6 +87,17 @@ class LocalGenerator:
             finish_reason=choice.get("finish_reason"),
         )
 
+    def continue_text(
+        self, text: str, *, max_tokens: int, temperature: float, seed: int, stop: list[str]
+    ) -> str:
+        """What the model writes after ``text`` as plain text, no chat template: for
+        few-shot patterns, which a 135M model follows better than instructions."""
+        self._llama.reset()  # type: ignore[no-untyped-call]  # as in generate_sync
+        result: Any = self._llama.create_completion(
+            text, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop
+        )
+        return str(result["choices"][0]["text"]).strip()
+
     async def aclose(self) -> None:
         self._pool.shutdown(wait=True)
         self._llama.close()
