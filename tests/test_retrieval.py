@@ -175,3 +175,18 @@ def test_any_dimension_is_scored(dimension: int) -> None:
     for target, found in zip(targets, bank.nearest(targets, 1), strict=True):
         scores = signs @ (target - bank.centre)
         assert scores[texts.index(found[0])] == pytest.approx(scores.max(), abs=1e-4)
+
+
+def test_texts_added_later_keep_the_old_codes_and_are_found(embedder: LocalEmbedder) -> None:
+    first = PromptBank.build(embedder.name, TEXTS[:12], embedder.embed_sync(TEXTS[:12]))
+    later = [*TEXTS[10:], TEXTS[12]]  # two known, four new, one of them twice
+    bank, added = first.extended(later, embedder.embed_sync(later))
+    assert added == 4
+    assert bank.texts == TEXTS
+    np.testing.assert_array_equal(bank.codes[:12], first.codes)  # the old codes stay
+    np.testing.assert_array_equal(bank.centre, first.centre)
+    assert bank.nearest(embedder.embed_sync(TEXTS[12:]), 1) == [[text] for text in TEXTS[12:]]
+    same, none = bank.extended(TEXTS[:3], embedder.embed_sync(TEXTS[:3]))
+    assert (same, none) == (bank, 0)
+    with pytest.raises(ValueError, match="2 texts but 1 embeddings"):
+        bank.extended(TEXTS[:2], embedder.embed_sync(TEXTS[:1]))

@@ -122,6 +122,23 @@ def _build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--root", type=Path, help="an already unpacked package tree to read")
     corpus.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    bank = commands.add_parser(
+        "bank",
+        help="add texts like those you invert to a model's prompt bank",
+        description=(
+            "Embed texts (one a line) with the model's embedder and add them to its prompt\n"
+            "bank, the training texts the search starts from: texts of the kind you invert\n"
+            "bring prompts closer to their targets without retraining. The bank keeps them\n"
+            "verbatim: do not share a model with a bank of private text.\n\n"
+            "example:\n"
+            "  embed2prompt bank add my_prompts.txt --model models/best_model.pt"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bank.add_argument("action", choices=["add"])
+    bank.add_argument("files", type=Path, nargs="+", help="text files, one text a line")
+    bank.add_argument("--model", type=Path, default=Path("models/best_model.pt"))
+
     trainer = commands.add_parser(
         "train",
         help="train an inverter for an embedder",
@@ -345,6 +362,10 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 progress=not args.no_progress,
             )
+        elif args.command == "bank":
+            from embed2prompt.commands.bank import run_bank_add
+
+            run_bank_add(args.model, args.files, settings=_settings())
         elif args.command == "corpus":
             from embed2prompt.commands.corpus import run_corpus_build
 

@@ -87,6 +87,28 @@ class PromptBank:
         codes = np.packbits(kept > centre, axis=1)
         return cls(embedder_name, kept.shape[1], centre, codes, list(first))
 
+    def extended(self, texts: Sequence[str], vectors: Vectors) -> tuple[PromptBank, int]:
+        """This bank with ``texts`` (embedded as ``vectors``, (n, d)) added, and how many
+        of them were new. Their codes are signs against this bank's centre, so the texts
+        already in it keep theirs: the centre is a reference point, not a statistic to
+        keep up to date."""
+        if len(texts) != len(vectors):
+            raise ValueError(f"{len(texts)} texts but {len(vectors)} embeddings")
+        known = set(self.texts)
+        rows: dict[str, int] = {}
+        for index, text in enumerate(texts):
+            line = " ".join(text.split())
+            if line and line not in known:
+                rows.setdefault(line, index)
+        if not rows:
+            return self, 0
+        added = np.asarray(vectors, dtype=np.float32)[list(rows.values())]
+        codes = np.concatenate([self.codes, np.packbits(added > self.centre, axis=1)])
+        bank = PromptBank(
+            self.embedder_name, self.dimension, self.centre, codes, [*self.texts, *rows]
+        )
+        return bank, len(rows)
+
     def save(self, path: Path) -> None:
         """Write the bank atomically (a reader never sees half a file)."""
         joined = "\n".join(self.texts).encode("utf-8")

@@ -1,0 +1,75 @@
+"""``embed2prompt bank add``: put texts like those you invert into a model's prompt bank.
+
+The bank (retrieval.py) gives the search its first guesses, so texts of the kind a user
+inverts (their documents, their prompts) bring the start, and with it the end, closer to
+their targets, with no retraining. The texts are embedded with the model's embedder and
+coded against the bank's centre; a model without a bank gets one made of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from embed2prompt.backends import create_embedder
+from embed2prompt.embedders.base import Embedder, Vectors
+from embed2prompt.errors import ConfigurationError, InputError
+from embed2prompt.inversion.checkpoint import load_checkpoint
+from embed2prompt.inversion.inference import locate_model
+from embed2prompt.inversion.retrieval import PromptBank, bank_path
+from embed2prompt.settings import Settings
+
+_CHUNK = 4096  # texts embedded at a time, for the progress report
+
+
+def run_bank_add(model: Path, files: list[Path], *, settings: Settings) -> None:
+    model = locate_model(model)
+    _, _, info = load_checkpoint(model)
+    texts = _read_texts(files)
+    embedder = create_embedder(settings)
+    if embedder.name != info.embedder_name or embedder.dimension != info.embedder_dimension:
+        raise ConfigurationError(
+            f"{model} inverts {info.embedder_name} ({info.embedder_dimension} dimensions) "
+            f"but the configured embedder is {embedder.name} ({embedder.dimension}); "
+            "choose the model's embedder (EMBED2PROMPT_EMBEDDER, EMBED2PROMPT_EMBEDDING_MODEL)"
+        )
+    vectors = asyncio.run(_embed(embedder, texts))
+    path = bank_path(model)
+    if path.is_file():
+        bank, added = PromptBank.load(path).extended(texts, vectors)
+    else:
+        bank = PromptBank.build(info.embedder_name, texts, vectors)
+        added = len(bank)
+    bank.save(path)
+    print(
+        f"{added:,} texts added ({len(texts) - added:,} already there); "
+        f"{path} now holds {len(bank):,}",
+        file=sys.stderr,
+    )
+
+
+def _read_texts(files: list[Path]) -> list[str]:
+    texts = []
+    for file in files:
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(
+                f"cannot read {file} as UTF-8 text, one text a line ({error})"
+            ) from None
+        texts += [line.strip() for line in lines if line.strip()]
+    if not texts:
+        raise InputError(f"no texts in {', '.join(map(str, files))}; expected one text a line")
+    return texts
+
+
+async def _embed(embedder: Embedder, texts: list[str]) -> Vectors:
+    parts = []
+    for start in range(0, len(texts), _CHUNK):
+        parts.append(await embedder.embed(texts[start : start + _CHUNK]))
+        print(f"embedded {min(start + _CHUNK, len(texts)):,} of {len(texts):,}", file=sys.stderr)
+    await embedder.aclose()
+    return np.concatenate(parts)

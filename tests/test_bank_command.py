@@ -1,0 +1,60 @@
+"""``embed2prompt bank add``, run as a user runs it, on a copy of the default model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.inversion.inference import DEFAULT_MODEL, locate_model
+from embed2prompt.inversion.retrieval import PromptBank, bank_path
+from tests.test_cli import run
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    source = locate_model(DEFAULT_MODEL)
+    if not source.is_file():
+        pytest.skip(f"{DEFAULT_MODEL} is not in this checkout")
+    copy = tmp_path / "model.pt"
+    shutil.copy(source, copy)
+    shutil.copy(source.with_suffix(".json"), copy.with_suffix(".json"))
+    return copy  # no bank beside it
+
+
+def test_adding_texts_builds_then_extends_the_bank(model: Path, tmp_path: Path) -> None:
+    first = tmp_path / "prompts.txt"
+    first.write_text("How do I reset my router?\n\nWrite a haiku about rain.\n")
+    result = run("bank", "add", str(first), "--model", str(model))
+    assert result.returncode == 0, result.stderr
+    assert "2 texts added (0 already there)" in result.stderr
+    second = tmp_path / "more.txt"
+    second.write_text("Write a haiku about rain.\nWhat is a VLAN?\n")
+    result = run("bank", "add", str(second), "--model", str(model))
+    assert "1 texts added (1 already there)" in result.stderr
+    bank = PromptBank.load(bank_path(model))
+    assert bank.texts == [
+        "How do I reset my router?",
+        "Write a haiku about rain.",
+        "What is a VLAN?",
+    ]
+    target = LocalEmbedder().embed_sync(["what is a virtual LAN"])
+    assert bank.nearest(target, 1) == [["What is a VLAN?"]]
+
+
+def test_bad_inputs_are_named(model: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    result = run("bank", "add", str(empty), "--model", str(model))
+    assert result.returncode != 0
+    assert f"no texts in {empty}" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run("bank", "add", str(tmp_path / "missing.txt"), "--model", str(model))
+    assert result.returncode != 0
+    assert "missing.txt" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run("bank", "add", str(empty), "--model", str(tmp_path / "nope.pt"))
+    assert "no inverter checkpoint" in result.stderr
+    assert not bank_path(model).exists()  # nothing written on a failure
