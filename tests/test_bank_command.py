@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from embed2prompt.embedders.local import LocalEmbedder
@@ -29,11 +30,12 @@ def test_adding_texts_builds_then_extends_the_bank(model: Path, tmp_path: Path) 
     first.write_text("How do I reset my router?\n\nWrite a haiku about rain.\n")
     result = run("bank", "add", str(first), "--model", str(model))
     assert result.returncode == 0, result.stderr
-    assert "2 texts added (0 already there)" in result.stderr
+    assert "new texts: 2 (of 2 read" in result.stderr
     second = tmp_path / "more.txt"
     second.write_text("Write a haiku about rain.\nWhat is a VLAN?\n")
     result = run("bank", "add", str(second), "--model", str(model))
-    assert "1 texts added (1 already there)" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "new texts: 1 (of 2 read" in result.stderr
     bank = PromptBank.load(bank_path(model))
     assert bank.texts == [
         "How do I reset my router?",
@@ -56,5 +58,26 @@ def test_bad_inputs_are_named(model: Path, tmp_path: Path) -> None:
     assert "missing.txt" in result.stderr
     assert "Traceback" not in result.stderr
     result = run("bank", "add", str(empty), "--model", str(tmp_path / "nope.pt"))
+    assert result.returncode != 0
     assert "no inverter checkpoint" in result.stderr
     assert not bank_path(model).exists()  # nothing written on a failure
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("caf\xe9\n".encode("latin-1"))
+    result = run("bank", "add", str(latin), "--model", str(model))
+    assert result.returncode != 0
+    assert "as UTF-8 text" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run("bank", "add", str(empty))
+    assert result.returncode == 2  # --model is required: the shared model is never the default
+    assert "--model" in result.stderr
+
+
+def test_a_bank_of_another_embedder_is_not_extended(model: Path, tmp_path: Path) -> None:
+    other = PromptBank.build("another-embedder", ["a text"], np.ones((1, 384), np.float32))
+    other.save(bank_path(model))
+    texts = tmp_path / "prompts.txt"
+    texts.write_text("What is a VLAN?\n")
+    result = run("bank", "add", str(texts), "--model", str(model))
+    assert result.returncode != 0
+    assert "was built with another-embedder" in result.stderr
+    assert PromptBank.load(bank_path(model)).texts == ["a text"]  # left as it was

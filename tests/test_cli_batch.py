@@ -302,7 +302,7 @@ def test_report_of_a_missing_file_is_exit_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["demo", "serve", "embed", "corpus", "train", "invert", "eval", "report"]
+    "command", ["demo", "serve", "embed", "corpus", "train", "bank", "invert", "eval", "report"]
 )
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = run(command, "--help", timeout=60)

@@ -6,6 +6,7 @@ A tiny model trained for a few steps on a small corpus: these tests check behavi
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -216,6 +217,7 @@ def test_each_target_counts_its_own_embedder_calls_and_keeps_its_own_budget(
 ) -> None:
     counting = _CountingEmbedder(embedder)
     inverter = EmbeddingToPromptInference(checkpoint, embedder=counting, candidates=3)
+    asyncio.run(inverter._lexicon())  # embedded once (unless cached), outside the counts
     texts = ["the cat sat on the mat", "how do I reset my password", "tea or coffee?"]
     targets = embedder.embed_sync(texts)
     for budget in (float("inf"), 30):
@@ -227,6 +229,14 @@ def test_each_target_counts_its_own_embedder_calls_and_keeps_its_own_budget(
             assert result.embedder_calls <= budget + 12
             assert len(result.trace) - 1 <= 4
     assert any(len(r.trace) < 5 for r in results)  # 30 calls stopped some before 4 steps
+    for target, in_batch in zip(targets, results, strict=True):
+        alone = inverter.invert(target, steps=4, edits=12, max_embedder_calls=30)
+        # Each target keeps its own budget: alone or in a batch, the same search.
+        assert (alone.prompt, alone.trace, alone.embedder_calls) == (
+            in_batch.prompt,
+            in_batch.trace,
+            in_batch.embedder_calls,
+        )
 
 
 def test_a_target_gets_the_same_prompt_alone_or_in_any_batch(
@@ -440,8 +450,11 @@ def test_completions_rewrite_the_hypothesis_tail_and_never_lose_the_best(
     kept = inverter.tokenizer.decode(ids[: max(1, len(ids) // 4)])  # the shortest head kept
     assert kept
     assert all(text.startswith(kept) for text in written)
+    one_pass = inverter.invert(target)
     refined = inverter.invert(target, steps=2, edits=0, completions=2)
     assert len(refined.trace) == 3  # completions alone are proposals: steps happen
+    assert refined.embedder_calls > one_pass.embedder_calls  # and they were scored
+    assert inverter._complete(["?"], target[None, :], 2) == [[]]  # nothing to keep of it
     assert refined.trace == sorted(refined.trace)
     with pytest.raises(InputError, match="completions=-1"):
         inverter.invert(target, steps=1, completions=-1)

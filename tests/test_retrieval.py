@@ -187,6 +187,9 @@ def test_texts_added_later_keep_the_old_codes_and_are_found(embedder: LocalEmbed
     np.testing.assert_array_equal(bank.centre, first.centre)
     assert bank.nearest(embedder.embed_sync(TEXTS[12:]), 1) == [[text] for text in TEXTS[12:]]
     same, none = bank.extended(TEXTS[:3], embedder.embed_sync(TEXTS[:3]))
-    assert (same, none) == (bank, 0)
+    assert same is bank
+    assert none == 0
     with pytest.raises(ValueError, match="2 texts but 1 embeddings"):
         bank.extended(TEXTS[:2], embedder.embed_sync(TEXTS[:1]))
+    with pytest.raises(ValueError, match=r"shape \(1, 8\) for a bank of 384 dimensions"):
+        bank.extended(["tiny"], np.ones((1, 8), dtype=np.float32))

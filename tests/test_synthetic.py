@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from embed2prompt.corpus.synthetic import EXAMPLES, TOPICS, few_shot_text, synthetic_prompts
+from embed2prompt.corpus.synthetic import EXAMPLES, few_shot_text, synthetic_prompts
 from embed2prompt.generators.local import LocalGenerator
 
 
@@ -17,6 +17,7 @@ def test_the_list_ends_where_the_next_item_goes() -> None:
     text = few_shot_text("question", "gardening")
     assert text.endswith("A question about gardening:\n-")
     assert all(f"- {example}\n" in text for example in EXAMPLES["question"])
+    assert few_shot_text("instruction", "law").endswith("An instruction about law:\n-")
 
 
 def test_prompts_are_single_lines_of_both_kinds_and_repeat_with_the_seed(
@@ -34,4 +35,3 @@ def test_prompts_are_single_lines_of_both_kinds_and_repeat_with_the_seed(
     assert any(not prompt.endswith("?") for prompt in prompts)  # and instructions
     assert list(synthetic_prompts(8, generator=generator)) == prompts
     assert list(synthetic_prompts(2, generator=generator, seed=100)) != prompts[:2]
-    assert len(TOPICS) == 30

@@ -131,13 +131,18 @@ def _build_parser() -> argparse.ArgumentParser:
             "bring prompts closer to their targets without retraining. The bank keeps them\n"
             "verbatim: do not share a model with a bank of private text.\n\n"
             "example:\n"
-            "  embed2prompt bank add my_prompts.txt --model models/best_model.pt"
+            "  embed2prompt bank add my_prompts.txt --model runs/minilm/model.pt"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bank.add_argument("action", choices=["add"])
     bank.add_argument("files", type=Path, nargs="+", help="text files, one text a line")
-    bank.add_argument("--model", type=Path, default=Path("models/best_model.pt"))
+    bank.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="the checkpoint whose bank grows (no default: the repository's model is shared)",
+    )
 
     trainer = commands.add_parser(
         "train",

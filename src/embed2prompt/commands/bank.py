@@ -3,7 +3,9 @@
 The bank (retrieval.py) gives the search its first guesses, so texts of the kind a user
 inverts (their documents, their prompts) bring the start, and with it the end, closer to
 their targets, with no retraining. The texts are embedded with the model's embedder and
-coded against the bank's centre; a model without a bank gets one made of them.
+coded against the bank's centre; a model without a bank gets one made of them (whose
+centre, the mean of those first texts, stays the reference for all later additions: start
+a new bank with a few hundred texts or more).
 """
 
 from __future__ import annotations
@@ -36,17 +38,29 @@ def run_bank_add(model: Path, files: list[Path], *, settings: Settings) -> None:
             f"but the configured embedder is {embedder.name} ({embedder.dimension}); "
             "choose the model's embedder (EMBED2PROMPT_EMBEDDER, EMBED2PROMPT_EMBEDDING_MODEL)"
         )
-    vectors = asyncio.run(_embed(embedder, texts))
     path = bank_path(model)
-    if path.is_file():
-        bank, added = PromptBank.load(path).extended(texts, vectors)
+    existing = PromptBank.load(path) if path.is_file() else None
+    if existing is not None and (
+        existing.embedder_name != info.embedder_name
+        or existing.dimension != info.embedder_dimension
+    ):
+        raise ConfigurationError(
+            f"{path} was built with {existing.embedder_name} ({existing.dimension} "
+            f"dimensions), not the model's {info.embedder_name}; remove it to start a new bank"
+        )
+    vectors = asyncio.run(_embed(embedder, texts))
+    if existing is not None:
+        bank, added = existing.extended(texts, vectors)
     else:
         bank = PromptBank.build(info.embedder_name, texts, vectors)
         added = len(bank)
-    bank.save(path)
+    try:
+        bank.save(path)
+    except OSError as error:
+        raise ConfigurationError(f"cannot write the prompt bank {path}: {error}") from None
     print(
-        f"{added:,} texts added ({len(texts) - added:,} already there); "
-        f"{path} now holds {len(bank):,}",
+        f"new texts: {added:,} (of {len(texts):,} read; the rest were in the bank or "
+        f"repeated); {path} now holds {len(bank):,}",
         file=sys.stderr,
     )
 

@@ -74,7 +74,7 @@ def run_eval(
         "calls/target": "embedder_calls_per_target",
         "s/target": "seconds_per_target",
         "LM logprob": "prompt_log_prob",
-        "original's": "original_log_prob",
+        "originals'": "original_log_prob",
         "English%": "english_percent",
     }
     print("| " + " | ".join(columns) + " |")

@@ -70,7 +70,7 @@ def few_shot_text(kind: str, topic: str) -> str:
     examples = "\n".join(f"- {example}" for example in EXAMPLES[kind])
     return (
         f"Examples of {kind}s people send to an AI assistant:\n{examples}\n"
-        f"A {kind} about {topic}:\n-"
+        f"{'An' if kind[0] in 'aeiou' else 'A'} {kind} about {topic}:\n-"
     )
 
 

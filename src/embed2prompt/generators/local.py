@@ -91,7 +91,8 @@ class LocalGenerator:
         self, text: str, *, max_tokens: int, temperature: float, seed: int, stop: list[str]
     ) -> str:
         """What the model writes after ``text`` as plain text, no chat template: for
-        few-shot patterns, which a 135M model follows better than instructions."""
+        few-shot patterns, which a 135M model follows better than instructions. It
+        blocks on the caller's thread: not for use while an async ``generate`` runs."""
         self._llama.reset()  # type: ignore[no-untyped-call]  # as in generate_sync
         result: Any = self._llama.create_completion(
             text, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop

@@ -35,13 +35,16 @@ def sample(
     text whatever else is in the batch; otherwise rows share ``generator``'s stream.
 
     With ``prefixes`` (one token list per row, no <eos>), each row first writes its
-    prefix, then continues it: a completion of the text so far."""
+    prefix, then continues it: a completion of the text so far. A prefix of
+    ``max_tokens`` or more is cut there, with no room left to continue."""
     config = model.config
     batch = embeddings.shape[0]
     temperatures = torch.as_tensor(temperature, dtype=torch.float32).expand(batch)
     greedy_rows = temperatures <= 0
     written: list[list[int]] = [[] for _ in range(batch)]
     active = torch.arange(batch)  # rows still writing, in the order of the cache's rows
+    if prefixes is not None and len(prefixes) != batch:
+        raise ValueError(f"{len(prefixes)} prefixes for {batch} rows")
     longest = max((len(prefix) for prefix in prefixes), default=0) if prefixes else 0
     forced = torch.full((batch, longest), -1, dtype=torch.long)  # -1: choose freely
     for row, prefix in enumerate(prefixes or []):

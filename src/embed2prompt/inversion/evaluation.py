@@ -76,7 +76,7 @@ class InversionScores:
     original_log_prob: float | None = None
     english_percent: float | None = None
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | None]:
         return asdict(self)
 
 

@@ -29,7 +29,13 @@ class ReadabilityJudge:
     English. One text at a time on the CPU, about 0.1 s each on 2 cores."""
 
     def __init__(self, *, model_path: Path | None = None, threads: int | None = None) -> None:
-        path = model_path or packaged_gguf_path()
+        try:
+            path = model_path or packaged_gguf_path()
+        except ConfigurationError as error:
+            raise ConfigurationError(
+                f"{error}; the readability judge uses its weights (eval --no-readability "
+                "skips the judge)"
+            ) from None
         if not path.is_file():
             raise ConfigurationError(f"the readability judge's model file {path} is missing")
         from llama_cpp import Llama  # imported here: loading the native library takes time
@@ -42,10 +48,15 @@ class ReadabilityJudge:
             verbose=False,
         )
         self._prefix = self._llama.tokenize(_DOCUMENT_BOUNDARY, add_bos=False, special=True)
+        self._scores: dict[str, float] = {}
 
     def score(self, texts: Sequence[str]) -> list[float]:
-        """Each text's mean log-probability a token (natural log)."""
-        return [self._score(text) for text in texts]
+        """Each text's mean log-probability a token (natural log). Scores are kept: an
+        evaluation judges the same original texts at every step count."""
+        for text in texts:
+            if text not in self._scores:
+                self._scores[text] = self._score(text)
+        return [self._scores[text] for text in texts]
 
     def _score(self, text: str) -> float:
         own = self._llama.tokenize(text.strip().encode("utf-8"), add_bos=False)

@@ -94,6 +94,11 @@ class PromptBank:
         keep up to date."""
         if len(texts) != len(vectors):
             raise ValueError(f"{len(texts)} texts but {len(vectors)} embeddings")
+        if np.asarray(vectors).shape[1:] != (self.dimension,):
+            raise ValueError(
+                f"embeddings of shape {np.asarray(vectors).shape} for a bank of "
+                f"{self.dimension} dimensions"
+            )
         known = set(self.texts)
         rows: dict[str, int] = {}
         for index, text in enumerate(texts):
