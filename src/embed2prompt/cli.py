@@ -108,12 +108,15 @@ def _build_parser() -> argparse.ArgumentParser:
             "Assemble training text from Debian packages (fetched with apt-get download,\n"
             "unpacked with dpkg -x, nothing installed) plus synthetic prompts written by\n"
             "the local generator; deduplicate; split into train, val and test.\n\n"
+            "`corpus synthetic` writes only the synthetic prompts, one a line, to the file\n"
+            "--out names (for `bank add`).\n\n"
             "example:\n"
-            "  embed2prompt corpus build --out data/corpus --synthetic 2000"
+            "  embed2prompt corpus build --out data/corpus --synthetic 2000\n"
+            "  embed2prompt corpus synthetic --out data/synthetic.txt --synthetic 1000"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    corpus.add_argument("action", choices=["build"])
+    corpus.add_argument("action", choices=["build", "synthetic"])
     corpus.add_argument("--out", type=Path, default=Path("data/corpus"), help="output folder")
     corpus.add_argument("--sources", help="comma-separated source names (default: all)")
     corpus.add_argument(
@@ -371,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
             from embed2prompt.commands.bank import run_bank_add
 
             run_bank_add(args.model, args.files, settings=_settings())
+        elif args.command == "corpus" and args.action == "synthetic":
+            from embed2prompt.commands.corpus import run_corpus_synthetic
+
+            run_corpus_synthetic(args.out, count=args.synthetic, progress=not args.no_progress)
         elif args.command == "corpus":
             from embed2prompt.commands.corpus import run_corpus_build
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from embed2prompt.corpus.build import DEFAULT_CACHE, build_corpus
+from embed2prompt.errors import InputError
 
 
 def run_corpus_build(
@@ -32,6 +33,19 @@ def run_corpus_build(
         )
     splits = ", ".join(f"{name} {count:,}" for name, count in sorted(stats.splits.items()))
     print(f"{stats.duplicates:,} duplicates dropped; {splits}; written to {out}", file=sys.stderr)
+
+
+def run_corpus_synthetic(out: Path, *, count: int, progress: bool) -> None:
+    """Write up to ``count`` synthetic prompts to ``out``, one a line (for ``bank add``)."""
+    if count < 1:
+        raise InputError(f"--synthetic must be at least 1 for corpus synthetic, got {count}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with out.open("w", encoding="utf-8") as handle:
+        for _, text in _synthetic(count, progress):
+            handle.write(text + "\n")
+            written += 1
+    print(f"{written:,} synthetic prompts written to {out}", file=sys.stderr)
 
 
 def _synthetic(count: int, progress: bool) -> Iterator[tuple[str, str]]:

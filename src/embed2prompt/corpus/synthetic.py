@@ -76,9 +76,15 @@ def few_shot_text(kind: str, topic: str) -> str:
 
 def synthetic_prompts(count: int, *, generator: LocalGenerator, seed: int = 0) -> Iterator[str]:
     """Up to ``count`` one-line prompts, questions and instructions in turn, over the
-    topics; a generation that is empty or copies an example is skipped."""
+    topics. A generation that is empty, copies an example, or is one of the evaluation's
+    out-of-domain texts (the generator does write some: "What are the benefits of
+    meditation?") is skipped: those must stay out of any training data."""
+    from embed2prompt.corpus.build import normalised
+    from embed2prompt.inversion.evaluation import out_of_domain_texts
+
     kinds = list(EXAMPLES)
     copies = {example for examples in EXAMPLES.values() for example in examples}
+    held_out = {normalised(text) for text in out_of_domain_texts()}
     for number in range(count):
         kind = kinds[number % len(kinds)]
         topic = TOPICS[(number // len(kinds)) % len(TOPICS)]
@@ -89,5 +95,5 @@ def synthetic_prompts(count: int, *, generator: LocalGenerator, seed: int = 0) -
             seed=seed + number,
             stop=["\n"],
         ).strip('"')
-        if text and text not in copies:
+        if text and text not in copies and normalised(text) not in held_out:
             yield text
