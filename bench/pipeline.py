@@ -11,13 +11,13 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from pydantic import SecretStr
 
 from bench.engine import Row
+from embed2prompt.corpus.held_out import out_of_domain_texts
 from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.inversion.inference import DEFAULT_MODEL, EmbeddingToPromptInference
 from embed2prompt.pipeline import ParallelPromptGenerator, PromptGenerationResponse
@@ -26,11 +26,6 @@ from embed2prompt.testing import OpenAITestServer, ServerConfig
 
 _SEED_LATENCY_S = 1.5
 _KEY = "sk-bench"
-
-
-def _out_of_domain() -> list[str]:
-    text = resources.files("embed2prompt.data").joinpath("out_of_domain.txt").read_text()
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 async def _timed(
@@ -47,7 +42,7 @@ async def _comparison(settings: Settings, label: str, target: float | None) -> l
     """10 embeddings one at a time, then 5 at a time, alternating, medians of 3."""
     embedder = LocalEmbedder()
     inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
-    targets = embedder.embed_sync(_out_of_domain()[:10])
+    targets = embedder.embed_sync(out_of_domain_texts()[:10])
     sequential, parallel = [], []
     async with ParallelPromptGenerator(inverter, settings) as pipeline:
         await _timed(pipeline, targets[:2], 2)  # warm up: models loaded, connections open
@@ -96,7 +91,7 @@ async def local() -> list[Row]:
 async def quality() -> list[Row]:
     """Average similarity of generations over the out-of-domain set, without and with 3
     variants (one run: the originals are the no-variant figures), on the local default."""
-    texts = _out_of_domain()
+    texts = out_of_domain_texts()
     embedder = LocalEmbedder()
     inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
     targets = embedder.embed_sync(texts)

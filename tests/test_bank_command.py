@@ -51,11 +51,11 @@ def test_bad_inputs_are_named(model: Path, tmp_path: Path) -> None:
     empty.write_text("\n  \n")
     result = run("bank", "add", str(empty), "--model", str(model))
     assert result.returncode != 0
-    assert f"no texts in {empty}" in result.stderr
+    assert f"{empty}: no texts found" in result.stderr
     assert "Traceback" not in result.stderr
     result = run("bank", "add", str(tmp_path / "missing.txt"), "--model", str(model))
     assert result.returncode != 0
-    assert "missing.txt" in result.stderr
+    assert "missing.txt: no such file" in result.stderr
     assert "Traceback" not in result.stderr
     result = run("bank", "add", str(empty), "--model", str(tmp_path / "nope.pt"))
     assert result.returncode != 0
@@ -65,7 +65,7 @@ def test_bad_inputs_are_named(model: Path, tmp_path: Path) -> None:
     latin.write_bytes("caf\xe9\n".encode("latin-1"))
     result = run("bank", "add", str(latin), "--model", str(model))
     assert result.returncode != 0
-    assert "as UTF-8 text" in result.stderr
+    assert f"{latin}: not UTF-8 text" in result.stderr
     assert "Traceback" not in result.stderr
     result = run("bank", "add", str(empty))
     assert result.returncode == 2  # --model is required: the shared model is never the default

@@ -381,7 +381,8 @@ def test_token_f1() -> None:
 
 
 def test_evaluation_reports_the_fields_metrics(checkpoint: Path, embedder: LocalEmbedder) -> None:
-    from embed2prompt.inversion.evaluation import evaluate_inversion, out_of_domain_texts
+    from embed2prompt.corpus.held_out import out_of_domain_texts
+    from embed2prompt.inversion.evaluation import evaluate_inversion
 
     inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=2)
     scores, examples = evaluate_inversion(inverter, TEXTS[:6], steps=1, beam=2)

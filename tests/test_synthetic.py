@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from embed2prompt.corpus.held_out import out_of_domain_texts
 from embed2prompt.corpus.synthetic import EXAMPLES, few_shot_text, synthetic_prompts
 from embed2prompt.generators.local import LocalGenerator
 from tests.test_cli import run
@@ -51,8 +52,6 @@ class _Scripted:
 
 
 def test_copies_and_evaluation_texts_never_become_training_data() -> None:
-    from embed2prompt.inversion.evaluation import out_of_domain_texts
-
     held_out = out_of_domain_texts()[0]
     lines = [EXAMPLES["question"][0], held_out.upper(), "", "Is tea healthy?"]
     prompts = list(synthetic_prompts(4, generator=_Scripted(lines)))  # type: ignore[arg-type]

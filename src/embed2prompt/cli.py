@@ -139,7 +139,9 @@ def _build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bank.add_argument("action", choices=["add"])
-    bank.add_argument("files", type=Path, nargs="+", help="text files, one text a line")
+    bank.add_argument(
+        "files", type=Path, nargs="+", help=".txt (one text a line) or .jsonl (field text)"
+    )
     bank.add_argument(
         "--model",
         type=Path,

@@ -1,4 +1,4 @@
-"""Reading texts and writing embeddings for the ``embed`` command.
+"""Reading texts (``embed``, ``bank add``) and writing embeddings (``embed``).
 
 Inputs: ``.txt`` (one text a line, blank lines skipped) or ``.jsonl`` (field ``text``,
 optional ``id``). Outputs: ``.npy`` (rows in input order) or ``.jsonl`` (``id``, ``text``,

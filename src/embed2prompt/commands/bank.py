@@ -18,11 +18,12 @@ import numpy as np
 
 from embed2prompt.backends import create_embedder
 from embed2prompt.embedders.base import Embedder, Vectors
-from embed2prompt.errors import ConfigurationError, InputError
+from embed2prompt.errors import ConfigurationError
 from embed2prompt.inversion.checkpoint import load_checkpoint
 from embed2prompt.inversion.inference import locate_model
 from embed2prompt.inversion.retrieval import PromptBank, bank_path
 from embed2prompt.settings import Settings
+from embed2prompt.textio import read_texts
 
 _CHUNK = 4096  # texts embedded at a time, for the progress report
 
@@ -30,7 +31,8 @@ _CHUNK = 4096  # texts embedded at a time, for the progress report
 def run_bank_add(model: Path, files: list[Path], *, settings: Settings) -> None:
     model = locate_model(model)
     _, _, info = load_checkpoint(model)
-    texts = _read_texts(files)
+    # .txt (one text a line) or .jsonl (field text), as `embed` reads them.
+    texts = [record.text.strip() for file in files for record in read_texts(file)]
     embedder = create_embedder(settings)
     if embedder.name != info.embedder_name or embedder.dimension != info.embedder_dimension:
         raise ConfigurationError(
@@ -63,21 +65,6 @@ def run_bank_add(model: Path, files: list[Path], *, settings: Settings) -> None:
         f"repeated); {path} now holds {len(bank):,}",
         file=sys.stderr,
     )
-
-
-def _read_texts(files: list[Path]) -> list[str]:
-    texts = []
-    for file in files:
-        try:
-            lines = file.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(
-                f"cannot read {file} as UTF-8 text, one text a line ({error})"
-            ) from None
-        texts += [line.strip() for line in lines if line.strip()]
-    if not texts:
-        raise InputError(f"no texts in {', '.join(map(str, files))}; expected one text a line")
-    return texts
 
 
 async def _embed(embedder: Embedder, texts: list[str]) -> Vectors:

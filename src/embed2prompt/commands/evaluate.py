@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from embed2prompt.inversion.evaluation import evaluate_inversion, out_of_domain_texts
+from embed2prompt.corpus.held_out import out_of_domain_texts
+from embed2prompt.inversion.evaluation import evaluate_inversion
 from embed2prompt.inversion.inference import (
     DEFAULT_COMPLETIONS,
     DEFAULT_NEIGHBOURS,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from embed2prompt.corpus.build import normalised
+from embed2prompt.corpus.held_out import out_of_domain_texts
 from embed2prompt.generators.local import LocalGenerator
 
 TOPICS = (
@@ -79,9 +81,6 @@ def synthetic_prompts(count: int, *, generator: LocalGenerator, seed: int = 0) -
     topics. A generation that is empty, copies an example, or is one of the evaluation's
     out-of-domain texts (the generator does write some: "What are the benefits of
     meditation?") is skipped: those must stay out of any training data."""
-    from embed2prompt.corpus.build import normalised
-    from embed2prompt.inversion.evaluation import out_of_domain_texts
-
     kinds = list(EXAMPLES)
     copies = {example for examples in EXAMPLES.values() for example in examples}
     held_out = {normalised(text) for text in out_of_domain_texts()}

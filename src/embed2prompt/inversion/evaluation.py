@@ -16,7 +16,6 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
-from importlib import resources
 
 import numpy as np
 import sacrebleu
@@ -32,12 +31,6 @@ from embed2prompt.inversion.readability import ReadabilityJudge
 
 MAX_TOKENS = 32
 _WORDS = re.compile(r"[a-z0-9']+")
-
-
-def out_of_domain_texts() -> list[str]:
-    """Questions and instructions written for evaluation, never part of any corpus."""
-    text = resources.files("embed2prompt.data").joinpath("out_of_domain.txt").read_text()
-    return [line for line in text.splitlines() if line.strip()]
 
 
 def token_f1(prediction: str, reference: str) -> float:
