@@ -11,13 +11,12 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import numpy as np
 from pydantic import SecretStr
 
 from bench.engine import Row
-from embed2prompt.corpus.held_out import out_of_domain_texts
+from embed2prompt.corpus.held_out import out_of_domain_texts, pipeline_held_out_texts
 from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.inversion.inference import DEFAULT_MODEL, EmbeddingToPromptInference
 from embed2prompt.pipeline import ParallelPromptGenerator, PromptGenerationResponse
@@ -125,15 +124,10 @@ async def quality() -> list[Row]:
     ]
 
 
-# Questions and instructions written after the fluency weight was tuned on the
-# out-of-domain set, to check the weight on texts it has never seen.
-_HELD_OUT = Path(__file__).with_name("held_out_prompts.txt")
-
-
 async def fluency() -> list[Row]:
     """Generations without variants on the held-out texts, ranking refinement by cosine
     alone and with the default fluency weight, side by side in one run."""
-    texts = [line.strip() for line in _HELD_OUT.read_text().splitlines() if line.strip()]
+    texts = pipeline_held_out_texts()  # written after the weight was tuned
     embedder = LocalEmbedder()
     inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
     targets = embedder.embed_sync(texts)

@@ -401,7 +401,7 @@ def test_evaluation_reports_the_fields_metrics(checkpoint: Path, embedder: Local
     assert plain.neighbours == 0
     assert plain.exact_match < 100
     assert plain.prompt_log_prob is plain.english_percent is None  # no judge, no readability
-    with pytest.raises(InputError, match="none of the 2 texts has at most 32 tokens"):
+    with pytest.raises(InputError, match="none of the 2 texts has at most 24 words"):
         evaluate_inversion(inverter, ["word " * 40, "longer " * 50])
 
 
@@ -447,8 +447,8 @@ def test_completions_rewrite_the_hypothesis_tail_and_never_lose_the_best(
     hypothesis = "rate limits protect the moon"
     (written,) = inverter._complete([hypothesis], target[None, :], 3)
     assert 1 <= len(written) <= 3
-    ids = inverter.tokenizer.encode(hypothesis).ids
-    kept = inverter.tokenizer.decode(ids[: max(1, len(ids) // 4)])  # the shortest head kept
+    (ids,) = inverter.text_model.encode([hypothesis])
+    (kept,) = inverter.text_model.decode([ids[: max(1, len(ids) // 4)]])  # the shortest head
     assert kept
     assert all(text.startswith(kept) for text in written)
     one_pass = inverter.invert(target)
@@ -486,9 +486,7 @@ def test_fluency_trades_cosine_for_readability(checkpoint: Path, embedder: Local
     assert fluent.candidates[0] == (fluent.prompt, pytest.approx(fluent.cosine))
 
     def fluency(text: str) -> float:
-        length = inverter.model.config.max_tokens
-        tokens = encode_batch(inverter.tokenizer, [text], max_tokens=length)
-        return float(inverter.model.mean_log_likelihood(torch.from_numpy(target[None]), tokens)[0])
+        return inverter.text_model.fluency([text], target[None])[0]
 
     assert fluency(fluent.prompt) > fluency(plain.prompt)
     for weight in (-0.1, float("inf"), float("nan")):

@@ -1,4 +1,4 @@
-"""The readability judge: SmolLM2's mean token log-probability, real weights."""
+"""The readability judge: Gemma-3-270M's mean token log-probability, real weights."""
 
 from __future__ import annotations
 

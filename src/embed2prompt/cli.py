@@ -9,6 +9,7 @@ from typing import Any
 
 import pydantic
 
+from embed2prompt.corpus.held_out import EVALUATION_SETS
 from embed2prompt.errors import Embed2PromptError
 from embed2prompt.settings import Settings
 
@@ -44,6 +45,17 @@ def _step_counts(value: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated whole numbers >= 0 such as 0,12, got {value!r}"
         ) from None
+
+
+def _evaluation_sets(value: str) -> list[str]:
+    """``held-out,out-of-domain``: names of evaluation sets."""
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [name for name in names if name not in EVALUATION_SETS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated names among {', '.join(EVALUATION_SETS)}, got {value!r}"
+        )
+    return names
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -160,6 +172,31 @@ def _build_parser() -> argparse.ArgumentParser:
             "  embed2prompt train --corpus data/corpus --out runs/minilm/model.pt --steps 20000"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    trainer.add_argument(
+        "--fluent",
+        action="store_true",
+        help="train the fluent inverter (an adapter into the frozen SmolLM2) instead",
+    )
+    trainer.add_argument(
+        "--texts",
+        type=Path,
+        action="append",
+        default=[],
+        help="--fluent: a .txt or .jsonl file of training texts (repeatable)",
+    )
+    trainer.add_argument(
+        "--bank",
+        type=Path,
+        action="append",
+        default=[],
+        help="--fluent: a prompt bank (NAME.bank.npz) whose texts to train on (repeatable)",
+    )
+    trainer.add_argument(
+        "--prefix-length", type=int, default=4, help="--fluent: vectors the embedding becomes"
+    )
+    trainer.add_argument(
+        "--adapter-hidden", type=int, default=2048, help="--fluent: the adapter's hidden width"
     )
     trainer.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     trainer.add_argument("--out", type=Path, default=Path("runs/inverter/model.pt"))
@@ -328,10 +365,22 @@ def _build_parser() -> argparse.ArgumentParser:
         help="the inverter's rewrites of each hypothesis's tail a step (default 0: none)",
     )
     evaluate.add_argument(
+        "--strength",
+        type=float,
+        default=0.0,
+        help="re-decode conditioned on target + S x (target - hypothesis) a step (0: off)",
+    )
+    evaluate.add_argument(
+        "--sets",
+        type=_evaluation_sets,
+        default=list(EVALUATION_SETS),
+        help=f"comma-separated sets to score (default: all of {', '.join(EVALUATION_SETS)})",
+    )
+    evaluate.add_argument(
         "--readability",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="judge whether prompts read as English with SmolLM2 (about 0.1 s a text)",
+        help="judge whether prompts read as English with Gemma-3-270M (about 0.1 s a text)",
     )
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
@@ -389,6 +438,28 @@ def main(argv: list[str] | None = None) -> int:
                 synthetic=args.synthetic,
                 root=args.root,
                 progress=not args.no_progress,
+            )
+        elif args.command == "train" and args.fluent:
+            from embed2prompt.commands.train import run_train_fluent
+            from embed2prompt.inversion.prefix_lm import AdapterConfig
+            from embed2prompt.inversion.prefix_training import PrefixTrainingOptions
+
+            run_train_fluent(
+                PrefixTrainingOptions(
+                    checkpoint=args.out,
+                    steps=args.steps,
+                    batch_size=args.batch_size,
+                    learning_rate=args.learning_rate,
+                    save_every=args.eval_every,
+                    embedding_noise=args.embedding_noise,
+                    threads=args.threads,
+                    adapter=AdapterConfig(
+                        prefix_length=args.prefix_length, hidden=args.adapter_hidden
+                    ),
+                ),
+                settings=_settings(embedder=args.embedder, embedding_model=args.model),
+                text_files=args.texts,
+                banks=args.bank,
             )
         elif args.command == "train":
             from embed2prompt.commands.train import run_train
@@ -471,6 +542,8 @@ def main(argv: list[str] | None = None) -> int:
                 batch=args.batch,
                 fluency=args.fluency,
                 completions=args.completions,
+                strength=args.strength,
+                sets=args.sets,
                 readability=args.readability,
                 as_json=args.json,
             )

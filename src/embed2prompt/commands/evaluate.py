@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from embed2prompt.corpus.held_out import out_of_domain_texts
+from embed2prompt.corpus.held_out import EVALUATION_SETS, held_out_prompts, out_of_domain_texts
 from embed2prompt.inversion.evaluation import evaluate_inversion
 from embed2prompt.inversion.inference import (
     DEFAULT_COMPLETIONS,
     DEFAULT_NEIGHBOURS,
+    DEFAULT_STRENGTH,
     EmbeddingToPromptInference,
 )
 from embed2prompt.inversion.readability import ReadabilityJudge
@@ -30,17 +32,21 @@ def run_eval(
     batch: int = 32,
     fluency: float = 0.0,
     completions: int = DEFAULT_COMPLETIONS,
+    strength: float = DEFAULT_STRENGTH,
+    sets: Sequence[str] = tuple(EVALUATION_SETS),
     readability: bool = True,
     as_json: bool,
 ) -> None:
     inverter = EmbeddingToPromptInference(model, neighbours=neighbours)
     judge = ReadabilityJudge() if readability else None
-    sets = {
-        "in-domain (test split)": read_split(corpus, "test", samples),
-        "out-of-domain (questions, instructions)": out_of_domain_texts(),
+    readers = {
+        "in-domain": lambda: read_split(corpus, "test", samples),
+        "out-of-domain": out_of_domain_texts,
+        "held-out": held_out_prompts,  # no setting was ever chosen on these
     }
+    evaluated = {EVALUATION_SETS[name]: readers[name]() for name in sets}
     rows: list[dict[str, Any]] = []
-    for name, texts in sets.items():
+    for name, texts in evaluated.items():
         for step_count in steps:
             scores, examples = evaluate_inversion(
                 inverter,
@@ -51,6 +57,7 @@ def run_eval(
                 batch=batch,
                 fluency=fluency,
                 completions=completions,
+                strength=strength,
                 judge=judge,
             )
             rows.append({"set": name, **scores.as_dict(), "examples": examples[:3]})
@@ -65,6 +72,7 @@ def run_eval(
         "bank": "neighbours",
         "fluency": "fluency",
         "compl.": "completions",
+        "strength": "strength",
         "batch": "batch",
         "n": "texts",
         "BLEU": "bleu",

@@ -7,8 +7,13 @@ import sys
 from pathlib import Path
 
 from embed2prompt.backends import create_embedder
+from embed2prompt.corpus.held_out import is_evaluation_text
+from embed2prompt.errors import InputError
+from embed2prompt.inversion.prefix_training import PrefixTrainingOptions, train_prefix
+from embed2prompt.inversion.retrieval import PromptBank
 from embed2prompt.inversion.training import TrainingOptions, train
 from embed2prompt.settings import Settings
+from embed2prompt.textio import read_texts
 
 
 def run_train(options: TrainingOptions, *, settings: Settings, progress: bool) -> None:
@@ -20,3 +25,31 @@ def run_train(options: TrainingOptions, *, settings: Settings, progress: bool) -
 
 def default_run_folder() -> Path:
     return Path("runs") / "inverter"
+
+
+def fluent_training_texts(text_files: list[Path], banks: list[Path]) -> list[str]:
+    """The texts of ``text_files`` (.txt, .jsonl) and of prompt ``banks``, each once, with
+    every evaluation set's texts left out."""
+    texts: list[str] = []
+    for path in text_files:
+        texts += [record.text for record in read_texts(path)]
+    for path in banks:
+        texts += PromptBank.load(path).texts
+    kept = [text for text in dict.fromkeys(texts) if not is_evaluation_text(text)]
+    if not kept:
+        raise InputError("no training texts: pass --texts FILE or --bank NAME.bank.npz")
+    return kept
+
+
+def run_train_fluent(
+    options: PrefixTrainingOptions,
+    *,
+    settings: Settings,
+    text_files: list[Path],
+    banks: list[Path],
+) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    texts = fluent_training_texts(text_files, banks)
+    embedder = create_embedder(settings)
+    path = train_prefix(options, embedder, texts)
+    print(f"checkpoint written to {path} (config {path.with_suffix('.json')})", file=sys.stderr)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from embed2prompt.corpus.build import normalised
-from embed2prompt.corpus.held_out import out_of_domain_texts
+from embed2prompt.corpus.held_out import is_evaluation_text
 from embed2prompt.generators.local import LocalGenerator
 
 TOPICS = (
     "cooking",
+    "baking",
     "travel",
     "personal finance",
     "Python programming",
@@ -49,6 +49,143 @@ TOPICS = (
     "sports",
     "philosophy",
     "language learning",
+    "physics",
+    "geology",
+    "economics",
+    "psychology",
+    "nutrition",
+    "mental health",
+    "pets",
+    "dogs",
+    "cats",
+    "birdwatching",
+    "hiking",
+    "camping",
+    "cycling",
+    "running",
+    "football",
+    "basketball",
+    "tennis",
+    "chess",
+    "video games",
+    "board games",
+    "painting",
+    "drawing",
+    "poetry",
+    "novels",
+    "grammar",
+    "linguistics",
+    "ancient Rome",
+    "the Middle Ages",
+    "World War II",
+    "the Cold War",
+    "politics",
+    "elections",
+    "taxes",
+    "investing",
+    "real estate",
+    "renting an apartment",
+    "small business",
+    "startups",
+    "project management",
+    "remote work",
+    "productivity",
+    "time management",
+    "public speaking",
+    "negotiation",
+    "relationships",
+    "weddings",
+    "etiquette",
+    "fashion",
+    "skincare",
+    "hair care",
+    "cars",
+    "electric vehicles",
+    "motorcycles",
+    "aviation",
+    "trains",
+    "sailing",
+    "oceans",
+    "weather",
+    "earthquakes",
+    "volcanoes",
+    "renewable energy",
+    "recycling",
+    "architecture",
+    "interior design",
+    "furniture",
+    "woodworking",
+    "knitting",
+    "sewing",
+    "3D printing",
+    "electronics",
+    "Arduino",
+    "Linux",
+    "Windows",
+    "smartphones",
+    "networking",
+    "JavaScript",
+    "Rust",
+    "Java",
+    "C++",
+    "SQL",
+    "Git",
+    "Docker",
+    "Kubernetes",
+    "data science",
+    "statistics",
+    "spreadsheets",
+    "accounting",
+    "insurance",
+    "healthcare",
+    "dentistry",
+    "first aid",
+    "sleep",
+    "meditation",
+    "yoga",
+    "religion",
+    "mythology",
+    "art history",
+    "opera",
+    "jazz",
+    "guitar",
+    "piano",
+    "singing",
+    "film making",
+    "podcasts",
+    "journalism",
+    "social media",
+    "online privacy",
+    "artificial intelligence",
+    "robotics",
+    "space exploration",
+    "genetics",
+    "evolution",
+    "neuroscience",
+    "immunology",
+    "ecology",
+    "wildlife",
+    "oceanography",
+    "agriculture",
+    "wine",
+    "coffee",
+    "tea",
+    "vegetarian cooking",
+    "desserts",
+    "barbecue",
+    "kids' homework",
+    "college applications",
+    "studying for exams",
+    "teaching",
+    "careers",
+    "resumes",
+    "retirement",
+    "budgeting",
+    "shopping",
+    "customer service",
+    "legal contracts",
+    "immigration",
+    "volunteering",
 )
 # Each kind with four examples of it, written for this list (the topics differ from theirs).
 EXAMPLES = {
@@ -64,6 +201,18 @@ EXAMPLES = {
         "Translate 'where is the train station' into Spanish.",
         "Give me a weekly workout plan for a beginner with no equipment.",
     ),
+    "request": (
+        "I have a flight at 7 am and my hotel is an hour from the airport; when should I leave?",
+        "My tomato plants have yellow leaves at the bottom, what am I doing wrong?",
+        "We are three friends planning a weekend in Lisbon on a small budget; any ideas?",
+        "My manager keeps scheduling meetings at lunch; how do I bring it up politely?",
+    ),
+    "statement": (
+        "The new library downtown is open until midnight on weekdays.",
+        "Electric cars are cheaper to run than petrol cars in most of Europe.",
+        "Our team switched from weekly to daily stand-up meetings last month.",
+        "Honey never spoils if it is kept in a sealed jar.",
+    ),
 }
 
 
@@ -77,13 +226,12 @@ def few_shot_text(kind: str, topic: str) -> str:
 
 
 def synthetic_prompts(count: int, *, generator: LocalGenerator, seed: int = 0) -> Iterator[str]:
-    """Up to ``count`` one-line prompts, questions and instructions in turn, over the
-    topics. A generation that is empty, copies an example, or is one of the evaluation's
-    out-of-domain texts (the generator does write some: "What are the benefits of
-    meditation?") is skipped: those must stay out of any training data."""
+    """Up to ``count`` one-line prompts, of each kind in turn, over the topics. A
+    generation that is empty, copies an example, or is a text of an evaluation set (the
+    generator does write some: "What are the benefits of meditation?") is skipped: those
+    must stay out of any training data."""
     kinds = list(EXAMPLES)
     copies = {example for examples in EXAMPLES.values() for example in examples}
-    held_out = {normalised(text) for text in out_of_domain_texts()}
     for number in range(count):
         kind = kinds[number % len(kinds)]
         topic = TOPICS[(number // len(kinds)) % len(TOPICS)]
@@ -94,5 +242,5 @@ def synthetic_prompts(count: int, *, generator: LocalGenerator, seed: int = 0) -
             seed=seed + number,
             stop=["\n"],
         ).strip('"')
-        if text and text not in copies and normalised(text) not in held_out:
+        if text and text not in copies and not is_evaluation_text(text):
             yield text

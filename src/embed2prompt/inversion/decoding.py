@@ -1,23 +1,51 @@
-"""Turning the inverter's predictions into text: greedy, sampled and beam decoding."""
+"""Turning an inverter's predictions into text: greedy and sampled decoding.
+
+Both inverters (the small one trained from scratch, :mod:`model`, and the adapter into a
+pretrained LM, :mod:`prefix_lm`) decode the same way: read the embedding, then write
+one token at a time from a key/value cache. :class:`Decoder` is what they share.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import torch
 
-from embed2prompt.inversion.model import Inverter
+
+class Decoder(Protocol):
+    """A model that writes tokens conditioned on an embedding, one position at a time."""
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest text it writes, end-of-text included."""
+
+    @property
+    def eos_id(self) -> int: ...
+
+    @property
+    def banned_ids(self) -> tuple[int, ...]:
+        """Tokens never to write (padding, start-of-text, chat markers)."""
+
+    def begin(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Read the embeddings (B, E): the first token's logits (B, V) and a cache."""
+
+    def extend(self, token: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        """Read one token (B,) more: the next token's logits (B, V) and the cache."""
+
+    def keep_rows(self, cache: Any, rows: torch.Tensor) -> Any:
+        """The cache of the rows where ``rows`` (B,) is True only."""
 
 
 @torch.no_grad()
-def greedy(model: Inverter, embeddings: torch.Tensor) -> list[list[int]]:
+def greedy(model: Decoder, embeddings: torch.Tensor) -> list[list[int]]:
     """The most likely token at each step, for a batch of embeddings (B, E)."""
     return sample(model, embeddings, temperature=0.0)
 
 
 @torch.no_grad()
 def sample(
-    model: Inverter,
+    model: Decoder,
     embeddings: torch.Tensor,
     *,
     temperature: float | torch.Tensor = 1.0,
@@ -37,7 +65,6 @@ def sample(
     With ``prefixes`` (one token list per row, no <eos>), each row first writes its
     prefix, then continues it: a completion of the text so far. A prefix of
     ``max_tokens`` or more is cut there, with no room left to continue."""
-    config = model.config
     batch = embeddings.shape[0]
     temperatures = torch.as_tensor(temperature, dtype=torch.float32).expand(batch)
     greedy_rows = temperatures <= 0
@@ -50,9 +77,9 @@ def sample(
     for row, prefix in enumerate(prefixes or []):
         forced[row, : len(prefix)] = torch.as_tensor(list(prefix), dtype=torch.long)
     logits, cache = model.begin(embeddings)
-    for step in range(config.max_tokens):
-        logits[:, config.pad_id] = -torch.inf
-        logits[:, config.bos_id] = -torch.inf
+    banned = list(model.banned_ids)
+    for step in range(model.max_tokens):
+        logits[:, banned] = -torch.inf
         seeds = row_seeds[active] if row_seeds is not None else None
         chosen = _choose(
             logits, temperatures[active], greedy_rows[active], top_k, generator, seeds, step
@@ -61,12 +88,12 @@ def sample(
             chosen = torch.where(forced[active, step] >= 0, forced[active, step], chosen)
         for row, token in zip(active.tolist(), chosen.tolist(), strict=True):
             written[row].append(token)
-        going = chosen != config.eos_id
-        if not bool(going.any()) or step == config.max_tokens - 1:
+        going = chosen != model.eos_id
+        if not bool(going.any()) or step == model.max_tokens - 1:
             break
         if not bool(going.all()):
             active, chosen = active[going], chosen[going]
-            cache = [(k[going], v[going]) for k, v in cache]
+            cache = model.keep_rows(cache, going)
         logits, cache = model.extend(chosen, cache)
     return written
 

@@ -25,11 +25,14 @@ from embed2prompt.inversion.inference import (
     DEFAULT_BEAM,
     DEFAULT_COMPLETIONS,
     DEFAULT_EDITS,
+    DEFAULT_STRENGTH,
     EmbeddingToPromptInference,
 )
 from embed2prompt.inversion.readability import ReadabilityJudge
 
-MAX_TOKENS = 32
+# Texts longer than this are left out of an evaluation: both inverters write at most
+# 32 tokens, about 24 words. A word count, so that both kinds score the same texts.
+MAX_WORDS = 24
 _WORDS = re.compile(r"[a-z0-9']+")
 
 
@@ -55,6 +58,7 @@ class InversionScores:
     batch: int  # targets inverted together
     fluency: float  # weight of the inverter's fluency against cosine in refinement
     completions: int  # the inverter's rewrites of each hypothesis's tail a step
+    strength: float  # re-decoding conditioned away from each hypothesis's error (0: off)
     bleu: float
     token_f1: float
     exact_match: float
@@ -83,24 +87,30 @@ def evaluate_inversion(
     batch: int = 32,
     fluency: float = 0.0,
     completions: int = DEFAULT_COMPLETIONS,
+    strength: float = DEFAULT_STRENGTH,
     judge: ReadabilityJudge | None = None,
 ) -> tuple[InversionScores, list[tuple[str, str, float]]]:
-    """Scores, and (original, prompt, cosine) for every text of at most 32 tokens,
+    """Scores, and (original, prompt, cosine) for every text of at most 24 words,
     inverted ``batch`` at a time; with a ``judge``, readability too (outside the timing)."""
     if batch < 1:
         raise InputError(f"batch must be >= 1, got {batch}")
     given = len(texts)
-    texts = [text for text in texts if len(inverter.tokenizer.encode(text).ids) <= MAX_TOKENS]
+    texts = [text for text in texts if len(text.split()) <= MAX_WORDS]
     if not texts:
         raise InputError(
-            f"none of the {given} texts has at most {MAX_TOKENS} tokens; "
+            f"none of the {given} texts has at most {MAX_WORDS} words; "
             "expected at least one short text to invert"
         )
     targets = asyncio.run(inverter.embedder.embed(texts))
     # One untimed inversion first: the first call's one-off costs (thread pools, torch's
     # first kernels, the lexicon's loading) are not a cost per target.
     invert = partial(
-        inverter.invert_batch, beam=beam, edits=edits, fluency=fluency, completions=completions
+        inverter.invert_batch,
+        beam=beam,
+        edits=edits,
+        fluency=fluency,
+        completions=completions,
+        strength=strength,
     )
     invert(targets[:1], steps=min(steps, 1))
     started = time.perf_counter()
@@ -120,6 +130,7 @@ def evaluate_inversion(
         batch=batch,
         fluency=fluency,
         completions=completions,
+        strength=strength,
         bleu=round(sacrebleu.corpus_bleu(prompts, [texts]).score, 2),
         token_f1=round(
             100 * statistics.mean(token_f1(p, t) for p, t in zip(prompts, texts, strict=True)), 2

@@ -33,11 +33,10 @@ import torch
 
 from embed2prompt.embedders.base import Embedder
 from embed2prompt.errors import ConfigurationError, InputError
-from embed2prompt.inversion.checkpoint import load_checkpoint
 from embed2prompt.inversion.decoding import sample
-from embed2prompt.inversion.lexical_search import Lexicon, propose_edits, tokenizer_words
+from embed2prompt.inversion.inverters import load_inverter
+from embed2prompt.inversion.lexical_search import Lexicon, propose_edits
 from embed2prompt.inversion.retrieval import PromptBank, load_bank_for
-from embed2prompt.inversion.tokenizer import decode, encode_batch
 
 Vectors = npt.NDArray[np.float32]
 
@@ -258,7 +257,7 @@ class EmbeddingToPromptInference:
         seed: int = 0,
     ) -> None:
         self.model_path = locate_model(model_path)
-        self.model, self.tokenizer, self.info = load_checkpoint(self.model_path)
+        self.text_model, self.info = load_inverter(self.model_path)
         if embedder is None:
             if self.info.embedder_name != "all-MiniLM-L6-v2":
                 raise ConfigurationError(
@@ -475,23 +474,15 @@ class EmbeddingToPromptInference:
         ]
 
     def _fluency(self, texts: list[str], conditioning: npt.NDArray[np.float32]) -> list[float]:
-        """Mean token log-probability of each text given its target, in one batch cut to
-        the longest text."""
-        tokens = encode_batch(self.tokenizer, texts, max_tokens=self.model.config.max_tokens)
-        longest = int((tokens != self.model.config.pad_id).sum(dim=1).max())
-        scores = self.model.mean_log_likelihood(
-            torch.from_numpy(np.ascontiguousarray(conditioning)), tokens[:, :longest]
-        )
-        return [float(score) for score in scores]
+        """Mean token log-probability of each text given its target, in one batch."""
+        return self.text_model.fluency(texts, conditioning)
 
     async def _lexicon(self) -> Lexicon:
         """The checkpoint's lexicon with its embeddings, built on first use and kept
         beside the checkpoint (``NAME.lexicon.npz``), since embedding 20,000 words takes
         about 20 s that every run would otherwise pay again."""
         if self._lexicon_cache is None:
-            words = list(
-                dict.fromkeys(self.info.lexicon or tokenizer_words(self.tokenizer.get_vocab()))
-            )
+            words = list(dict.fromkeys(self.info.lexicon or self.text_model.vocabulary_words()))
             cache = self.model_path.with_suffix(".lexicon.npz")
             key = hashlib.sha256("\n".join([self.embedder.name, *words]).encode()).hexdigest()
             vectors = _read_lexicon_cache(cache, key, len(words))
@@ -511,11 +502,9 @@ class EmbeddingToPromptInference:
         (N = ``per_text``), the rest rewritten. Readable moves that a word edit cannot
         make. A text too short to cut that often gets fewer; one of a single token,
         none (its only cut would keep it whole)."""
-        limit = self.model.config.max_tokens - 1
         prefixes: list[list[int]] = []
         owners: list[int] = []
-        for index, text in enumerate(texts):
-            ids = self.tokenizer.encode(text).ids[:limit]
+        for index, ids in enumerate(self.text_model.encode(texts)):
             cuts = {len(ids) * part // (per_text + 1) for part in range(1, per_text + 1)}
             for cut in sorted(cuts - {0}):
                 prefixes.append(ids[:cut])
@@ -523,14 +512,13 @@ class EmbeddingToPromptInference:
         if not prefixes:
             return [[] for _ in texts]
         rows = sample(
-            self.model,
+            self.text_model.decoder,
             torch.from_numpy(np.ascontiguousarray(conditioning[owners])),
             temperature=0.0,
             prefixes=prefixes,
         )
         written: list[list[str]] = [[] for _ in texts]
-        for owner, row in zip(owners, rows, strict=True):
-            text = decode(self.tokenizer, row)
+        for owner, text in zip(owners, self.text_model.decode(rows), strict=True):
             if text:
                 written[owner].append(text)
         return written
@@ -547,15 +535,14 @@ class EmbeddingToPromptInference:
         # Row r of the batch is candidate r // count of vector r % count.
         candidate = torch.arange(self.candidates, dtype=torch.int64).repeat_interleave(count)
         ids = sample(
-            self.model,
+            self.text_model.decoder,
             torch.from_numpy(conditioning).repeat(self.candidates, 1),
             temperature=temperatures.flatten(),
             top_k=_SAMPLING_TOP_K,
             row_seeds=vector_seeds.repeat(self.candidates) + candidate * 7919,
         )
         pools: list[list[str]] = [[] for _ in range(count)]
-        for index, row in enumerate(ids):
-            text = decode(self.tokenizer, row)
+        for index, text in enumerate(self.text_model.decode(ids)):
             pool = pools[index % count]
             if text and text not in pool:
                 pool.append(text)

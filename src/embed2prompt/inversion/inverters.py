@@ -1,0 +1,91 @@
+"""The two kinds of inverter behind one interface, and loading either from a checkpoint.
+
+- ``"prefix-lm"`` (:mod:`prefix_lm`): an adapter into the frozen, pretrained SmolLM2. It
+  writes English, so its prompts read as prompts.
+- ``"scratch"`` (:mod:`model`): the small decoder trained from scratch on the corpus,
+  with its own tokenizer. Kept for checkpoints trained on other embedders.
+
+The search (:mod:`inference`) needs four things of either: decoding (:class:`Decoder`),
+tokens in and out, how likely a text is given a target, and words to try as edits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from tokenizers import Tokenizer
+
+from embed2prompt.inversion.checkpoint import CheckpointInfo, load_checkpoint
+from embed2prompt.inversion.decoding import Decoder
+from embed2prompt.inversion.lexical_search import tokenizer_words
+from embed2prompt.inversion.model import Inverter
+from embed2prompt.inversion.prefix_checkpoint import KIND as PREFIX_KIND
+from embed2prompt.inversion.prefix_checkpoint import checkpoint_kind, load_prefix_inverter
+from embed2prompt.inversion.tokenizer import decode, encode_batch
+
+
+class TextModel(Protocol):
+    @property
+    def decoder(self) -> Decoder: ...
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's tokens (no end-of-text), cut to fit the decoder."""
+
+    def decode(self, rows: Sequence[Sequence[int]]) -> list[str]:
+        """Texts from written tokens, up to the end-of-text, markers left out."""
+
+    def fluency(self, texts: Sequence[str], conditioning: npt.NDArray[np.float32]) -> list[float]:
+        """Each text's mean token log-probability given its row of ``conditioning``."""
+
+    def vocabulary_words(self) -> list[str]:
+        """Whole words of the vocabulary: edits to try when a checkpoint has no lexicon."""
+
+
+class ScratchTextModel:
+    """The small decoder trained from scratch, with its own BPE tokenizer."""
+
+    def __init__(self, model: Inverter, tokenizer: Tokenizer) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @property
+    def decoder(self) -> Decoder:
+        return self.model
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        limit = self.model.config.max_tokens - 1
+        return [encoding.ids[:limit] for encoding in self.tokenizer.encode_batch(list(texts))]
+
+    def decode(self, rows: Sequence[Sequence[int]]) -> list[str]:
+        return [decode(self.tokenizer, row) for row in rows]
+
+    def fluency(self, texts: Sequence[str], conditioning: npt.NDArray[np.float32]) -> list[float]:
+        tokens = encode_batch(self.tokenizer, texts, max_tokens=self.model.config.max_tokens)
+        longest = int((tokens != self.model.config.pad_id).sum(dim=1).max())
+        scores = self.model.mean_log_likelihood(
+            torch.from_numpy(np.ascontiguousarray(conditioning)), tokens[:, :longest]
+        )
+        return [float(score) for score in scores]
+
+    def vocabulary_words(self) -> list[str]:
+        return tokenizer_words(self.tokenizer.get_vocab())
+
+
+def load_inverter(path: Path) -> tuple[TextModel, CheckpointInfo]:
+    """Either kind of inverter from its checkpoint (``NAME.pt`` and ``NAME.json``)."""
+    if checkpoint_kind(path) == PREFIX_KIND:
+        inverter, prefix_info = load_prefix_inverter(path)
+        info = CheckpointInfo(
+            prefix_info.embedder_name,
+            prefix_info.embedder_dimension,
+            prefix_info.training,
+            prefix_info.lexicon,
+        )
+        return inverter, info
+    model, tokenizer, info = load_checkpoint(path)
+    return ScratchTextModel(model, tokenizer), info

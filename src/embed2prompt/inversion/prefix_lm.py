@@ -1,0 +1,175 @@
+"""The fluent inverter: a frozen pretrained LM that reads the embedding as a prefix.
+
+An adapter (a 2-layer MLP) turns the target embedding into ``prefix_length`` vectors in
+the LM's input-embedding space; the LM reads them as if they were the first tokens of a
+document and writes the text that follows (ClipCap's design; GEIA and "lmgist" did the
+same for sentence embeddings). Only the adapter trains, so the LM keeps all the English it
+knows: whatever it writes reads as English, and training only has to teach it *what* to
+write about.
+
+Shapes: B batch, K prefix length, T text tokens, W the LM's width (576), E embedding dim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from embed2prompt.inversion.base_lm import COMPUTE_DTYPE, BaseLM
+from embed2prompt.inversion.lexical_search import tokenizer_words
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    embedding_dim: int = 384  # E: the embedder's dimension (all-MiniLM-L6-v2)
+    prefix_length: int = 4  # K
+    hidden: int = 2048
+    lm_width: int = 576  # W: SmolLM2-135M's hidden size
+    max_tokens: int = 32  # longest text trained on and written, in the LM's tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class PrefixAdapter(nn.Module):
+    """(B, E) embeddings to (B, K, W) vectors the LM reads before the text."""
+
+    def __init__(self, config: AdapterConfig, *, token_scale: float = 1.0) -> None:
+        super().__init__()
+        self.config = config
+        self.mlp = nn.Sequential(
+            nn.Linear(config.embedding_dim, config.hidden),
+            nn.GELU(),
+            nn.Linear(config.hidden, config.prefix_length * config.lm_width),
+        )
+        # Start at the size of the LM's own token vectors: a prefix far larger or smaller
+        # than any token the LM has seen makes the first steps of training erratic.
+        with torch.no_grad():
+            probe = F.normalize(torch.randn(256, config.embedding_dim), dim=1)
+            last = self.mlp[2]
+            assert isinstance(last, nn.Linear)
+            last.bias.zero_()
+            last.weight.mul_(token_scale / float(self.mlp(probe).std()))
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        config = self.config
+        out: torch.Tensor = self.mlp(embeddings).view(-1, config.prefix_length, config.lm_width)
+        return out
+
+
+class PrefixLM:
+    """The frozen LM with an adapter: loss for training, decoding and scoring for use."""
+
+    def __init__(self, base: BaseLM, adapter: PrefixAdapter) -> None:
+        if adapter.config.lm_width != base.width:
+            raise ValueError(
+                f"the adapter writes {adapter.config.lm_width}-wide vectors, "
+                f"the language model reads {base.width}"
+            )
+        self.base = base
+        self.adapter = adapter
+        self.config = adapter.config
+
+    # -- tokens -----------------------------------------------------------------------
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's tokens, cut to leave room for the end-of-text token."""
+        ids = self.base.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [row[: self.config.max_tokens - 1] for row in ids]
+
+    def decode(self, rows: Sequence[Sequence[int]]) -> list[str]:
+        """Texts up to the first end-of-text, markers left out, spacing normalised."""
+        eos = self.base.eos_id
+        cut = [list(row)[: list(row).index(eos)] if eos in row else list(row) for row in rows]
+        texts = self.base.tokenizer.batch_decode(cut, skip_special_tokens=True)
+        return [" ".join(text.split()) for text in texts]
+
+    def vocabulary_words(self) -> list[str]:
+        return tokenizer_words(self.base.tokenizer.get_vocab())
+
+    # -- training and scoring ---------------------------------------------------------
+
+    def _teacher_forced(
+        self, embeddings: torch.Tensor, rows: Sequence[Sequence[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next-token logits (B, T+1, V) after the prefix and each row's tokens, and the
+        targets (B, T+1): the tokens, then end-of-text, then -100 (ignored) as padding."""
+        eos = self.base.eos_id
+        length = max(len(row) for row in rows)
+        tokens = torch.full((len(rows), length), eos, dtype=torch.long)
+        targets = torch.full((len(rows), length + 1), -100, dtype=torch.long)
+        for index, row in enumerate(rows):
+            tokens[index, : len(row)] = torch.tensor(row, dtype=torch.long)
+            targets[index, : len(row)] = tokens[index, : len(row)]
+            targets[index, len(row)] = eos
+        prefix = self.adapter(embeddings.float()).to(COMPUTE_DTYPE)  # (B, K, W)
+        text = self.base.token_embeddings()(tokens)  # (B, T, W)
+        inputs = torch.cat([prefix, text], dim=1)
+        # Causal attention: padding sits after each row's end, so no row ever reads it.
+        logits = self.base.model(inputs_embeds=inputs, use_cache=False).logits
+        k = self.config.prefix_length
+        return logits[:, k - 1 :].float(), targets
+
+    def loss(self, embeddings: torch.Tensor, rows: Sequence[Sequence[int]]) -> torch.Tensor:
+        logits, targets = self._teacher_forced(embeddings, rows)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+    @property
+    def decoder(self) -> PrefixLM:
+        return self
+
+    @torch.no_grad()
+    def fluency(self, texts: Sequence[str], conditioning: npt.NDArray[np.float32]) -> list[float]:
+        """Each text's mean token log-probability given its embedding (end-of-text
+        included): how readily the inverter would write that text for that target."""
+        rows = self.encode(texts)
+        embeddings = torch.from_numpy(np.ascontiguousarray(conditioning))
+        logits, targets = self._teacher_forced(embeddings, rows)
+        real = targets != -100
+        chosen = logits.log_softmax(dim=-1).gather(2, targets.clamp(min=0)[:, :, None])[..., 0]
+        means = (chosen * real).sum(dim=1) / real.sum(dim=1).clamp(min=1)
+        return [float(value) for value in means]
+
+    # -- decoding (the Decoder protocol of :mod:`decoding`) ------------------------
+
+    @property
+    def max_tokens(self) -> int:
+        return self.config.max_tokens
+
+    @property
+    def eos_id(self) -> int:
+        return self.base.eos_id
+
+    @property
+    def banned_ids(self) -> tuple[int, ...]:
+        # Document and chat markers: the LM may write them, a prompt never contains them.
+        return tuple(
+            int(i) for i in self.base.tokenizer.all_special_ids if int(i) != self.base.eos_id
+        )
+
+    @torch.no_grad()
+    def begin(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        prefix = self.adapter(embeddings.float()).to(COMPUTE_DTYPE)
+        out = self.base.model(inputs_embeds=prefix, use_cache=True)
+        return out.logits[:, -1].float(), out.past_key_values
+
+    @torch.no_grad()
+    def extend(self, token: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        out = self.base.model(input_ids=token[:, None], past_key_values=cache, use_cache=True)
+        return out.logits[:, -1].float(), out.past_key_values
+
+    def keep_rows(self, cache: Any, rows: torch.Tensor) -> Any:
+        cache.batch_select_indices(rows.nonzero()[:, 0])
+        return cache
+
+
+def token_scale(base: BaseLM) -> float:
+    """The typical size of one of the LM's token vectors (the std of all their entries)."""
+    return float(base.token_embeddings().weight.float().std())

@@ -1,0 +1,196 @@
+"""Training the fluent inverter's adapter: ``embed2prompt train --fluent``.
+
+The language model stays frozen; only the adapter learns, from (embedding, text) pairs:
+the texts are embedded once with the target embedder (cached on disk), and the adapter is
+taught to make the LM write each text from its embedding. Batches hold texts of similar
+length (less padding through a 30-layer model), the LM runs in bf16, and a run resumes
+from its last checkpoint, so training fits in interrupted sessions on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from embed2prompt.embedders.base import Embedder
+from embed2prompt.inversion.base_lm import load_base_lm
+from embed2prompt.inversion.embedding_cache import cache_folder, embed_with_cache
+from embed2prompt.inversion.lexical_search import frequent_words
+from embed2prompt.inversion.model import cosine_schedule
+from embed2prompt.inversion.prefix_checkpoint import (
+    PrefixCheckpointInfo,
+    load_prefix_inverter,
+    save_prefix_checkpoint,
+)
+from embed2prompt.inversion.prefix_lm import AdapterConfig, PrefixAdapter, PrefixLM, token_scale
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PrefixTrainingOptions:
+    checkpoint: Path
+    steps: int = 4_000
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    save_every: int = 100
+    validation_texts: int = 256
+    seed: int = 0
+    threads: int | None = None
+    # Noise added to training embeddings (then renormalised): refinement conditions the
+    # adapter on vectors near, not at, real texts' embeddings.
+    embedding_noise: float = 0.0
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+
+
+def length_batches(
+    lengths: Sequence[int], batch_size: int, rng: random.Random, *, pool: int = 64
+) -> list[list[int]]:
+    """Indices in batches of similar length: shuffle, sort within pools of ``pool``
+    batches, cut, then shuffle the batches, so each batch is random yet barely padded."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches: list[list[int]] = []
+    span = batch_size * pool
+    for start in range(0, len(order), span):
+        chunk = sorted(order[start : start + span], key=lengths.__getitem__)
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def train_prefix(options: PrefixTrainingOptions, embedder: Embedder, texts: Sequence[str]) -> Path:
+    """Train the adapter on ``texts`` until ``options.steps``; returns the checkpoint."""
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    torch.manual_seed(options.seed)
+    rng = random.Random(options.seed)
+    texts = list(dict.fromkeys(" ".join(text.split()) for text in texts if text.strip()))
+    rng.shuffle(texts)
+    validation, training = texts[: options.validation_texts], texts[options.validation_texts :]
+    state_path = options.checkpoint.with_suffix(".train.pt")
+
+    if state_path.is_file() and options.checkpoint.is_file():
+        inverter, info = load_prefix_inverter(options.checkpoint)
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        inverter.adapter.load_state_dict(state["adapter"])  # full precision, not the fp16 copy
+        step = int(state["step"])
+        log.info("resuming from step %d", step)
+    else:
+        base = load_base_lm()
+        config = AdapterConfig(
+            **{
+                **asdict(options.adapter),
+                "embedding_dim": embedder.dimension,
+                "lm_width": base.width,
+            }
+        )
+        inverter = PrefixLM(base, PrefixAdapter(config, token_scale=token_scale(base)))
+        info = PrefixCheckpointInfo(embedder.name, embedder.dimension, base.name)
+        state, step = None, 0
+    # The words refinement may try as edits: the training texts' frequent ones.
+    info.lexicon = info.lexicon or frequent_words(training)
+    adapter = inverter.adapter
+    optimizer = torch.optim.AdamW(adapter.parameters(), lr=options.learning_rate, weight_decay=0.01)
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+
+    cache_root = options.checkpoint.parent / ".embeddings"
+    vectors = torch.from_numpy(
+        embed_with_cache(embedder, training, cache_folder(cache_root, embedder.name, training))
+    )
+    val_vectors = torch.from_numpy(
+        embed_with_cache(embedder, validation, cache_folder(cache_root, embedder.name, validation))
+    )
+    rows = inverter.encode(training)
+    val_rows = inverter.encode(validation)
+    info.training = {
+        "texts": len(training),
+        "options": {
+            key: value
+            for key, value in asdict(options).items()
+            if key not in ("checkpoint", "adapter")
+        },
+    }
+
+    epoch = step * options.batch_size // max(1, len(training))
+    batches = length_batches([len(r) for r in rows], options.batch_size, random.Random(epoch))
+    position = step % len(batches)
+    adapter.train()
+    started, running = time.monotonic(), 0.0
+    while step < options.steps:
+        if position >= len(batches):
+            epoch, position = epoch + 1, 0
+            batches = length_batches(
+                [len(r) for r in rows], options.batch_size, random.Random(epoch)
+            )
+        batch = batches[position]
+        position += 1
+        embeddings = vectors[batch]
+        if options.embedding_noise > 0:
+            noisy = embeddings + options.embedding_noise * torch.randn_like(embeddings) / math.sqrt(
+                embeddings.shape[1]
+            )
+            embeddings = torch.nn.functional.normalize(noisy, dim=1)
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_schedule(
+                step, warmup=options.warmup_steps, total=options.steps, peak=options.learning_rate
+            )
+        loss = inverter.loss(embeddings, [rows[i] for i in batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(adapter.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        running = loss.item() if running == 0 else 0.95 * running + 0.05 * loss.item()
+        if step % 10 == 0:
+            log.info(
+                "step %d loss %.3f (%.2f s a step)",
+                step,
+                running,
+                (time.monotonic() - started) / max(1, step - (state or {}).get("step", 0)),
+            )
+        if step % options.save_every == 0 or step == options.steps:
+            validation_loss = _validation_loss(inverter, val_vectors, val_rows, options.batch_size)
+            info.training["last_validation"] = {
+                "step": step,
+                "train_loss": round(running, 4),
+                "val_loss": round(validation_loss, 4),
+            }
+            log.info("step %d validation loss %.4f", step, validation_loss)
+            save_prefix_checkpoint(options.checkpoint, adapter, info)
+            _save_state(state_path, adapter, optimizer, step)
+            adapter.train()
+    return options.checkpoint
+
+
+def _validation_loss(
+    inverter: PrefixLM, vectors: torch.Tensor, rows: list[list[int]], batch_size: int
+) -> float:
+    inverter.adapter.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            part = rows[start : start + batch_size]
+            total += inverter.loss(vectors[start : start + batch_size], part).item() * len(part)
+            count += len(part)
+    return total / max(1, count)
+
+
+def _save_state(
+    path: Path, adapter: PrefixAdapter, optimizer: torch.optim.Optimizer, step: int
+) -> None:
+    partial = path.with_suffix(".partial")
+    torch.save(
+        {"adapter": adapter.state_dict(), "optimizer": optimizer.state_dict(), "step": step},
+        partial,
+    )
+    partial.replace(path)

@@ -1,0 +1,173 @@
+"""The fluent inverter: an adapter into the frozen SmolLM2 (real weights, from the package).
+
+A small adapter trained for a few steps on a handful of texts: these tests check
+behaviour (training lowers the loss, decoding matches the full forward pass, checkpoints
+are safe and round-trip, the search's contract holds), not quality (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from embed2prompt import ConfigurationError
+from embed2prompt.commands.train import fluent_training_texts
+from embed2prompt.corpus.held_out import held_out_prompts, out_of_domain_texts
+from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.inversion.base_lm import BaseLM, load_base_lm
+from embed2prompt.inversion.decoding import sample
+from embed2prompt.inversion.inference import EmbeddingToPromptInference
+from embed2prompt.inversion.inverters import load_inverter
+from embed2prompt.inversion.prefix_checkpoint import load_prefix_inverter
+from embed2prompt.inversion.prefix_lm import AdapterConfig, PrefixAdapter, PrefixLM, token_scale
+from embed2prompt.inversion.prefix_training import PrefixTrainingOptions, train_prefix
+
+SMALL = AdapterConfig(prefix_length=2, hidden=64, max_tokens=12)
+TEXTS = [
+    "How do I reset my password?",
+    "Write a poem about the sea.",
+    "Rate limits protect the server.",
+    "Embeddings can leak private text.",
+    "The cat sat on the mat.",
+    "A dog barked at the moon.",
+]
+
+
+@pytest.fixture(scope="module")
+def base() -> BaseLM:
+    return load_base_lm()
+
+
+@pytest.fixture(scope="module")
+def embedder() -> LocalEmbedder:
+    return LocalEmbedder()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(embedder: LocalEmbedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("fluent") / "model.pt"
+    options = PrefixTrainingOptions(
+        checkpoint=path,
+        steps=40,
+        batch_size=6,
+        learning_rate=3e-3,
+        warmup_steps=4,
+        save_every=20,
+        validation_texts=2,
+        adapter=SMALL,
+    )
+    return train_prefix(options, embedder, TEXTS * 2 + ["Tea is a drink.", "Rain fell."])
+
+
+def _untrained(base: BaseLM) -> PrefixLM:
+    torch.manual_seed(0)
+    return PrefixLM(base, PrefixAdapter(SMALL, token_scale=token_scale(base)))
+
+
+def test_the_adapter_starts_at_the_size_of_the_lms_token_vectors(base: BaseLM) -> None:
+    adapter = PrefixAdapter(SMALL, token_scale=token_scale(base))
+    vectors = adapter(torch.nn.functional.normalize(torch.randn(64, 384), dim=1))
+    assert vectors.shape == (64, 2, base.width)
+    assert float(vectors.std()) == pytest.approx(token_scale(base), rel=0.2)
+
+
+def test_cached_decoding_writes_what_the_full_forward_pass_predicts(base: BaseLM) -> None:
+    inverter = _untrained(base)
+    embeddings = torch.nn.functional.normalize(torch.randn(3, 384), dim=1)
+    rows = sample(inverter, embeddings, temperature=0.0)
+    for embedding, row in zip(embeddings, rows, strict=True):
+        written = row[:-1] if row[-1] == inverter.eos_id else row
+        logits, _ = inverter._teacher_forced(embedding[None], [written])
+        # Each written token is the full pass's argmax after the prefix and those before
+        # it (bf16 may break a near tie, so compare the chosen token's logit to the max).
+        chosen = logits[0, torch.arange(len(row)), torch.tensor(row)]
+        assert torch.allclose(chosen, logits[0, : len(row)].max(dim=-1).values, atol=0.15)
+
+
+def test_a_row_samples_the_same_text_alone_or_in_a_batch(base: BaseLM) -> None:
+    inverter = _untrained(base)
+    embeddings = torch.nn.functional.normalize(torch.randn(4, 384), dim=1)
+    seeds = torch.tensor([11, 22, 33, 44])
+    together = sample(inverter, embeddings, temperature=1.0, top_k=40, row_seeds=seeds)
+    alone = sample(inverter, embeddings[2:3], temperature=1.0, top_k=40, row_seeds=seeds[2:3])
+    assert together[2] == alone[0]
+    assert len({tuple(row) for row in together}) > 1  # the seeds differ, so do the texts
+
+
+def test_training_lowers_the_loss_and_writes_a_safe_checkpoint(checkpoint: Path) -> None:
+    document = json.loads(checkpoint.with_suffix(".json").read_text())
+    assert document["kind"] == "prefix-lm"
+    assert document["adapter"]["prefix_length"] == 2
+    assert document["language_model"] == "SmolLM2-135M-Instruct"
+    assert document["training"]["last_validation"]["step"] == 40
+    weights = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert all(tensor.dtype == torch.float16 for tensor in weights.values())
+    # The base LM's weights are not in the checkpoint: only the adapter's few.
+    assert sum(t.numel() for t in weights.values()) < 200_000
+
+
+def test_a_trained_adapter_prefers_its_texts(checkpoint: Path, embedder: LocalEmbedder) -> None:
+    inverter, _ = load_prefix_inverter(checkpoint)
+    untrained = _untrained(inverter.base)
+    vectors = embedder.embed_sync(TEXTS)
+    trained_scores = inverter.fluency(TEXTS, vectors)
+    untrained_scores = untrained.fluency(TEXTS, vectors)
+    assert np.mean(trained_scores) > np.mean(untrained_scores) + 0.5
+
+
+def test_training_resumes_from_its_checkpoint(
+    checkpoint: Path, embedder: LocalEmbedder, tmp_path: Path
+) -> None:
+    copy = tmp_path / "model.pt"
+    for suffix in (".pt", ".json", ".train.pt"):
+        copy.with_suffix(suffix).write_bytes(checkpoint.with_suffix(suffix).read_bytes())
+    options = PrefixTrainingOptions(
+        checkpoint=copy, steps=42, batch_size=6, save_every=20, validation_texts=2, adapter=SMALL
+    )
+    train_prefix(options, embedder, TEXTS * 2 + ["Tea is a drink.", "Rain fell."])
+    state = torch.load(copy.with_suffix(".train.pt"), map_location="cpu", weights_only=True)
+    assert state["step"] == 42  # two more steps, not 42 from scratch
+
+
+def test_the_search_inverts_with_either_kind(checkpoint: Path, embedder: LocalEmbedder) -> None:
+    model, info = load_inverter(checkpoint)
+    assert isinstance(model, PrefixLM)
+    assert info.embedder_name == "all-MiniLM-L6-v2"
+    inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, neighbours=0)
+    target = embedder.embed_sync([TEXTS[0]])[0]
+    result = inverter.invert(target, steps=2, edits=4, strength=1.0, completions=1)
+    assert result.prompt
+    assert result.trace == sorted(result.trace)  # fluency 0: the cosine never falls
+    assert result.cosine == pytest.approx(
+        float(embedder.embed_sync([result.prompt])[0] @ target), abs=1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"kind": "prefix-lm", "format_version": 9}, "format 9"),
+        ({"kind": "prefix-lm", "format_version": 1}, "adapter"),
+        ({"kind": "other"}, "prefix-lm"),
+    ],
+)
+def test_a_bad_fluent_checkpoint_is_a_clear_error(
+    checkpoint: Path, tmp_path: Path, document: dict[str, object], message: str
+) -> None:
+    broken = tmp_path / "model.pt"
+    broken.write_bytes(checkpoint.read_bytes())
+    broken.with_suffix(".json").write_text(json.dumps(document))
+    with pytest.raises(ConfigurationError, match=message):
+        load_prefix_inverter(broken)
+
+
+def test_training_text_never_holds_an_evaluation_text(tmp_path: Path) -> None:
+    texts = tmp_path / "texts.txt"
+    evaluation = out_of_domain_texts()[0]
+    held_out = held_out_prompts()[5]
+    texts.write_text(f"Fine text.\n{evaluation.upper()}\n{held_out}\nFine text.\nOther.\n")
+    assert fluent_training_texts([texts], []) == ["Fine text.", "Other."]
