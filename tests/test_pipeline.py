@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from embed2prompt.embedders.local import LocalEmbedder
-from embed2prompt.engine.tiers import RateLimitTier
+from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
 from embed2prompt.errors import ConfigurationError, InputError, UnknownTierError
 from embed2prompt.generators.base import Generation, GenerationRequest
 from embed2prompt.inversion.inference import DEFAULT_MODEL, EmbeddingToPromptInference
@@ -190,12 +190,32 @@ def test_bad_input_is_refused_up_front_naming_the_index(
     assert generator.calls == 0
 
 
+def test_the_specifications_custom_limits_are_the_pipelines_limits(
+    inverter: EmbeddingToPromptInference,
+) -> None:
+    """The specification builds a RateLimitConfig and passes it as ``config``."""
+    config = RateLimitConfig(
+        requests_per_minute=100,
+        requests_per_day=1000,
+        tokens_per_minute=10000,
+        tokens_per_day=100000,
+        concurrent_requests=10,
+    )
+    pipeline = ParallelPromptGenerator(
+        inference_engine=inverter, config=config, rate_limit_tier=RateLimitTier.TIER_2
+    )
+    assert pipeline.settings.rate_limits == config  # every API call's executor uses these
+    assert ParallelPromptGenerator(inverter, None, "tier_4").settings.rate_limits == (
+        RateLimitTier.TIER_4.config
+    )
+
+
 def test_settings_and_tier_are_checked(inverter: EmbeddingToPromptInference) -> None:
     pipeline = ParallelPromptGenerator(inverter, None, "tier_4")
     assert pipeline.settings.rate_limit_tier is RateLimitTier.TIER_4
     with pytest.raises(UnknownTierError):
         ParallelPromptGenerator(inverter, None, "tier_9")
-    with pytest.raises(ConfigurationError, match="Settings object"):
+    with pytest.raises(ConfigurationError, match="Settings, a RateLimitConfig or None"):
         ParallelPromptGenerator(inverter, {"generator": "local"})  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="max_concurrent must be at least 1"):
         _run(

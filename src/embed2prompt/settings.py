@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     rate_limit_tier: RateLimitTier = Field(
         default=RateLimitTier.TIER_2, description="OpenAI usage tier whose limits to keep."
     )
+    custom_rate_limits: RateLimitConfig | None = Field(
+        default=None,
+        description="Limits of your own (a RateLimitConfig); when set, the tier and the "
+        "per-minute overrides are not used.",
+    )
     requests_per_minute: float | None = Field(
         default=None, gt=0, description="Override the tier's requests per minute."
     )
@@ -197,7 +202,9 @@ class Settings(BaseSettings):
 
     @property
     def rate_limits(self) -> RateLimitConfig:
-        """The tier's limits with this settings' overrides applied."""
+        """Custom limits when given, else the tier's with this settings' overrides."""
+        if self.custom_rate_limits is not None:
+            return self.custom_rate_limits
         limits = self.rate_limit_tier.config
         if self.requests_per_minute is not None:
             limits = dataclasses.replace(limits, requests_per_minute=self.requests_per_minute)

@@ -34,7 +34,7 @@ import numpy.typing as npt
 from embed2prompt.backends import create_generator
 from embed2prompt.embedders.base import Embedder
 from embed2prompt.engine.processor import AsyncEmbeddingProcessor, ItemResult, ResultStream
-from embed2prompt.engine.tiers import RateLimitTier
+from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
 from embed2prompt.errors import ConfigurationError, ItemTimeoutError
 from embed2prompt.generators.base import Generator
 from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
@@ -61,7 +61,9 @@ class ParallelPromptGenerator:
     """Turns embeddings into evaluated prompts, in parallel.
 
     ``config`` is a :class:`Settings` (``None``: the environment's, which default to the
-    local models); ``rate_limit_tier`` overrides its tier. ``generator`` replaces the one
+    local models), or a :class:`RateLimitConfig`: the environment's settings with those
+    limits for every API call the pipeline makes (the tier is then not used);
+    ``rate_limit_tier`` overrides the settings' tier. ``generator`` replaces the one
     the settings name (for tests and custom backends). Quality is judged with the
     inverter's own embedder, the space the target embeddings come from.
     """
@@ -69,17 +71,20 @@ class ParallelPromptGenerator:
     def __init__(
         self,
         inference_engine: EmbeddingToPromptInference | None = None,
-        config: Settings | None = None,
+        config: Settings | RateLimitConfig | None = None,
         rate_limit_tier: RateLimitTier | str | None = None,
         *,
         generator: Generator | None = None,
     ) -> None:
-        if config is not None and not isinstance(config, Settings):
+        if isinstance(config, RateLimitConfig):
+            settings = Settings(custom_rate_limits=config)
+        elif config is None or isinstance(config, Settings):
+            settings = config or Settings()
+        else:
             raise ConfigurationError(
-                f"config must be an embed2prompt Settings object or None, "
+                "config must be an embed2prompt Settings, a RateLimitConfig or None, "
                 f"got {type(config).__name__}"
             )
-        settings = config or Settings()
         if rate_limit_tier is not None:
             settings = settings.model_copy(
                 update={"rate_limit_tier": RateLimitTier(rate_limit_tier)}
