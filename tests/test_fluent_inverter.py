@@ -170,4 +170,7 @@ def test_training_text_never_holds_an_evaluation_text(tmp_path: Path) -> None:
     evaluation = out_of_domain_texts()[0]
     held_out = held_out_prompts()[5]
     texts.write_text(f"Fine text.\n{evaluation.upper()}\n{held_out}\nFine text.\nOther.\n")
-    assert fluent_training_texts([texts], []) == ["Fine text.", "Other."]
+    assert fluent_training_texts([texts], []) == (
+        ["Fine text.", "Other."],
+        {"Fine text.", evaluation.upper(), held_out, "Other."},
+    )

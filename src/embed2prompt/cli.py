@@ -193,6 +193,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="--fluent: a prompt bank (NAME.bank.npz) whose texts to train on (repeatable)",
     )
     trainer.add_argument(
+        "--emphasis",
+        type=_at_least_one,
+        default=1,
+        help="--fluent: times an epoch each --texts text is seen (bank texts: once)",
+    )
+    trainer.add_argument(
         "--prefix-length", type=int, default=4, help="--fluent: vectors the embedding becomes"
     )
     trainer.add_argument(
@@ -453,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
                     save_every=args.eval_every,
                     embedding_noise=args.embedding_noise,
                     threads=args.threads,
+                    emphasis=args.emphasis,
                     adapter=AdapterConfig(
                         prefix_length=args.prefix_length, hidden=args.adapter_hidden
                     ),

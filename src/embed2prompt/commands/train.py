@@ -27,18 +27,19 @@ def default_run_folder() -> Path:
     return Path("runs") / "inverter"
 
 
-def fluent_training_texts(text_files: list[Path], banks: list[Path]) -> list[str]:
-    """The texts of ``text_files`` (.txt, .jsonl) and of prompt ``banks``, each once, with
-    every evaluation set's texts left out."""
-    texts: list[str] = []
+def fluent_training_texts(text_files: list[Path], banks: list[Path]) -> tuple[list[str], set[str]]:
+    """The texts of prompt ``banks`` and of ``text_files`` (.txt, .jsonl), each once, with
+    every evaluation set's texts left out; and those of the files (to emphasise)."""
+    from_files: list[str] = []
     for path in text_files:
-        texts += [record.text for record in read_texts(path)]
+        from_files += [record.text for record in read_texts(path)]
+    texts: list[str] = []
     for path in banks:
         texts += PromptBank.load(path).texts
-    kept = [text for text in dict.fromkeys(texts) if not is_evaluation_text(text)]
+    kept = [text for text in dict.fromkeys(texts + from_files) if not is_evaluation_text(text)]
     if not kept:
         raise InputError("no training texts: pass --texts FILE or --bank NAME.bank.npz")
-    return kept
+    return kept, {" ".join(text.split()) for text in from_files}
 
 
 def run_train_fluent(
@@ -49,7 +50,7 @@ def run_train_fluent(
     banks: list[Path],
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    texts = fluent_training_texts(text_files, banks)
+    texts, from_files = fluent_training_texts(text_files, banks)
     embedder = create_embedder(settings)
-    path = train_prefix(options, embedder, texts)
+    path = train_prefix(options, embedder, texts, emphasised=from_files)
     print(f"checkpoint written to {path} (config {path.with_suffix('.json')})", file=sys.stderr)

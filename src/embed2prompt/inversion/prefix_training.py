@@ -13,7 +13,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,15 +48,22 @@ class PrefixTrainingOptions:
     # Noise added to training embeddings (then renormalised): refinement conditions the
     # adapter on vectors near, not at, real texts' embeddings.
     embedding_noise: float = 0.0
+    emphasis: int = 1  # how many times an epoch an emphasised text is seen
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
 def length_batches(
-    lengths: Sequence[int], batch_size: int, rng: random.Random, *, pool: int = 64
+    lengths: Sequence[int],
+    batch_size: int,
+    rng: random.Random,
+    *,
+    repeats: Sequence[int] | None = None,
+    pool: int = 64,
 ) -> list[list[int]]:
-    """Indices in batches of similar length: shuffle, sort within pools of ``pool``
-    batches, cut, then shuffle the batches, so each batch is random yet barely padded."""
-    order = list(range(len(lengths)))
+    """An epoch's indices in batches of similar length: each index ``repeats[i]`` times
+    (default once); shuffle, sort within pools of ``pool`` batches, cut, then shuffle the
+    batches, so each batch is random yet barely padded."""
+    order = [i for i in range(len(lengths)) for _ in range(repeats[i] if repeats else 1)]
     rng.shuffle(order)
     batches: list[list[int]] = []
     span = batch_size * pool
@@ -67,8 +74,16 @@ def length_batches(
     return batches
 
 
-def train_prefix(options: PrefixTrainingOptions, embedder: Embedder, texts: Sequence[str]) -> Path:
-    """Train the adapter on ``texts`` until ``options.steps``; returns the checkpoint."""
+def train_prefix(
+    options: PrefixTrainingOptions,
+    embedder: Embedder,
+    texts: Sequence[str],
+    *,
+    emphasised: Collection[str] = (),
+) -> Path:
+    """Train the adapter on ``texts`` until ``options.steps``; returns the checkpoint.
+    Texts in ``emphasised`` are seen ``options.emphasis`` times an epoch (texts like those
+    users invert, rarer than the rest)."""
     if options.threads:
         torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
@@ -112,8 +127,11 @@ def train_prefix(options: PrefixTrainingOptions, embedder: Embedder, texts: Sequ
     )
     rows = inverter.encode(training)
     val_rows = inverter.encode(validation)
+    wanted = set(emphasised)
+    repeats = [options.emphasis if text in wanted else 1 for text in training]
     info.training = {
         "texts": len(training),
+        "emphasised": sum(repeat > 1 for repeat in repeats),
         "options": {
             key: value
             for key, value in asdict(options).items()
@@ -121,8 +139,9 @@ def train_prefix(options: PrefixTrainingOptions, embedder: Embedder, texts: Sequ
         },
     }
 
-    epoch = step * options.batch_size // max(1, len(training))
-    batches = length_batches([len(r) for r in rows], options.batch_size, random.Random(epoch))
+    lengths = [len(r) for r in rows]
+    epoch = step * options.batch_size // max(1, sum(repeats))
+    batches = length_batches(lengths, options.batch_size, random.Random(epoch), repeats=repeats)
     position = step % len(batches)
     adapter.train()
     started, running = time.monotonic(), 0.0
@@ -130,7 +149,7 @@ def train_prefix(options: PrefixTrainingOptions, embedder: Embedder, texts: Sequ
         if position >= len(batches):
             epoch, position = epoch + 1, 0
             batches = length_batches(
-                [len(r) for r in rows], options.batch_size, random.Random(epoch)
+                lengths, options.batch_size, random.Random(epoch), repeats=repeats
             )
         batch = batches[position]
         position += 1
