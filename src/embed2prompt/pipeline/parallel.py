@@ -91,7 +91,7 @@ class ParallelPromptGenerator:
             )
         self.settings = settings
         self.inference_engine = inference_engine or EmbeddingToPromptInference(
-            neighbours=settings.retrieval_neighbours
+            settings.model_path, neighbours=settings.retrieval_neighbours
         )
         self._generator = generator
         self._owns_generator = generator is None
