@@ -1,6 +1,6 @@
 """``python -m bench [NAME ...]``: run the benchmarks and print one table.
 
-Names: speedup, compliance, storm, overhead, memory (the engine), embedder, batching,
+Names: speedup, compliance, storm, overhead, memory, learn-limit (the engine), embedder, batching,
 generator (the local models), pipeline-speedup, pipeline-local, pipeline-quality,
 pipeline-fluency
 (the pipeline), service-load, service-upload (the HTTP service), batch-memory

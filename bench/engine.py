@@ -341,10 +341,65 @@ async def memory() -> list[Row]:
     ]
 
 
+# ---------------------------------------------------------------------------- 6. learn a limit
+
+
+async def learn_limit(told: tuple[int, ...] = (600, 900, 1200), items: int = 1200) -> list[Row]:
+    """Issue 18: the client told 600, 900 or 1,200 RPM against a server allowing 600 in
+    any 60 s, counting refused requests, answering 429 with ``retry-after: 1`` and no
+    limit headers, 200 ms a call; one-input embedding requests, 50 at a time."""
+    limit = 600
+    rows = []
+    for rpm in told:
+        server_config = ServerConfig(
+            rpm=limit,
+            sliding_window=True,
+            send_rate_limit_headers=False,
+            limit_retry_after_s=1,
+            latency_ms=200,
+        )
+        with OpenAITestServer(server_config) as server:
+            async with client_for(server) as client:
+                limiter = OpenAIRateLimiter(limits(requests_per_minute=rpm, concurrent_requests=50))
+                processor = AsyncEmbeddingProcessor(
+                    limiter=limiter, retry_policy=RetryPolicy(), max_concurrent=50
+                )
+
+                async def embed(text: str, client: OpenAIClient = client) -> object:
+                    return await client.create_embeddings([text], model=MODEL)
+
+                texts = [f"learning the limit, item {i}" for i in range(items)]
+                report = await processor.run(embed, texts)
+            stats = server.stats()
+        arrivals = stats["arrivals"]
+        first, last = arrivals[0]["t"], arrivals[-1]["t"]
+        share = report.metrics.successful / (limit / 60 * max(last - first, 1e-9))
+        later = [a for a in arrivals if a["t"] - first >= 60]
+        later_429s = sum(a["outcome"] == "429_limit" for a in later)
+        later_share = later_429s / len(later) if later else 0.0
+        worst = max(result.attempts for result in report.results)
+        done = stats["succeeded_inputs"]
+        once = len(done) == items and all(count == 1 for count in done.values())
+        judged = rpm > limit
+        rows.append(
+            Row(
+                f"6. told {rpm} RPM, server 600 in a sliding 60 s, no headers, n={items}",
+                f"{share:.1%} of the limit; {report.metrics.rate_limited} 429s, "
+                f"{later_429s}/{len(later)} ({later_share:.1%}) after the first minute; "
+                f"worst item {worst} attempts; {report.metrics.failed} failed; once: {once}; "
+                f"{last - first:.1f} s",
+                ">= 95%, <= 2% 429s after 1 min, <= 3 attempts" if judged else "(reference)",
+                (share >= 0.95 and later_share <= 0.02 and worst <= 3 and once) if judged else None,
+            )
+        )
+    return rows
+
+
 BENCHMARKS: dict[str, Callable[[], Awaitable[list[Row]]]] = {
     "speedup": speedup,
     "compliance": compliance,
     "storm": storm,
     "overhead": overhead,
     "memory": memory,
+    "learn-limit": learn_limit,
 }

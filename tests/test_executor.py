@@ -140,7 +140,8 @@ async def test_usage_and_headers_are_fed_back_to_the_limiter() -> None:
 
 async def test_a_final_429_still_pauses_everyone() -> None:
     shared = limiter()
-    executor = CallExecutor(limiter=shared, retry_policy=RetryPolicy(max_attempts=1))
+    policy = RetryPolicy(max_attempts=1, max_adapting_retries=0)
+    executor = CallExecutor(limiter=shared, retry_policy=policy)
     fn = Flaky([status_error(429, "rate_limit_exceeded", **{"retry-after": "4"})])
     with pytest.raises(RetriesExhaustedError):
         await executor.call(fn)

@@ -289,7 +289,7 @@ def test_the_shared_bucket_admits_at_most_rate_times_length_plus_burst(
                 cost = fraction * burst
                 for _ in range(10):
                     args = (cost, 1000, uuid.uuid4().hex, 600.0, *limiter._bucket_args())
-                    started, value = await limiter._run("acquire", *args)
+                    started, value, *_ = await limiter._run("acquire", *args)
                     if int(started) == 1:
                         admitted.append((now, cost))
                         break

@@ -74,3 +74,59 @@ def test_token_limit_counts_max_tokens_of_chat_calls(server: OpenAITestServer) -
 def test_unknown_settings_are_refused(server: OpenAITestServer, setting: str) -> None:
     with pytest.raises(urllib.error.HTTPError):
         server.configure(**{setting: 1})
+
+
+def test_a_sliding_window_counts_refused_requests_and_sends_no_limit_headers(
+    server: OpenAITestServer,
+) -> None:
+    # 3 requests in any 3 s, as proxies without x-ratelimit headers enforce it.
+    server.configure(
+        rpm=60,
+        limit_window_s=3,
+        sliding_window=True,
+        send_rate_limit_headers=False,
+        limit_retry_after_s=1,
+    )
+    answers = [post_with_headers(server, {"model": "m", "input": "x"}) for _ in range(5)]
+    assert [status for status, _, _ in answers] == [200, 200, 200, 429, 429]
+    _, headers, body = answers[3]
+    assert body["error"] == {
+        "message": body["error"]["message"],
+        "type": "requests",
+        "param": None,
+        "code": "rate_limit_exceeded",
+    }
+    assert "RPM" in body["error"]["message"]
+    assert headers["retry-after"] == "1"
+    assert not [name for name in headers if name.lower().startswith("x-ratelimit")]
+    assert not [name for name in answers[0][1] if name.lower().startswith("x-ratelimit")]
+    stats = server.stats()
+    assert stats["outcomes"] == {"ok": 3, "429_limit": 2}
+
+
+def test_a_sliding_window_stays_full_while_refused_requests_keep_coming() -> None:
+    """Unlike a bucket, refusals count: the window frees only when they have aged out."""
+    from embed2prompt.testing.openai_server import ServerConfig, _Limits
+
+    limits = _Limits(ServerConfig(rpm=60, limit_window_s=3, sliding_window=True))
+    times = (0.0, 0.5, 1.0, 2.0, 3.1, 3.6, 4.1, 5.1, 8.2)
+    outcomes = [limits.admit(1, now)[0] is None for now in times]
+    # Three admitted; the refusal at 2 is counted, so when the first leaves at 3 the window
+    # is still full, and each refusal keeps it full until 3 s after the last (5.1).
+    assert outcomes == [True, True, True, False, False, False, False, False, True]
+    assert [limits.admit(1, now)[0] for now in (8.3, 8.4)] == [None, None]
+    broken, wait = limits.admit(1, 8.5)  # full again: room when 8.2 leaves, at 11.2
+    assert (broken, wait) == ("requests", pytest.approx(2.7))
+
+
+def post_with_headers(server: OpenAITestServer, body: Any) -> tuple[int, dict[str, str], Any]:
+    request = urllib.request.Request(
+        server.url + "/embeddings",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {TEST_KEY}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())

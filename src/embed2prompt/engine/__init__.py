@@ -2,6 +2,7 @@
 
 tiers      RateLimitConfig, RateLimitTier: the numbers to stay within
 limiter    OpenAIRateLimiter: admits a call only when it fits every limit
+adaptive   AdaptivePolicy: learning a lower server limit from 429s without headers
 headers    RateLimitHeaders: what the server says remains
 retry      RetryPolicy and the pure functions behind it
 executor   CallExecutor: one call under the limiter and the retry policy
@@ -9,6 +10,7 @@ processor  AsyncEmbeddingProcessor: many calls in parallel, failures isolated
 metrics    RunMetrics: what a run did
 """
 
+from embed2prompt.engine.adaptive import AdaptivePolicy
 from embed2prompt.engine.executor import CallExecutor, ReportsUsage
 from embed2prompt.engine.headers import RateLimitHeaders
 from embed2prompt.engine.limiter import LimiterStatus, LimitUsage, OpenAIRateLimiter, Permit
@@ -24,6 +26,7 @@ from embed2prompt.engine.retry import Failure, RetryPolicy
 from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
 
 __all__ = [
+    "AdaptivePolicy",
     "AsyncEmbeddingProcessor",
     "CallExecutor",
     "CallStats",

@@ -4,6 +4,12 @@ For each attempt the executor waits for a permit, makes the call, reports the to
 response used and its rate-limit headers back to the limiter, and on failure asks the
 retry policy whether and when to try again. A 429 ``rate_limit_exceeded`` or a 503 pauses
 the whole limiter, so every worker waits for the server, not only the one that was told.
+
+A 429 for a call the limiter admitted at a rate it has since found too high (see
+:mod:`embed2prompt.engine.adaptive`) is the limiter's error, not the call's: it is retried
+without spending the call's ``max_attempts``, so a storm while the limiter learns the
+server's real limit cannot use up the items' retries. ``max_adapting_retries`` bounds
+those free retries.
 """
 
 from __future__ import annotations
@@ -85,31 +91,42 @@ class CallExecutor:
         """
         if stats is None:
             stats = current_call_stats.get() or CallStats()
+        policy = self.retry_policy
         attempt = 0
+        free_retries = 0  # after 429s the limiter owned: not counted against max_attempts
         while True:
             attempt += 1
             stats.attempts += 1
+            verdict = _Verdict()
             try:
-                return await self._attempt(fn, tokens, stats)
+                return await self._attempt(fn, tokens, stats, verdict)
             except Exception as error:
                 failure = classify(error)
                 if failure is None:
                     raise  # a bug, not an API failure: retrying would hide it
                 if failure.status == 429:
                     stats.rate_limited += 1
-                delay = self.retry_policy.delay_before_retry(
-                    failure, attempt=attempt, rng=self._rng, now=self._wall_clock()
-                )
+                counted = attempt - free_retries
+                if verdict.limiter_was_wrong and free_retries < policy.max_adapting_retries:
+                    free_retries += 1
+                    stats.adapting_retries += 1
+                    delay: float | None = policy.wait_before_retry(
+                        failure, attempt=attempt, rng=self._rng, now=self._wall_clock()
+                    )
+                else:
+                    delay = policy.delay_before_retry(
+                        failure, attempt=counted, rng=self._rng, now=self._wall_clock()
+                    )
                 if failure.asks_everyone_to_wait and self.limiter is not None:
                     # Everyone waits what the server said, even if this call gives up.
                     server_wait = parse_retry_after(failure.headers, now=self._wall_clock())
                     if server_wait is None:  # no word from the server: a backoff's worth
-                        server_wait = delay if delay is not None else self.retry_policy.base_delay_s
+                        server_wait = delay if delay is not None else policy.base_delay_s
                     # Capped like the call's own wait: a bogus retry-after of a day must not
                     # stall every worker for a day.
-                    self.limiter.pause_for(min(server_wait, self.retry_policy.max_retry_after_s))
+                    self.limiter.pause_for(min(server_wait, policy.max_retry_after_s))
                 if delay is None:
-                    if attempt >= self.retry_policy.max_attempts and is_retryable(failure):
+                    if counted >= policy.max_attempts and is_retryable(failure):
                         raise RetriesExhaustedError(
                             f"gave up after {attempt} attempts: {_describe(failure)}",
                             attempts=attempt,
@@ -121,7 +138,9 @@ class CallExecutor:
                 stats.retry_wait_s += delay
                 await asyncio.sleep(delay)
 
-    async def _attempt(self, fn: Callable[[], Awaitable[T]], tokens: float, stats: CallStats) -> T:
+    async def _attempt(
+        self, fn: Callable[[], Awaitable[T]], tokens: float, stats: CallStats, verdict: _Verdict
+    ) -> T:
         if self.limiter is None:
             result = await self._run(fn)
             if isinstance(result, ReportsUsage) and result.tokens_used is not None:
@@ -132,11 +151,16 @@ class CallExecutor:
                 result = await self._run(fn)
             except Exception as error:
                 failure = classify(error)
-                if failure is not None and failure.status == 429:
+                if failure is None:
+                    raise
+                if failure.status == 429:
                     permit.refund()  # refused, so it used no tokens
-                if failure is not None and failure.headers:
-                    permit.observe_headers(RateLimitHeaders.from_headers(failure.headers))
+                headers = RateLimitHeaders.from_headers(failure.headers)
+                permit.observe_headers(headers)
+                if failure.is_rate_limit:
+                    verdict.limiter_was_wrong = await permit.rate_limited(headers)
                 raise
+            permit.succeeded()
             if isinstance(result, ReportsUsage):
                 if result.tokens_used is not None:
                     permit.record_usage(result.tokens_used)
@@ -149,6 +173,16 @@ class CallExecutor:
             return await fn()
         async with asyncio.timeout(self.attempt_timeout_s):
             return await fn()
+
+
+class _Verdict:
+    """What the limiter said of an attempt's 429: was the call admitted at a rate it has
+    since found too high?"""
+
+    __slots__ = ("limiter_was_wrong",)
+
+    def __init__(self) -> None:
+        self.limiter_was_wrong = False
 
 
 def _describe(failure: Failure) -> str:

@@ -23,6 +23,10 @@ Tokens are *reserved* from the caller's estimate before the call and corrected b
 :meth:`Permit.record_usage` after it, so concurrent calls can never overrun TPM together:
 the classic failure of limiters that count usage only when responses come back.
 
+A server that answers 429 ``rate_limit_exceeded`` without limit headers has a lower
+limit than the limiter was told: the limiter then lowers its effective request and token
+rates and probes back up slowly (:mod:`embed2prompt.engine.adaptive`).
+
 Waiters are served strictly first come, first served: only the head of the queue looks
 at the buckets, so a large call is never starved by a stream of small ones. A cancelled
 or failed call gives back its concurrency slot in ``__aexit__`` and never leaks capacity.
@@ -42,6 +46,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
+from embed2prompt.engine.adaptive import AdaptivePolicy, AdaptiveRate, RateChange
 from embed2prompt.engine.headers import RateLimitHeaders
 from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
 from embed2prompt.errors import ConfigurationError, RequestTooLargeError
@@ -59,11 +64,12 @@ _MIN_WAIT_S = 1e-6
 class _Bucket:
     """A GCRA bucket: ``burst`` units of capacity, refilled continuously at ``rate``/s."""
 
-    __slots__ = ("_full_at", "burst", "rate")
+    __slots__ = ("_configured", "_full_at", "burst", "rate")
 
     def __init__(self, *, per_second: float, burst: float) -> None:
         self.rate = per_second
         self.burst = burst
+        self._configured = (per_second, burst)
         self._full_at = -math.inf  # starts full
 
     def available(self, now: float) -> float:
@@ -93,16 +99,19 @@ class _Bucket:
         else:
             self._full_at += extra / self.rate
 
-    def slow_down(self, per_second: float, now: float) -> bool:
-        """Adopt a lower refill rate (never a higher one), the burst shrinking with it to
-        at most one second's worth. True if the rate changed."""
-        if per_second >= self.rate:
-            return False
+    def retune(self, per_second: float, now: float) -> None:
+        """Refill at ``per_second`` from now on, keeping what is available (or the debt).
+
+        Below the configured rate the burst shrinks to at most one second's worth, so a
+        lowered rate is not overrun by a burst sized for the configured one.
+        """
+        if per_second == self.rate:
+            return
         available = self.available(now)  # negative while in debt: the debt is kept
+        rate, burst = self._configured
         self.rate = per_second
-        self.burst = min(self.burst, max(1.0, per_second))
+        self.burst = burst if per_second >= rate else min(burst, max(1.0, per_second))
         self._full_at = now + (self.burst - min(available, self.burst)) / self.rate
-        return True
 
     def cap(self, remaining: float, now: float) -> bool:
         """Lower what is available now to ``remaining``; never raises it. True if lowered."""
@@ -142,6 +151,11 @@ class LimiterStatus:
     paused_for_s: float
     server_pauses: int
     header_tightenings: int
+    # The share of the (configured or header-reported) per-minute limits in use, below 1
+    # after 429s without limit headers; the limits above are already multiplied by it.
+    rate_share: float = 1.0
+    rate_reason: str = RateChange.CONFIGURED
+    rate_decreases: int = 0
 
 
 class LimiterPermit(Protocol):
@@ -152,6 +166,8 @@ class LimiterPermit(Protocol):
     def record_usage(self, actual_tokens: float) -> None: ...
     def observe_headers(self, headers: RateLimitHeaders) -> None: ...
     def refund(self) -> None: ...
+    async def rate_limited(self, headers: RateLimitHeaders) -> bool: ...
+    def succeeded(self) -> None: ...
 
 
 class RateLimiter(Protocol):
@@ -168,11 +184,12 @@ class RateLimiter(Protocol):
 class Permit:
     """The right to make one call, handed out by :meth:`OpenAIRateLimiter.acquire`."""
 
-    __slots__ = ("_limiter", "reserved_tokens")
+    __slots__ = ("_limiter", "generation", "reserved_tokens")
 
     def __init__(self, limiter: OpenAIRateLimiter, reserved_tokens: float) -> None:
         self._limiter = limiter
         self.reserved_tokens = reserved_tokens
+        self.generation = limiter._adaptive.generation  # the rate it was admitted at
 
     def record_usage(self, actual_tokens: float) -> None:
         """Correct the token reservation to what the response says the call used."""
@@ -189,6 +206,19 @@ class Permit:
         """The server refused the call (a 429): it used none of its reserved tokens."""
         self._limiter._correct_tokens(-self.reserved_tokens)
         self.reserved_tokens = 0
+
+    async def rate_limited(self, headers: RateLimitHeaders) -> bool:
+        """The server answered 429 ``rate_limit_exceeded``, with these limit headers.
+
+        Without headers, the limiter lowers its rate (see
+        :mod:`~embed2prompt.engine.adaptive`). True if the call was admitted at a rate now
+        known to be too high, so that its 429 is not the call's own failure.
+        """
+        return self._limiter._rejected(self.generation, headers)
+
+    def succeeded(self) -> None:
+        """The call succeeded: a step towards raising a lowered rate again."""
+        self._limiter._succeeded(self.generation)
 
 
 class _Acquisition:
@@ -232,10 +262,15 @@ class OpenAIRateLimiter:
         config: RateLimitConfig | RateLimitTier,
         *,
         clock: Callable[[], float] = _loop_time,
+        adaptive: AdaptivePolicy | None = None,
     ) -> None:
         config = limit_config(config, "OpenAIRateLimiter")
         self.config = config
         self._now = clock
+        self._adaptive = AdaptiveRate(adaptive or AdaptivePolicy())
+        # Per-minute request and token rates per second: as configured, or lower as the
+        # server's headers reported. The buckets refill at these times the adaptive share.
+        self._ceilings = [config.requests_per_minute / 60.0, config.tokens_per_minute / 60.0]
         self._rpm = _Bucket(
             per_second=config.requests_per_minute / 60.0, burst=config.effective_request_burst
         )
@@ -301,8 +336,11 @@ class OpenAIRateLimiter:
             (headers.remaining_requests, headers.limit_requests, headers.reset_requests_s),
             (headers.remaining_tokens, headers.limit_tokens, headers.reset_tokens_s),
         )
-        for (remaining, limit, reset), bucket in zip(reports, (self._rpm, self._tpm), strict=True):
-            if limit is not None and limit > 0 and bucket.slow_down(limit / 60.0, now):
+        for index, (remaining, limit, reset) in enumerate(reports):
+            bucket = (self._rpm, self._tpm)[index]
+            if limit is not None and limit > 0 and limit / 60.0 < self._ceilings[index]:
+                self._ceilings[index] = limit / 60.0
+                self._retune(now, RateChange.LIMIT_HEADERS)
                 self._header_tightenings += 1
             if remaining is None:
                 continue
@@ -339,6 +377,9 @@ class OpenAIRateLimiter:
             paused_for_s=max(0.0, self._paused_until - now),
             server_pauses=self._server_pauses,
             header_tightenings=self._header_tightenings,
+            rate_share=self._adaptive.share,
+            rate_reason=self._adaptive.reason,
+            rate_decreases=self._adaptive.decreases,
         )
 
     # ------------------------------------------------------------------ admission
@@ -427,6 +468,27 @@ class OpenAIRateLimiter:
     def _release(self) -> None:
         self._in_flight -= 1
         self._poke()
+
+    def _rejected(self, generation: int, headers: RateLimitHeaders) -> bool:
+        if not headers.is_empty:
+            return False  # the headers say the limits: observe_headers adopts them
+        share = self._adaptive.share
+        blamed = self._adaptive.rejected(generation)
+        if self._adaptive.share != share:
+            self._retune(self._now(), RateChange.REJECTED)
+        return blamed
+
+    def _succeeded(self, generation: int) -> None:
+        if self._adaptive.succeeded(generation, self._ceilings[0] * 60.0):
+            self._retune(self._now(), RateChange.PROBING)
+            self._poke()  # a waiter may fit at the higher rate now
+
+    def _retune(self, now: float, reason: RateChange) -> None:
+        """Refill the per-minute buckets at their ceilings times the adaptive share."""
+        share = self._adaptive.share
+        self._rpm.retune(self._ceilings[0] * share, now)
+        self._tpm.retune(self._ceilings[1] * share, now)
+        self._adaptive.reason = reason
 
     def _learn_usage(self, actual_tokens: float) -> None:
         """Keep a moving mean of what calls really use, to price unestimated calls."""

@@ -19,6 +19,7 @@ class CallStats:
     attempts: int = 0
     retries: int = 0
     rate_limited: int = 0  # 429 answers received
+    adapting_retries: int = 0  # retries after 429s the limiter owned: not spent from max_attempts
     tokens_used: int = 0
     retry_wait_s: float = 0.0
 
@@ -39,6 +40,7 @@ class RunMetrics:
     attempts: int
     retries: int
     rate_limited: int
+    adapting_retries: int
     tokens_used: int
     wall_time_s: float
     requests_per_second: float
@@ -47,6 +49,9 @@ class RunMetrics:
     p95_latency_s: float
     limiter_wait_s: float
     retry_wait_s: float
+    # The share of its limits the limiter used at the end (below 1 while it has lowered
+    # its rate after 429s without limit headers; 1 without a limiter).
+    limiter_rate_share: float
 
     @property
     def success_rate(self) -> float:

@@ -187,9 +187,11 @@ class ResultStream(Generic[ItemT, ResultT]):
         finished = self._finished_at if self._finished_at is not None else loop_time()
         wall = max(0.0, finished - started)
         limiter = self._processor.limiter
-        limiter_wait = 0.0
+        limiter_wait, rate_share = 0.0, 1.0
         if limiter is not None:
-            limiter_wait = limiter.status().wait_time_s - self._limiter_wait_at_start
+            status = limiter.status()
+            limiter_wait = status.wait_time_s - self._limiter_wait_at_start
+            rate_share = status.rate_share
         latencies = self._latencies
         return RunMetrics(
             total=self._total,
@@ -198,6 +200,7 @@ class ResultStream(Generic[ItemT, ResultT]):
             attempts=self._stats.attempts,
             retries=self._stats.retries,
             rate_limited=self._stats.rate_limited,
+            adapting_retries=self._stats.adapting_retries,
             tokens_used=self._stats.tokens_used,
             wall_time_s=wall,
             requests_per_second=self._total / wall if wall > 0 else 0.0,
@@ -206,6 +209,7 @@ class ResultStream(Generic[ItemT, ResultT]):
             p95_latency_s=latencies.percentile(0.95),
             limiter_wait_s=limiter_wait,
             retry_wait_s=self._stats.retry_wait_s,
+            limiter_rate_share=rate_share,
         )
 
     def __aiter__(self) -> AsyncIterator[ItemResult[ResultT]]:
@@ -356,6 +360,7 @@ class ResultStream(Generic[ItemT, ResultT]):
         run_stats.attempts += item_stats.attempts
         run_stats.retries += item_stats.retries
         run_stats.rate_limited += item_stats.rate_limited
+        run_stats.adapting_retries += item_stats.adapting_retries
         run_stats.tokens_used += item_stats.tokens_used
         run_stats.retry_wait_s += item_stats.retry_wait_s
         latency = asyncio.get_running_loop().time() - started

@@ -4,14 +4,18 @@ OpenAI counts limits per organisation, not per process: ten workers that each ke
 3,500 RPM together send 35,000. :class:`RedisRateLimiter` has the interface and the
 guarantees of :class:`OpenAIRateLimiter` (requests in flight, RPM, RPD, TPM, TPD; tokens
 reserved before a call and corrected after; smooth pacing; a 429's Retry-After pausing
-everyone), with its state in Redis and every decision made by a Lua script that Redis
-runs atomically, so no two processes can both take the last unit.
+everyone; the rate lowered after 429s without limit headers), with its state in Redis
+and every decision made by a Lua script that Redis runs atomically, so no two processes
+can both take the last unit.
 
 State under ``{prefix}:{name}:*`` (``name`` identifies the organisation or key):
 
 - ``tat``: the four GCRA buckets, each as the time it will be full again (as in the
   in-process limiter), in Redis's clock (``TIME``), which every machine shares;
 - ``rate``: per-minute rates lowered by the servers' ``x-ratelimit-limit-*`` headers;
+- ``adapt``: the share of the per-minute limits in use after 429s without limit headers,
+  its generation, the successes towards the next increase, and why it last changed
+  (:mod:`embed2prompt.engine.adaptive`: the same rules as the in-process limiter's);
 - ``leases``: calls in flight, each with an expiry, so a process that dies mid-call frees
   its slot after ``lease_s`` instead of holding it for ever;
 - ``pause``: the time until which a server asked everyone to wait;
@@ -34,6 +38,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from embed2prompt.engine.adaptive import AdaptivePolicy, RateChange
 from embed2prompt.engine.headers import RateLimitHeaders
 from embed2prompt.engine.limiter import (
     SECONDS_PER_DAY,
@@ -66,13 +71,21 @@ local function fmt_up(x) return string.format('%.6f', math.ceil(x * 1e6) / 1e6) 
 local function fmt_rate(x)
   return string.format('%.6f', math.max(1, math.floor(x * 1e6)) / 1e6)
 end
--- A bucket's rate and burst: as configured, or as lowered by a server's headers (the
--- burst then shrinks to at most a second's worth, as in the in-process limiter).
+-- The share of the per-minute limits in use: below 1 after 429s without limit headers.
+local function share() return tonumber(redis.call('HGET', KEYS[7], 'share') or '') or 1 end
+-- A per-minute bucket's ceiling: as configured, or as lowered by a server's headers.
+local function ceiling(name, r)
+  local lowered = tonumber(redis.call('HGET', KEYS[2], name) or '')
+  if lowered and lowered < r then return lowered end
+  return r
+end
+-- A bucket's rate and burst: per-minute buckets refill at their ceiling times the share,
+-- the burst shrinking below the configured rate to at most a second's worth, as in the
+-- in-process limiter.
 local function limits(name, r, burst)
-  if name == 'rpm' or name == 'tpm' then
-    local lowered = tonumber(redis.call('HGET', KEYS[2], name) or '')
-    if lowered and lowered < r then return lowered, math.min(burst, math.max(1, lowered)) end
-  end
+  if name ~= 'rpm' and name ~= 'tpm' then return r, burst end
+  local effective = ceiling(name, r) * share()
+  if effective < r then return effective, math.min(burst, math.max(1, effective)) end
   return r, burst
 end
 local function full_at(name)
@@ -81,12 +94,36 @@ end
 local function available(name, r, burst, now)
   return burst - math.max(0, full_at(name) - now) * r
 end
+-- Refill at a new rate from now on, keeping what was available (or the debt).
+local function retune(name, before, r, burst, now)
+  redis.call('HSET', KEYS[1], name, fmt_up(now + (burst - math.min(before, burst)) / r))
+end
+-- Change the share to ``new_share``, re-basing the per-minute buckets. ARGV[first..]
+-- are the bucket arguments (rate, burst for rpm, rpd, tpm, tpd).
+local function set_share(new_share, first, now)
+  local before = {}
+  for i, name in ipairs({'rpm', 'tpm'}) do
+    local at = first + 4 * (i - 1)
+    local r, burst = limits(name, tonumber(ARGV[at]), tonumber(ARGV[at + 1]))
+    before[name] = available(name, r, burst, now)
+  end
+  redis.call('HSET', KEYS[7], 'share', string.format('%.17g', new_share), 'successes', 0)
+  for i, name in ipairs({'rpm', 'tpm'}) do
+    local at = first + 4 * (i - 1)
+    local r, burst = limits(name, tonumber(ARGV[at]), tonumber(ARGV[at + 1]))
+    retune(name, before[name], r, burst, now)
+  end
+end
+local function generation()
+  return tonumber(redis.call('HGET', KEYS[7], 'generation') or '') or 0
+end
 """
 
-# KEYS: tat, rate, leases, pause, minute, totals
+# KEYS: tat, rate, leases, pause, minute, totals, adapt
 # ARGV: now ('' = Redis TIME), tokens, concurrency, lease id, lease seconds,
 #       then per bucket (rpm, rpd, tpm, tpd): rate per second, burst
-# Returns {1, now} when admitted, or {0, seconds to wait} (-1: wait for a free slot).
+# Returns {1, now, generation, share} when admitted, or {0, seconds to wait} (-1: wait
+# for a free slot).
 _ACQUIRE = (
     _COMMON
     + """
@@ -125,11 +162,11 @@ redis.call('HINCRBYFLOAT', KEYS[5], 'r' .. second, 1)
 redis.call('HINCRBYFLOAT', KEYS[5], 't' .. second, tokens)
 redis.call('HINCRBYFLOAT', KEYS[6], 'requests', 1)
 redis.call('HINCRBYFLOAT', KEYS[6], 'tokens', tokens)
-return {1, fmt(now)}
+return {1, fmt(now), tostring(generation()), string.format('%.17g', share())}
 """
 )
 
-# KEYS: tat, rate, leases, pause, minute, totals
+# KEYS: tat, rate, leases, pause, minute, totals, adapt
 # ARGV: now, extra tokens (negative: refund), tpm rate, tpd rate
 _CORRECT = (
     _COMMON
@@ -148,7 +185,7 @@ return 1
 """
 )
 
-# KEYS: tat, rate, leases, pause, minute, totals
+# KEYS: tat, rate, leases, pause, minute, totals, adapt
 # ARGV: now, seconds
 _PAUSE = (
     _COMMON
@@ -164,9 +201,9 @@ return 0
 """
 )
 
-# KEYS: tat, rate, leases, pause, minute, totals
+# KEYS: tat, rate, leases, pause, minute, totals, adapt
 # ARGV: now, then for rpm and tpm: configured rate, burst, reported limit per minute
-#       ('' if none), reported remaining ('' if none)
+#       ('' if none), reported remaining ('' if none); then the reason to record
 # Returns the number of tightenings.
 _OBSERVE = (
     _COMMON
@@ -176,17 +213,16 @@ local changed = 0
 for i, name in ipairs({'rpm', 'tpm'}) do
   local base = 1 + 4 * (i - 1)
   local configured = tonumber(ARGV[base + 1])
-  local burst = tonumber(ARGV[base + 2])
+  local configured_burst = tonumber(ARGV[base + 2])
   local limit = tonumber(ARGV[base + 3])
   local remaining = tonumber(ARGV[base + 4])
-  local r
-  r, burst = limits(name, configured, burst)
-  if limit and limit > 0 and limit / 60 < r then
+  local r, burst = limits(name, configured, configured_burst)
+  if limit and limit > 0 and limit / 60 < ceiling(name, configured) then
     local before = available(name, r, burst, now)  -- negative while in debt: kept
-    r = limit / 60
-    redis.call('HSET', KEYS[2], name, fmt_rate(r))
-    burst = math.min(burst, math.max(1, r))
-    redis.call('HSET', KEYS[1], name, fmt_up(now + (burst - math.min(before, burst)) / r))
+    redis.call('HSET', KEYS[2], name, fmt_rate(limit / 60))
+    r, burst = limits(name, configured, configured_burst)
+    retune(name, before, r, burst, now)
+    redis.call('HSET', KEYS[7], 'reason', ARGV[10])
     changed = changed + 1
   end
   if remaining and remaining < available(name, r, burst, now) then
@@ -199,10 +235,52 @@ return changed
 """
 )
 
-# KEYS: tat, rate, leases, pause, minute, totals
+# KEYS: tat, rate, leases, pause, minute, totals, adapt
+# ARGV: now, generation of the call, decrease factor, floor, reason, then per bucket
+#       (rpm, rpd, tpm, tpd): rate per second, burst
+# Returns 1 if the call was admitted at a rate now known to be too high.
+_REJECTED = (
+    _COMMON
+    + """
+local now = now_s()
+local current = generation()
+if tonumber(ARGV[2]) < current then return 1 end
+local floor = tonumber(ARGV[4])
+if share() <= floor then return 0 end
+set_share(math.max(floor, share() * tonumber(ARGV[3])), 6, now)
+redis.call('HSET', KEYS[7], 'generation', current + 1, 'reason', ARGV[5])
+redis.call('HINCRBY', KEYS[7], 'decreases', 1)
+return 1
+"""
+)
+
+# KEYS: tat, rate, leases, pause, minute, totals, adapt
+# ARGV: now, generation of the call, increase step, window seconds, reason, then per
+#       bucket (rpm, rpd, tpm, tpd): rate per second, burst
+# Returns 1 if the share was raised.
+_SUCCEEDED = (
+    _COMMON
+    + """
+local now = now_s()
+local current_share = share()
+if current_share >= 1 or tonumber(ARGV[2]) < generation() then return 0 end
+local successes = tonumber(redis.call('HINCRBYFLOAT', KEYS[7], 'successes', 1))
+-- AdaptivePolicy.successes_per_increase: a window's worth at the effective rate.
+local per_minute = ceiling('rpm', tonumber(ARGV[6])) * 60
+if successes < math.max(1, current_share * per_minute * tonumber(ARGV[4]) / 60) then
+  return 0
+end
+set_share(math.min(1, current_share + tonumber(ARGV[3])), 6, now)
+redis.call('HSET', KEYS[7], 'reason', ARGV[5])
+return 1
+"""
+)
+
+# KEYS: tat, rate, leases, pause, minute, totals, adapt
 # ARGV: now, then per bucket: rate, burst
 # Returns {now, in flight, paused for, rpm, tpm (rates), available x4, minute requests,
-#          minute tokens, requests, tokens, pauses, tightenings}
+#          minute tokens, requests, tokens, pauses, tightenings, share, decreases,
+#          reason}
 _STATUS = (
     _COMMON
     + """
@@ -235,6 +313,9 @@ table.insert(out, fmt(minute_r)); table.insert(out, fmt(minute_t))
 for _, field in ipairs({'requests', 'tokens', 'pauses', 'tightenings'}) do
   table.insert(out, redis.call('HGET', KEYS[6], field) or '0')
 end
+table.insert(out, string.format('%.17g', share()))
+table.insert(out, redis.call('HGET', KEYS[7], 'decreases') or '0')
+table.insert(out, redis.call('HGET', KEYS[7], 'reason') or ARGV[10])
 return out
 """
 )
@@ -263,10 +344,12 @@ class RedisRateLimiter:
         clock: Callable[[], float] | None = None,
         lease_s: float = _LEASE_S,
         client: Any = None,
+        adaptive: AdaptivePolicy | None = None,
     ) -> None:
         import redis.asyncio
 
         self.config = limit_config(config, "RedisRateLimiter")
+        self.adaptive = adaptive or AdaptivePolicy()
         self.url = url
         self.name = name
         self._clock = clock
@@ -274,7 +357,8 @@ class RedisRateLimiter:
         self._redis = client if client is not None else redis.asyncio.from_url(url)
         base = f"{prefix}:{name}"
         self._keys = [
-            f"{base}:{part}" for part in ("tat", "rate", "leases", "pause", "minute", "totals")
+            f"{base}:{part}"
+            for part in ("tat", "rate", "leases", "pause", "minute", "totals", "adapt")
         ]
         self._scripts = {
             name: self._redis.register_script(source)
@@ -283,6 +367,8 @@ class RedisRateLimiter:
                 ("correct", _CORRECT),
                 ("pause", _PAUSE),
                 ("observe", _OBSERVE),
+                ("rejected", _REJECTED),
+                ("succeeded", _SUCCEEDED),
                 ("status", _STATUS),
             )
         }
@@ -322,13 +408,14 @@ class RedisRateLimiter:
              headers.limit_tokens, headers.remaining_tokens),
         ):  # fmt: skip
             args += [rate, burst, _optional(limit), _optional(remaining)]
-        await self._run("observe", *args)
+        await self._run("observe", *args, RateChange.LIMIT_HEADERS.value)
 
     async def astatus(self) -> LimiterStatus:
-        values = [float(v) for v in await self._run("status", *self._bucket_args())]
+        *raw, reason = await self._run("status", *self._bucket_args(), RateChange.CONFIGURED.value)
+        values = [float(v) for v in raw]
         (_, in_flight, paused, rpm_rate, tpm_rate, rpm_av, rpd_av, tpm_av, tpd_av,
          minute_requests, minute_tokens, requests, tokens, pauses,
-         tightenings) = values  # fmt: skip
+         tightenings, share, decreases) = values  # fmt: skip
         config = self.config
         return LimiterStatus(
             in_flight=int(in_flight),
@@ -344,6 +431,9 @@ class RedisRateLimiter:
             paused_for_s=paused,
             server_pauses=int(pauses),
             header_tightenings=int(tightenings),
+            rate_share=share,
+            rate_reason=reason.decode() if isinstance(reason, bytes) else str(reason),
+            rate_decreases=int(decreases),
         )
 
     def status(self) -> LimiterStatus:
@@ -389,35 +479,66 @@ class RedisRateLimiter:
             return tokens
         return min(self._usage_mean, self.config.tokens_per_minute)
 
-    async def _admit(self, tokens: float) -> tuple[float, str]:
-        """Wait for room; the tokens reserved and the call's lease id."""
+    async def _admit(self, tokens: float) -> tuple[RedisPermit, str]:
+        """Wait for room; the call's permit and lease id."""
         lease = uuid.uuid4().hex
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
             async with self._turn:
                 while True:
-                    reserved = self._reservation(tokens)
                     try:
-                        admitted, value = await self._run(
-                            "acquire",
-                            reserved,
-                            self.config.concurrent_requests,
-                            lease,
-                            self._lease_s,
-                            *self._bucket_args(),
-                        )
+                        admitted = await self._try_admit(tokens, lease)
                     except asyncio.CancelledError:
                         # Redis may have admitted the call before the cancel arrived:
                         # give the slot back rather than hold it until the lease ends.
                         self._background(self._release(lease))
                         raise
-                    if int(admitted) == 1:
-                        return reserved, lease
-                    wait = float(value)
-                    await asyncio.sleep(_POLL_S if wait < 0 else wait)
+                    if isinstance(admitted, RedisPermit):
+                        return admitted, lease
+                    await asyncio.sleep(_POLL_S if admitted < 0 else admitted)
         finally:
             self._wait_time += loop.time() - started
+
+    async def _try_admit(self, tokens: float, lease: str) -> RedisPermit | float:
+        """Admit the call now if it fits: its permit; or the seconds to wait (-1: until a
+        slot is free)."""
+        reserved = self._reservation(tokens)
+        admitted, value, *adaptation = await self._run(
+            "acquire",
+            reserved,
+            self.config.concurrent_requests,
+            lease,
+            self._lease_s,
+            *self._bucket_args(),
+        )
+        if int(admitted) != 1:
+            return float(value)
+        generation, share = int(adaptation[0]), float(adaptation[1])
+        return RedisPermit(self, reserved, generation=generation, adapting=share < 1)
+
+    async def _rejected(self, generation: int) -> bool:
+        policy = self.adaptive
+        blamed = await self._run(
+            "rejected",
+            generation,
+            policy.decrease_factor,
+            policy.floor,
+            RateChange.REJECTED.value,
+            *self._bucket_args(),
+        )
+        return int(blamed) == 1
+
+    async def _succeeded(self, generation: int) -> None:
+        policy = self.adaptive
+        await self._run(
+            "succeeded",
+            generation,
+            policy.increase_step,
+            policy.window_s,
+            RateChange.PROBING.value,
+            *self._bucket_args(),
+        )
 
     async def _release(self, lease: str) -> None:
         await self._call(self._redis.zrem(self._keys[2], lease))
@@ -471,9 +592,13 @@ def _finished_in_background(task: asyncio.Task[Any]) -> None:
 class RedisPermit:
     """The right to make one call; the same methods as the in-process limiter's permit."""
 
-    def __init__(self, limiter: RedisRateLimiter, reserved_tokens: float) -> None:
+    def __init__(
+        self, limiter: RedisRateLimiter, reserved_tokens: float, *, generation: int, adapting: bool
+    ) -> None:
         self._limiter = limiter
         self.reserved_tokens = reserved_tokens
+        self.generation = generation  # the rate it was admitted at
+        self._adapting = adapting  # admitted below the limits, so its success counts
         self._pending: list[Any] = []
 
     def record_usage(self, actual_tokens: float) -> None:
@@ -490,6 +615,19 @@ class RedisPermit:
         self._pending.append(self._limiter._correct(-self.reserved_tokens))
         self.reserved_tokens = 0
 
+    async def rate_limited(self, headers: RateLimitHeaders) -> bool:
+        """As :meth:`Permit.rate_limited <embed2prompt.engine.limiter.Permit.rate_limited>`,
+        decided in Redis for every process."""
+        if not headers.is_empty:
+            return False  # the headers say the limits: observe_headers adopts them
+        return await self._limiter._rejected(self.generation)
+
+    def succeeded(self) -> None:
+        # Only while adapting: at the full limits a success changes nothing, and costs
+        # no round trip to Redis.
+        if self._adapting:
+            self._pending.append(self._limiter._succeeded(self.generation))
+
 
 class _RedisAcquisition:
     def __init__(self, limiter: RedisRateLimiter, tokens: float) -> None:
@@ -499,8 +637,7 @@ class _RedisAcquisition:
         self._permit: RedisPermit | None = None
 
     async def __aenter__(self) -> RedisPermit:
-        reserved, self._lease = await self._limiter._admit(self._tokens)
-        self._permit = RedisPermit(self._limiter, reserved)
+        self._permit, self._lease = await self._limiter._admit(self._tokens)
         return self._permit
 
     async def __aexit__(

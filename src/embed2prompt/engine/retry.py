@@ -143,18 +143,24 @@ class RetryPolicy:
 
     ``max_attempts`` counts the first try. A server's Retry-After is honoured up to
     ``max_retry_after_s``; without one, the wait is :func:`backoff_delay`.
+    ``max_adapting_retries`` more attempts may follow 429s that the limiter owns as its
+    own error (it admitted the call at a rate it has since lowered); they do not count
+    against ``max_attempts``.
     """
 
     max_attempts: int = 6
     base_delay_s: float = 0.5
     max_delay_s: float = 20.0
     max_retry_after_s: float = 120.0
+    max_adapting_retries: int = 10
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-            raise ConfigurationError(f"max_attempts must be an integer, got {self.max_attempts!r}")
-        if self.max_attempts < 1:
-            raise ConfigurationError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        for name, least in (("max_attempts", 1), ("max_adapting_retries", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigurationError(f"{name} must be an integer, got {value!r}")
+            if value < least:
+                raise ConfigurationError(f"{name} must be at least {least}, got {value}")
         for name in ("base_delay_s", "max_delay_s", "max_retry_after_s"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
@@ -170,6 +176,13 @@ class RetryPolicy:
         """
         if attempt >= self.max_attempts or not is_retryable(failure):
             return None
+        return self.wait_before_retry(failure, attempt=attempt, rng=rng, now=now)
+
+    def wait_before_retry(
+        self, failure: Failure, *, attempt: int, rng: random.Random, now: float
+    ) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` of a call that will be retried:
+        the server's wait if it gave one, else the backoff for ``attempt``."""
         server_wait = parse_retry_after(failure.headers, now=now)
         if server_wait is not None:
             return min(server_wait, self.max_retry_after_s)

@@ -17,6 +17,11 @@ It prints one JSON line, ``{"url": "http://127.0.0.1:PORT/v1"}``, once it is lis
 Limits are token buckets, as OpenAI describes its own: the bucket holds
 ``limit * limit_window_s / 60`` and refills continuously at ``limit / 60`` per second. A
 ``limit_window_s`` below 60 models OpenAI's enforcement over sub-minute periods.
+``sliding_window`` models many OpenAI-compatible servers and proxies instead: at most
+``limit * limit_window_s / 60`` in any ``limit_window_s`` seconds, refused requests
+counted too (OpenAI documents that unsuccessful requests count towards its limits), so a
+client that keeps resending at too high a rate is refused for ever. With
+``send_rate_limit_headers=False`` and ``limit_retry_after_s=1`` it answers as they do.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import math
 import random
 import time
 import uuid
+from collections import deque
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -52,6 +58,8 @@ class ServerConfig:
     rpm: float | None = None
     tpm: float | None = None
     limit_window_s: float = 60.0
+    sliding_window: bool = False  # a sliding window counting refused requests, not a bucket
+    limit_retry_after_s: float | None = None  # the limit's fixed retry-after; else the wait
     send_rate_limit_headers: bool = True
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
@@ -87,6 +95,43 @@ class _Bucket:
     def reset_seconds(self) -> float:
         return (self.capacity - self.level) / self.per_second
 
+    def take(self, cost: float) -> None:
+        self.level -= cost
+
+
+class _SlidingWindow:
+    """At most ``capacity`` in any ``window_s`` seconds, counting whatever is taken."""
+
+    def __init__(self, limit_per_minute: float, window_s: float, now: float) -> None:
+        self.limit = limit_per_minute
+        self.capacity = limit_per_minute * window_s / 60.0
+        self.window_s = window_s
+        self.level = self.capacity
+        self.updated = now
+        self._taken: deque[tuple[float, float]] = deque()  # (time, cost), oldest first
+
+    def refill(self, now: float) -> None:
+        while self._taken and self._taken[0][0] <= now - self.window_s:
+            self.level += self._taken.popleft()[1]
+        self.updated = now
+
+    def seconds_until(self, cost: float) -> float:
+        """Seconds until ``cost`` fits, as the oldest entries leave the window."""
+        need, level, wait = min(cost, self.capacity), self.level, 0.0
+        for taken_at, taken in self._taken:
+            if level >= need:
+                break
+            level += taken
+            wait = taken_at + self.window_s - self.updated
+        return max(0.0, wait)
+
+    def reset_seconds(self) -> float:
+        return self._taken[-1][0] + self.window_s - self.updated if self._taken else 0.0
+
+    def take(self, cost: float) -> None:
+        self._taken.append((self.updated, cost))
+        self.level -= cost
+
 
 class _Limits:
     """The server's own RPM and TPM check."""
@@ -94,23 +139,28 @@ class _Limits:
     def __init__(self, config: ServerConfig) -> None:
         now = time.monotonic()
         window = config.limit_window_s
-        self.requests = None if config.rpm is None else _Bucket(config.rpm, window, now)
-        self.tokens = None if config.tpm is None else _Bucket(config.tpm, window, now)
+        kind = _SlidingWindow if config.sliding_window else _Bucket
+        self.requests = None if config.rpm is None else kind(config.rpm, window, now)
+        self.tokens = None if config.tpm is None else kind(config.tpm, window, now)
+        self._count_refused = config.sliding_window
 
-    def admit(self, tokens: int) -> tuple[str | None, float]:
-        """Charge one request of ``tokens``; or say which limit it broke and for how long."""
-        now = time.monotonic()
+    def admit(self, tokens: int, now: float) -> tuple[str | None, float]:
+        """Charge one request of ``tokens`` at ``now`` (``time.monotonic``); or say which
+        limit it broke and for how long."""
+        broken: tuple[str | None, float] = (None, 0.0)
         for name, bucket, cost in (("requests", self.requests, 1), ("tokens", self.tokens, tokens)):
             if bucket is None:
                 continue
             bucket.refill(now)
             # A little slack for float rounding, not for pacing.
             if bucket.level + 1e-6 < min(cost, bucket.capacity):
-                return name, bucket.seconds_until(cost)
-        for bucket, cost in ((self.requests, 1), (self.tokens, tokens)):
-            if bucket is not None:
-                bucket.level -= cost
-        return None, 0.0
+                broken = (name, bucket.seconds_until(cost))
+                break
+        if broken[0] is None or self._count_refused:
+            for bucket, cost in ((self.requests, 1), (self.tokens, tokens)):
+                if bucket is not None:
+                    bucket.take(cost)
+        return broken
 
     def headers(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -321,7 +371,7 @@ class FakeOpenAIServer:
                 "insufficient_quota",
                 "insufficient_quota",
             )
-        broken, wait = self._limits.admit(tokens)
+        broken, wait = self._limits.admit(tokens, time.monotonic())
         if broken is not None:
             self._record(request, "429_limit", tokens, label)
             limit = self._limits.requests if broken == "requests" else self._limits.tokens
@@ -333,6 +383,8 @@ class FakeOpenAIServer:
                 f"Requested {1 if broken == 'requests' else tokens}. "
                 f"Please try again in {format_go_duration(wait)}."
             )
+            if config.limit_retry_after_s is not None:
+                wait = config.limit_retry_after_s
             return _error(
                 429,
                 message,
