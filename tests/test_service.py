@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import math
 import os
@@ -98,7 +99,8 @@ def _request(
 ) -> tuple[int, object]:
     data = None
     if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        # bytes as they are, an iterator of bytes chunked, anything else as JSON
+        data = body if isinstance(body, bytes | Iterator) else json.dumps(body).encode()
     request = urllib.request.Request(
         url + path,
         data=data,
@@ -131,7 +133,7 @@ def test_health_is_open_and_reports_the_models(service: Service) -> None:
     assert status == 200
     assert isinstance(body, dict)
     assert body["status"] == "ok"
-    assert body["backends"]["generator"] == {"kind": "local", "reachable": True}
+    assert body["backends"]["generator"] == {"kind": "local"}
     assert body["embedder"] == "all-MiniLM-L6-v2"
     assert body["dimension"] == 384
 
@@ -190,14 +192,59 @@ def test_the_seeds_request_gets_the_seeds_response(
         ({"embeddings": [[0.1] * 384], "rate_limit_tier": "tier_9"}, "tier_1"),
         ({"embeddings": [[0.1] * 384], "unknown": 1}, "Extra inputs"),
         (b"not json", "JSON"),
+        (b'{"embeddings": [[1e400' + b", 0.1" * 383 + b"]]}", "embedding 0 contains NaN or inf"),
+        (
+            {"embeddings": [[0.1] * 384, [1e308] * 384]},
+            "embedding 1 cannot be normalised: its length overflows",
+        ),
+        ({"embeddings": [[1e-320] + [0.0] * 383]}, "embedding 0 contains a denormal number"),
+        ({"embeddings": [["0.1"] * 384]}, "valid number"),
+        ({"embeddings": [[True] * 384]}, "valid number"),
+        ({"embeddings": [[0.1] * 384], "max_concurrent": "5"}, "valid integer"),
     ],
 )
 def test_bad_input_is_a_422_naming_the_problem(
     service: Service, payload: object, message: str
 ) -> None:
-    status, body = _request(service.url, "POST", "/generate_prompts_parallel", payload, AUTH)
-    assert status == 422, body
-    assert message in json.dumps(body)
+    for path in ("/generate_prompts_parallel", "/jobs"):
+        if path == "/jobs" and "at most 4" in message:
+            continue  # the limit of one request, not of a job
+        status, body = _request(service.url, "POST", path, payload, AUTH)
+        assert status == 422, (path, body)
+        assert isinstance(body, dict)
+        assert isinstance(body["detail"], str)  # the one error shape
+        assert message in body["detail"]
+
+
+def test_a_chunked_body_over_the_limit_is_a_413(service: Service) -> None:
+    def chunks() -> Iterator[bytes]:  # no length: urllib sends it chunked
+        yield b'{"embeddings": [['
+        for _ in range(40):
+            yield b"0.1, " * 2000
+        yield b"0.1]]}"
+
+    for path in ("/generate_prompts_parallel", "/jobs"):
+        status, body = _request(service.url, "POST", path, chunks(), AUTH)
+        assert status == 413, body  # was a 400
+        assert "max_request_bytes" in str(body)
+
+
+def test_without_the_key_a_large_body_is_answered_401_unread(service: Service) -> None:
+    """The 401 goes out before the body is read; on a kept-alive connection the server
+    drops the rest of the body, and the client, once it has sent it, reads the 401.
+    (urllib asks to close the connection, which the server then does at once.)"""
+    huge = b"[" * 8_000_000  # over the limit and not JSON: neither matters without the key
+    host, port = service.url.removeprefix("http://").split(":")
+    for path in ("/generate_prompts_parallel", "/jobs", "/jobs/upload"):
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        try:
+            connection.request("POST", path, huge, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            status, body = response.status, json.loads(response.read())
+        finally:
+            connection.close()
+        assert status == 401, (path, body)
+        assert body["detail"].startswith("missing or invalid API key")
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(service: Service) -> None:
@@ -327,6 +374,9 @@ def test_job_errors_and_unknown_jobs(service: Service) -> None:
     ):
         status, body = _request(service.url, method, path, headers=AUTH)
         assert status == 404, (method, path, body)
+        assert body == {"detail": "no job 'nope'"}
+    status, body = _request(service.url, "GET", "/jobs/" + "x" * 5000, headers=AUTH)
+    assert (status, body) == (404, {"detail": "no job with that id"})  # bounded echo
     status, _ = _request(service.url, "GET", "/jobs/nope")
     assert status == 401
 
@@ -417,6 +467,18 @@ def _bad_dimension_at_1030() -> bytes:
             np.full((1, 384), np.nan, dtype="<f4").tobytes(),
             422,
             "embedding 0 contains NaN",
+        ),
+        (
+            "application/x-ndjson",
+            (json.dumps([0.5] * 384) + "\n" + json.dumps([1e308] * 384)).encode(),
+            422,
+            "embedding 1 cannot be normalised: its length overflows",
+        ),
+        (
+            "application/x-ndjson",
+            json.dumps([5e-324] * 384).encode(),
+            422,
+            "embedding 0 contains a denormal number",
         ),
         ("text/csv", b"0.1,0.2", 415, "application/x-ndjson"),
     ],
@@ -523,7 +585,7 @@ def test_no_generated_request_gets_a_500(service: Service) -> None:
     and invalid ones); none may make the server fail."""
     schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 8  # health, generate, metrics and the five of jobs
+    assert len(operations) == 9  # health, ready, generate, metrics and the five of jobs
     for operation in operations:
 
         @hypothesis.given(case=operation.as_strategy())

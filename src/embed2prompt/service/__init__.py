@@ -1,7 +1,14 @@
 """The HTTP service: the seed's REST interface on FastAPI.
 
-app         create_app(): the routes, errors and the models the service holds
-schemas     the request bodies (the seed's, validated)
-security    the API key check and the request-size limit
+app         create_app(): the routes and the models the service holds
+schemas     the request bodies (the seed's, validated strictly)
+errors      the one error shape of every 4xx, and its handlers
+security    the API key check and the request-size limit, before the body is read
+openapi     the schema's account of the key, from the guard's open paths
+health      /health (from memory, no secrets) and /ready (probes the API backends)
+vectors     the embeddings accepted: check_embeddings, and rows it cannot normalise
+uploads     streamed job uploads, parsed and checked as they arrive
+jobs        running jobs; job_store keeps them in SQLite
+metrics     the Prometheus metrics
 server      serve(): uvicorn with the settings' host and port
 """

@@ -3,7 +3,9 @@
 The app loads the inverter (and with it the embedder) once at start-up, and builds one
 :class:`ParallelPromptGenerator` per rate-limit tier on first use, so requests of one
 tier share that tier's limiter. A local generator is one model shared by all tiers.
-Bad input is a 422 naming the index and the problem, never a 500.
+Bad input is a 422 naming the index and the problem, never a 500; every 4xx has the one
+shape of :mod:`embed2prompt.service.errors`. The API key is checked, and the body's size
+capped, below FastAPI (:mod:`embed2prompt.service.security`), before any body is read.
 """
 
 from __future__ import annotations
@@ -14,26 +16,29 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from embed2prompt import __version__
-from embed2prompt.errors import ConfigurationError, InputError
+from embed2prompt.errors import InputError
 from embed2prompt.generators.base import Generator
-from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
+from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.pipeline import ParallelPromptGenerator, PromptGenerationResponse
-from embed2prompt.service.health import backends
+from embed2prompt.service.errors import error_responses, install_error_handlers
+from embed2prompt.service.health import backends, health_report
 from embed2prompt.service.job_store import JobStore
 from embed2prompt.service.jobs import JobRunner
 from embed2prompt.service.metrics import ServiceMetrics
+from embed2prompt.service.openapi import document_security
 from embed2prompt.service.schemas import GeneratePromptsRequest, JobRequest, PipelineOptions
-from embed2prompt.service.security import BodySizeLimit, api_key_guard
+from embed2prompt.service.security import ApiKeyGuard, BodySizeLimit
 from embed2prompt.service.uploads import (
     OPENAPI_REQUEST_BODY,
     RequestBody,
     read_vectors,
     upload_encoding,
 )
+from embed2prompt.service.vectors import check_vectors
 from embed2prompt.settings import Settings
 
 
@@ -101,61 +106,75 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.models = models
     metrics = ServiceMetrics()
-    app.middleware("http")(metrics.middleware)
+    install_error_handlers(app)
+    # Added innermost first: metrics (outermost, so that it counts the guards' 401s and
+    # 413s too), then the key, then the size cap, then the routes.
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_request_bytes,
         upload_paths=frozenset({"/jobs/upload"}),
         max_upload_bytes=settings.max_upload_bytes,
     )
-    require_key = Depends(api_key_guard(settings))
+    # Health for load balancers, and the documentation, so that people can read what
+    # the API is (it holds no data); everything else needs the key when one is set.
+    documentation = (
+        app.openapi_url,
+        app.docs_url,
+        app.redoc_url,
+        app.swagger_ui_oauth2_redirect_url,
+    )
+    open_paths = frozenset(["/health", *(path for path in documentation if path is not None)])
+    key = settings.api_key.get_secret_value().encode() if settings.api_key else None
+    app.add_middleware(ApiKeyGuard, key=key, open_paths=open_paths)
+    app.middleware("http")(metrics.middleware)
+    document_security(app, protected=key is not None, open_paths=open_paths)
 
-    @app.exception_handler(InputError)
-    async def bad_input(_request: Request, error: InputError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": str(error)})
-
-    @app.exception_handler(ConfigurationError)
-    async def misconfigured(_request: Request, error: ConfigurationError) -> JSONResponse:
-        # The server's own settings (a missing OPENAI_API_KEY): not the caller's fault.
-        return JSONResponse(status_code=503, content={"detail": str(error)})
+    def generator_loaded() -> bool:
+        return models.shared_generator is not None or any(
+            p.generator_built for p in models.pipelines.values()
+        )
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        """Liveness, what is loaded, and whether the API backends answer; open without
-        the API key."""
-        inverter = models.inverter
+        """Liveness and what is loaded; open without the API key. Answered from memory:
+        no call upstream, no URL or key."""
+        return health_report(settings, models.inverter, generator_loaded())
+
+    @app.get(
+        "/ready",
+        responses={
+            503: {
+                "description": "Not ready: the models are loading or an API "
+                "backend does not answer (the same body)"
+            }
+        },
+    )
+    async def ready() -> JSONResponse:
+        """Readiness: the models loaded and each API backend answering a probe
+        (``GET {base_url}/models``, without user, password or query in the answer)."""
         reports = await backends(settings)
-        ready = inverter is not None and all(r["reachable"] for r in reports.values())
-        return {
-            "status": "ok" if ready else ("loading" if inverter is None else "degraded"),
-            "backends": reports,
-            "version": __version__,
-            "model": settings.model_path,
-            "embedder": inverter.embedder.name if inverter is not None else None,
-            "dimension": inverter.dimension if inverter is not None else None,
-            "generator": settings.generator,
-            "generator_loaded": models.shared_generator is not None
-            or any(p.generator_built for p in models.pipelines.values()),
-        }
+        is_ready = models.inverter is not None and all(r["reachable"] for r in reports.values())
+        body = {**health_report(settings, models.inverter, generator_loaded()), "backends": reports}
+        body["status"] = "ready" if is_ready else "not ready"
+        return JSONResponse(status_code=200 if is_ready else 503, content=body)
 
     @app.post(
         "/generate_prompts_parallel",
         response_model=PromptGenerationResponse,
-        dependencies=[require_key],
-        responses={
-            401: {"description": "API key missing or wrong"},
-            413: {"description": "Request body too large"},
-            422: {"description": "Invalid input: the message names the index and the problem"},
-        },
+        responses=error_responses(400, 413, 422, 503),
     )
     async def generate_prompts_parallel(body: GeneratePromptsRequest) -> JSONResponse:
-        """The seed's endpoint: a prompt for each embedding, evaluated in parallel."""
+        """The seed's endpoint: a prompt for each embedding, evaluated in parallel.
+
+        At most ``max_embeddings_per_request`` embeddings (256 by default), each of the
+        loaded model's dimension (``/health`` says which)."""
         limit = settings.max_embeddings_per_request
         if len(body.embeddings) > limit:
             raise InputError(
                 f"{len(body.embeddings)} embeddings in one request; at most {limit} "
                 "(max_embeddings_per_request; use the jobs API for more)"
             )
+        check_vectors(body.embeddings, loaded().dimension)  # before any work, as a 422
         response = await models.pipeline(body.rate_limit_tier).generate_prompts_with_evaluation(
             body.embeddings,
             max_concurrent=body.max_concurrent,
@@ -168,7 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response = response.model_copy(update={"metadata": None})
         return JSONResponse(content=response.model_dump(mode="json"))
 
-    @app.get("/metrics", dependencies=[require_key], response_class=Response)
+    @app.get("/metrics", response_class=Response)
     async def prometheus_metrics() -> Response:
         """Prometheus text format: requests, latencies, items, API calls, limiter waits."""
         return metrics.exposition()
@@ -185,19 +204,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def job_status(runner: JobRunner, job_id: str) -> dict[str, Any]:
         status = runner.store.status(job_id)
         if status is None:
-            raise HTTPException(status_code=404, detail=f"no job {job_id!r}")
+            shown = repr(job_id) if len(job_id) <= 64 else "with that id"  # bounded echo
+            raise HTTPException(status_code=404, detail=f"no job {shown}")
         return status.as_dict()
 
-    @app.post("/jobs", status_code=202, dependencies=[require_key])
+    @app.post("/jobs", status_code=202, responses=error_responses(400, 413, 422, 503))
     async def create_job(body: JobRequest, request: Request) -> dict[str, Any]:
-        """A batch too large for one request: stored, run in the background, resumable."""
+        """A batch too large for one request: stored, run in the background, resumable.
+
+        At most ``max_embeddings_per_job`` embeddings, within ``max_request_bytes``."""
         limit = settings.max_embeddings_per_job
         if len(body.embeddings) > limit:
             raise InputError(
                 f"{len(body.embeddings)} embeddings in one job; at most {limit} "
                 "(max_embeddings_per_job)"
             )
-        vectors = check_embeddings(body.embeddings, loaded().dimension)
+        vectors = check_vectors(body.embeddings, loaded().dimension)
         runner = jobs(request)
         options = body.model_dump(exclude={"embeddings"})
         job_id = runner.store.create(vectors, options)
@@ -207,13 +229,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post(
         "/jobs/upload",
         status_code=202,
-        dependencies=[require_key],
         openapi_extra=OPENAPI_REQUEST_BODY,
-        responses={
-            413: {"description": "Upload larger than max_upload_bytes"},
-            415: {"description": "Neither JSON lines nor float32 rows"},
-            422: {"description": "Invalid input: the message names the embedding"},
-        },
+        responses=error_responses(413, 415, 422, 503),
     )
     async def upload_job(
         request: Request, options: Annotated[PipelineOptions, Query()]
@@ -250,12 +267,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runner.start(job_id)
         return job_status(runner, job_id)
 
-    @app.get("/jobs/{job_id}", dependencies=[require_key])
+    @app.get("/jobs/{job_id}", responses=error_responses(404, 422))
     async def get_job(job_id: str, request: Request) -> dict[str, Any]:
         """State, progress, counts and the latest errors."""
         return job_status(jobs(request), job_id)
 
-    @app.get("/jobs/{job_id}/results", dependencies=[require_key], response_model=None)
+    @app.get("/jobs/{job_id}/results", response_model=None, responses=error_responses(404, 422))
     async def get_job_results(
         job_id: str,
         request: Request,
@@ -283,7 +300,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "next_offset": offset + len(page) if len(page) == limit else None,
         }
 
-    @app.delete("/jobs/{job_id}", dependencies=[require_key])
+    @app.delete("/jobs/{job_id}", responses=error_responses(404, 422))
     async def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
         """Cancel a job; the results stored so far stay readable."""
         runner = jobs(request)

@@ -1,38 +1,86 @@
-"""What ``GET /health`` checks: the models loaded, and whether API backends answer.
+"""What the service says about itself: ``GET /health`` (open) and ``GET /ready`` (behind
+the key).
 
-An OpenAI-compatible backend is probed with ``GET {base_url}/models`` (cheap, and served
-by OpenAI, vLLM, llama.cpp and Ollama alike), with a short timeout; the key goes in the
-request header only, never into the answer.
+``/health`` answers from memory: what is loaded and which kind of backend each role
+uses. It calls nothing upstream (anyone may call it, and it must not make the service
+call a paid API on their behalf) and names no URL, key or other setting that can hold a
+credential. ``/ready`` also probes the API backends, with ``GET {base_url}/models``
+(cheap, and served by OpenAI, vLLM, llama.cpp and Ollama alike) and a short timeout; the
+URL it reports has no user, password or query string, and the key goes in the probe's
+header only.
 """
 
 from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from embed2prompt import __version__
+from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.settings import Settings
 
 PROBE_TIMEOUT_S = 3.0
 _OPENAI_URL = "https://api.openai.com/v1"
 
 
+def health_report(
+    settings: Settings, inverter: EmbeddingToPromptInference | None, generator_loaded: bool
+) -> dict[str, Any]:
+    """``/health``'s answer: liveness and what is loaded, without secrets or I/O."""
+    return {
+        "status": "ok" if inverter is not None else "loading",
+        "version": __version__,
+        "model": settings.model_path,
+        "embedder": inverter.embedder.name if inverter is not None else None,
+        "dimension": inverter.dimension if inverter is not None else None,
+        "generator": settings.generator,
+        "generator_loaded": generator_loaded,
+        "backends": {
+            "embedder": {"kind": settings.embedder},
+            "generator": {"kind": settings.generator},
+        },
+    }
+
+
+def public_url(url: str) -> str:
+    """``url`` without what may hold a credential: user, password, query, fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 async def probe_openai(settings: Settings) -> dict[str, Any]:
     """``reachable`` and the probe's latency or error, for the settings' API."""
-    base_url = (settings.openai_base_url or _OPENAI_URL).rstrip("/")
+    given = (settings.openai_base_url or _OPENAI_URL).rstrip("/")
+    base_url = public_url(given)
+    parts = urlsplit(given)
+    auth = None
     headers = {}
     if settings.openai_api_key is not None:
         headers["Authorization"] = f"Bearer {settings.openai_api_key.get_secret_value()}"
+    elif parts.username is not None:  # a proxy's user and password in the URL
+        auth = aiohttp.BasicAuth(parts.username, parts.password or "")
+    probe_url = urlunsplit((parts.scheme, _without_user(parts.netloc), parts.path, "", ""))
     started = time.perf_counter()
     timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
     try:
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(f"{base_url}/models", headers=headers) as response,
+            session.get(f"{probe_url}/models", headers=headers, auth=auth) as response,
         ):
             status = response.status
-    except (aiohttp.ClientError, TimeoutError) as error:
+    except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+        # The error's class only: its message may quote the URL given.
         return {"reachable": False, "error": type(error).__name__, "base_url": base_url}
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
     return {
@@ -41,6 +89,10 @@ async def probe_openai(settings: Settings) -> dict[str, Any]:
         "latency_ms": latency_ms,
         "base_url": base_url,
     }
+
+
+def _without_user(netloc: str) -> str:
+    return netloc.rpartition("@")[2]
 
 
 async def backends(settings: Settings) -> dict[str, Any]:

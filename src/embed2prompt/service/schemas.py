@@ -1,4 +1,11 @@
-"""Request bodies of the service, in the seed's shape (``../shared/SEED.md``)."""
+"""Request bodies of the service, in the seed's shape (``../shared/SEED.md``).
+
+JSON bodies are validated strictly: a number must be a JSON number (not ``"0.1"``, not
+``true``), an integer a JSON integer (not ``"5"``, ``5.0`` or ``true``), a boolean
+``true`` or ``false``. Coercing them hid client bugs (a list of strings passed as
+vectors). The query string of ``/jobs/upload`` is text by nature, so there the same
+options are parsed from their text (``max_concurrent=5``, ``evaluate_quality=false``).
+"""
 
 from __future__ import annotations
 
@@ -30,6 +37,7 @@ class GeneratePromptsRequest(PipelineOptions):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,  # see the module's docstring
         json_schema_extra={
             "examples": [
                 {
@@ -46,7 +54,9 @@ class GeneratePromptsRequest(PipelineOptions):
 
     embeddings: list[list[float]] = Field(
         min_length=1,
-        description="Target vectors, each of the loaded model's dimension (384 by default).",
+        description="Target vectors, each of the loaded model's dimension (384 by default): "
+        "JSON numbers, finite, not all zero, neither denormal (below 2.2e-308 in magnitude) "
+        "nor so large that the vector's length overflows.",
     )
 
 

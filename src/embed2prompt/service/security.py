@@ -1,19 +1,19 @@
-"""The service's guards: the API key, and a cap on request bodies.
+"""The service's guards, below FastAPI: the API key, then a cap on request bodies.
 
-The key is compared in constant time and never logged or echoed; ``/health`` stays open
-so that load balancers can probe it.
+Both answer in ASGI, before any route runs, so that a request without the key costs
+nothing: its body is neither read nor parsed (the server drops what the client still
+sends). The key is compared in constant time and never logged or echoed. The paths in
+``open_paths`` (``/health`` and the API's documentation) need no key, so that load
+balancers can probe and people can read what the API is.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from fastapi import Header, HTTPException
-
-from embed2prompt.settings import Settings
+from embed2prompt.service.errors import error_json
 
 Scope = dict[str, Any]
 Message = MutableMapping[str, Any]
@@ -21,46 +21,40 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+UNAUTHORISED = "missing or invalid API key: send Authorization: Bearer KEY or X-API-Key: KEY"
 
-def api_key_guard(settings: Settings) -> Callable[..., Awaitable[None]]:
-    """A FastAPI dependency: with ``API_KEY`` set, the request must carry it as
-    ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; 401 otherwise."""
-    expected = settings.api_key.get_secret_value().encode() if settings.api_key else None
 
-    async def check(
-        authorization: str | None = Header(default=None),
-        x_api_key: str | None = Header(default=None),
-    ) -> None:
-        if expected is None:
+def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    """The key a request carries: ``X-API-Key``, else a Bearer ``Authorization``."""
+    found = dict(headers)
+    if (key := found.get(b"x-api-key")) is not None:
+        return key
+    scheme, _, credentials = found.get(b"authorization", b"").partition(b" ")
+    return credentials.strip() if scheme.lower() == b"bearer" else None
+
+
+class ApiKeyGuard:
+    """ASGI middleware: with a key set, every path but ``open_paths`` needs it; 401
+    otherwise, sent before the body is read."""
+
+    def __init__(self, app: ASGIApp, *, key: bytes | None, open_paths: frozenset[str]) -> None:
+        self.app = app
+        self._key = key
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = self._key
+        if scope["type"] != "http" or key is None or scope["path"] in self.open_paths:
+            await self.app(scope, receive, send)
             return
-        given = x_api_key
-        if given is None and authorization is not None:
-            scheme, _, credentials = authorization.partition(" ")
-            given = credentials.strip() if scheme.lower() == "bearer" else None
-        if given is None or not hmac.compare_digest(given.encode(), expected):
-            raise HTTPException(
-                status_code=401,
-                detail="missing or invalid API key: send Authorization: Bearer KEY or X-API-Key",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
-    return check
+        given = presented_key(scope.get("headers") or [])
+        if given is not None and hmac.compare_digest(given, key):
+            await self.app(scope, receive, send)
+            return
+        await _respond(send, 401, UNAUTHORISED, [(b"www-authenticate", b"Bearer")])
 
 
 DRAIN_BYTES = 64 * 1024 * 1024  # most of a refused body read (and dropped) before the 413
-
-
-class BodyTooLarge(HTTPException):
-    """Raised from ``receive`` once a body passes its limit (after draining the rest).
-
-    An HTTPException, so that FastAPI passes it through its body parsing and the app
-    answers 413, whether the route parses JSON or reads the stream itself."""
-
-    def __init__(self, max_bytes: int, setting: str) -> None:
-        super().__init__(
-            status_code=413,
-            detail=f"request body larger than {max_bytes} bytes ({setting})",
-        )
 
 
 class BodySizeLimit:
@@ -72,6 +66,11 @@ class BodySizeLimit:
     (chunked) is counted as the app reads it, nothing buffered. A refused body is read
     and dropped (memory stays flat) before the 413, since most clients read no response
     while still sending.
+
+    Past the limit the guard sends the 413 itself and tells the app the client has gone
+    (``http.disconnect``), dropping whatever the app then answers: an exception raised
+    from ``receive`` instead would have to cross every layer of the app unchanged, and
+    one (a task group in a middleware) turned it into a 400.
     """
 
     def __init__(
@@ -97,41 +96,65 @@ class BodySizeLimit:
             limit, setting = self.max_upload_bytes, "max_upload_bytes"
         else:
             limit, setting = self.max_bytes, "max_request_bytes"
+        detail = f"request body larger than {limit} bytes ({setting})"
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _discard_body(receive, self.drain_bytes)  # so the client reads the 413
-            await self._refuse(send, BodyTooLarge(limit, setting))
+            await _respond(send, 413, detail)
             return
         size = 0
+        refused = started = answered = False
 
         async def counted() -> Message:
-            nonlocal size
+            nonlocal size, refused, answered
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 size += len(message.get("body", b""))
                 if size > limit:
+                    refused = True
                     if message.get("more_body", False):
                         await _discard_body(receive, self.drain_bytes)
-                    raise BodyTooLarge(limit, setting)
+                    if not started:  # else the app's own response goes on, cut short
+                        await _respond(send, 413, detail)
+                        answered = True
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counted, send)
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if answered:
+                return  # the 413 went out; the app's answer to the "disconnect" does not
+            started = True
+            await send(message)
 
-    @staticmethod
-    async def _refuse(send: Send, error: BodyTooLarge) -> None:
-        payload = json.dumps({"detail": error.detail}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        try:
+            await self.app(scope, counted, tracked)
+        except Exception:
+            if not answered:
+                raise
+            # The app's failure to read a body it was told had gone (a ClientDisconnect
+            # from a route that streams): the client has its 413 already.
+
+
+async def _respond(
+    send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    payload = error_json(detail)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
 
 
 async def _discard_body(receive: Receive, max_bytes: int) -> None:

@@ -10,7 +10,8 @@ takes the embeddings as a stream instead, in one of two encodings:
 - float32 rows (``application/octet-stream``): little-endian float32, row after row,
   each of the model's dimension (``array.astype("<f4").tobytes()`` in NumPy).
 
-Rows are checked (dimension, NaN, infinities, zero vectors) a chunk at a time, and each
+Rows are checked (dimension, NaN, infinities, zero vectors, denormals, lengths that
+overflow) a chunk at a time, and each
 error names the embedding's index (and, for JSON lines, the line).
 """
 
@@ -24,8 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from embed2prompt.errors import InputError
-from embed2prompt.inversion.inference import check_embeddings
 from embed2prompt.service.security import Message, Receive
+from embed2prompt.service.vectors import check_vectors
 
 JSON_LINES = "application/x-ndjson"
 FLOAT32_ROWS = "application/octet-stream"
@@ -71,10 +72,10 @@ class RequestBody:
             try:
                 message: Message = await self._receive()
             except BaseException:
-                self.finished = True  # the size guard drains before it refuses
+                self.finished = True  # cancelled: nothing more will be read
                 raise
             if message["type"] != "http.request":
-                self.finished = True  # the client went away
+                self.finished = True  # the client went away, or the size guard answered 413
                 raise InputError("the client disconnected before the upload was complete")
             self.finished = not message.get("more_body", False)
             body: bytes = message.get("body", b"")
@@ -99,7 +100,7 @@ async def read_vectors(
             raise InputError(
                 f"the upload holds more than {max_rows} embeddings (max_embeddings_per_job)"
             )
-        return check_embeddings(batch, dimension, first_index=first_index)
+        return check_vectors(batch, dimension, first_index=first_index)
 
     async for row in rows:
         batch.append(row)

@@ -1,0 +1,113 @@
+"""The service's one error shape, for every 4xx it answers.
+
+Every error body is ``{"detail": "<one readable line>"}``; a request that fails
+validation adds ``errors``, one ``{"loc", "msg", "type"}`` entry per problem. The
+caller's input is never echoed: a value that failed may be ``NaN`` or ``Infinity``
+(which JSON cannot carry, so echoing it was a 500) or megabytes long, and an unknown
+field's name is cut short. At most ``MAX_ERRORS`` entries come back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from embed2prompt.errors import ConfigurationError, InputError
+
+MAX_ERRORS = 20  # entries in ``errors``; the rest are counted in ``detail``
+MAX_TEXT = 120  # characters of a message or a location part, beyond which it is cut
+_DETAIL_ERRORS = 3  # problems spelt out in the one-line ``detail``
+
+
+class FieldError(BaseModel):
+    """One problem with one part of the request."""
+
+    loc: list[str | int] = Field(
+        description='Where: "body", "query" or "path", then field names and list indices.'
+    )
+    msg: str = Field(description="What is wrong, in words.")
+    type: str = Field(description="A stable code for the problem (pydantic's error type).")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx (and 503) response."""
+
+    detail: str = Field(description="What went wrong, in one line.")
+    errors: list[FieldError] | None = Field(
+        default=None, description="For invalid requests: each problem and where it is."
+    )
+
+
+def error_json(detail: str) -> bytes:
+    """An error body for code that answers below FastAPI (the ASGI guards)."""
+    return json.dumps({"detail": detail}).encode()
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def field_errors(raw: Sequence[Any]) -> list[FieldError]:
+    """pydantic's errors without their ``input`` and ``ctx`` (values from the caller)."""
+    errors = []
+    for error in raw[:MAX_ERRORS]:
+        message = str(error.get("msg", "invalid"))
+        context = error.get("ctx") or {}
+        if error.get("type") == "json_invalid" and isinstance(context.get("error"), str):
+            message = f"{message}: {context['error']}"  # the parser's words, not the input
+        location = [part if isinstance(part, int) else _cut(str(part)) for part in error["loc"]]
+        errors.append(FieldError(loc=location, msg=_cut(message), type=str(error.get("type"))))
+    return errors
+
+
+def validation_detail(errors: list[FieldError], total: int) -> str:
+    parts = [
+        f"{'.'.join(str(part) for part in error.loc)}: {error.msg}"
+        for error in errors[:_DETAIL_ERRORS]
+    ]
+    more = total - len(parts)
+    return "invalid request: " + "; ".join(parts) + (f" (and {more} more)" if more else "")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer invalid requests, bad input and a misconfigured server in the one shape."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        raw = error.errors()
+        errors = field_errors(raw)
+        body = ErrorResponse(detail=validation_detail(errors, len(raw)), errors=errors)
+        return JSONResponse(status_code=422, content=body.model_dump(exclude_none=True))
+
+    @app.exception_handler(InputError)
+    async def bad_input(_request: Request, error: InputError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(error)})
+
+    @app.exception_handler(ConfigurationError)
+    async def misconfigured(_request: Request, error: ConfigurationError) -> JSONResponse:
+        # The server's own settings (a missing OPENAI_API_KEY): not the caller's fault.
+        return JSONResponse(status_code=503, content={"detail": str(error)})
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route for these error statuses, in the one shape."""
+    return {
+        status: {"model": ErrorResponse, "description": _MEANINGS[status]} for status in statuses
+    }
+
+
+_MEANINGS = {
+    400: "The body could not be read (not UTF-8, or the client went away mid-body)",
+    401: "API key missing or wrong (send Authorization: Bearer KEY or X-API-Key: KEY)",
+    404: "No job with this id",
+    413: "Request body larger than the limit (max_request_bytes, or max_upload_bytes for uploads)",
+    415: "Neither JSON lines nor float32 rows",
+    422: "Invalid request: the message names the field or the embedding's index, and the problem",
+    503: "The server's settings are incomplete, or a backend is not ready",
+}
