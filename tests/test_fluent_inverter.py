@@ -24,7 +24,11 @@ from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.inversion.inverters import load_inverter
 from embed2prompt.inversion.prefix_checkpoint import load_prefix_inverter
 from embed2prompt.inversion.prefix_lm import AdapterConfig, PrefixAdapter, PrefixLM, token_scale
-from embed2prompt.inversion.prefix_training import PrefixTrainingOptions, train_prefix
+from embed2prompt.inversion.prefix_training import (
+    FLUENT_SEARCH,
+    PrefixTrainingOptions,
+    train_prefix,
+)
 
 SMALL = AdapterConfig(prefix_length=2, hidden=64, max_tokens=12)
 TEXTS = [
@@ -35,6 +39,7 @@ TEXTS = [
     "The cat sat on the mat.",
     "A dog barked at the moon.",
 ]
+TRAINING_TEXTS = [*TEXTS, "The sea is blue.", "The sky is blue.", "Tea is a drink.", "Rain fell."]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +65,7 @@ def checkpoint(embedder: LocalEmbedder, tmp_path_factory: pytest.TempPathFactory
         validation_texts=2,
         adapter=SMALL,
     )
-    return train_prefix(options, embedder, TEXTS * 2 + ["Tea is a drink.", "Rain fell."])
+    return train_prefix(options, embedder, TRAINING_TEXTS)
 
 
 def _untrained(base: BaseLM) -> PrefixLM:
@@ -72,7 +77,7 @@ def test_the_adapter_starts_at_the_size_of_the_lms_token_vectors(base: BaseLM) -
     adapter = PrefixAdapter(SMALL, token_scale=token_scale(base))
     vectors = adapter(torch.nn.functional.normalize(torch.randn(64, 384), dim=1))
     assert vectors.shape == (64, 2, base.width)
-    assert float(vectors.std()) == pytest.approx(token_scale(base), rel=0.2)
+    assert float(vectors.detach().std()) == pytest.approx(token_scale(base), rel=0.2)
 
 
 def test_cached_decoding_writes_what_the_full_forward_pass_predicts(base: BaseLM) -> None:
@@ -104,6 +109,8 @@ def test_training_lowers_the_loss_and_writes_a_safe_checkpoint(checkpoint: Path)
     assert document["adapter"]["prefix_length"] == 2
     assert document["language_model"] == "SmolLM2-135M-Instruct"
     assert document["training"]["last_validation"]["step"] == 40
+    assert document["search"] == FLUENT_SEARCH  # how it refines unless told otherwise
+    assert "the" in document["lexicon"]  # the training texts' frequent words, for edits
     weights = torch.load(checkpoint, map_location="cpu", weights_only=True)
     assert all(tensor.dtype == torch.float16 for tensor in weights.values())
     # The base LM's weights are not in the checkpoint: only the adapter's few.
@@ -128,7 +135,7 @@ def test_training_resumes_from_its_checkpoint(
     options = PrefixTrainingOptions(
         checkpoint=copy, steps=42, batch_size=6, save_every=20, validation_texts=2, adapter=SMALL
     )
-    train_prefix(options, embedder, TEXTS * 2 + ["Tea is a drink.", "Rain fell."])
+    train_prefix(options, embedder, TRAINING_TEXTS)
     state = torch.load(copy.with_suffix(".train.pt"), map_location="cpu", weights_only=True)
     assert state["step"] == 42  # two more steps, not 42 from scratch
 
@@ -174,3 +181,29 @@ def test_training_text_never_holds_an_evaluation_text(tmp_path: Path) -> None:
         ["Fine text.", "Other."],
         {"Fine text.", evaluation.upper(), held_out, "Other."},
     )
+
+
+def test_a_checkpoints_own_search_is_the_default_budget(
+    checkpoint: Path, embedder: LocalEmbedder, tmp_path: Path
+) -> None:
+    own = tmp_path / "model.pt"
+    own.write_bytes(checkpoint.read_bytes())
+    document = json.loads(checkpoint.with_suffix(".json").read_text())
+    document["search"] = {"edits": 0, "completions": 1, "fluency_shortlist": 12}
+    own.with_suffix(".json").write_text(json.dumps(document))
+    inverter = EmbeddingToPromptInference(own, embedder=embedder, neighbours=0)
+    assert inverter.search["edits"] == 0
+    assert inverter.search["fluency_shortlist"] == 12
+    target = embedder.embed_sync([TEXTS[1]])[0]
+    by_default = inverter.invert(target, steps=2)
+    spelled_out = inverter.invert(target, steps=2, edits=0, completions=1)
+    assert (by_default.prompt, by_default.trace, by_default.embedder_calls) == (
+        spelled_out.prompt,
+        spelled_out.trace,
+        spelled_out.embedder_calls,
+    )
+    assert by_default.embedder_calls < inverter.invert(target, steps=2, edits=8).embedder_calls
+    document["search"] = {"edit": 3}
+    own.with_suffix(".json").write_text(json.dumps(document))
+    with pytest.raises(ConfigurationError, match="search names \\['edit'\\]"):
+        EmbeddingToPromptInference(own, embedder=embedder, neighbours=0)

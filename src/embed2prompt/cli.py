@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pydantic
 
@@ -20,6 +23,41 @@ def _settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the options given on the command line."""
     given = {name: value for name, value in overrides.items() if value is not None}
     return Settings(**given)
+
+
+def _default(setting: str) -> str:
+    """What the run uses when an option is not given: the setting's environment variable,
+    else its default, read from :class:`Settings` (the one place it is declared)."""
+    value = Settings.model_fields[setting].default
+    shown = value.value if isinstance(value, Enum) else value
+    return f"default: EMBED2PROMPT_{setting.upper()}, else {shown}"
+
+
+def _command_line(argv: list[str]) -> str:
+    """The command that runs ``embed2prompt ARGV`` again, for the resume hint; a
+    credential in ``--base-url`` (user, password, query) is shown as ``***``."""
+    shown: list[str] = []
+    hide_next = False
+    for argument in argv:
+        name, equals, value = argument.partition("=")
+        is_base_url = len(name) > 2 and "--base-url".startswith(name)  # argparse: --base too
+        if hide_next:
+            argument, hide_next = _without_credentials(argument), False
+        elif is_base_url and equals:
+            argument = f"{name}={_without_credentials(value)}"
+        elif is_base_url:
+            hide_next = True
+        shown.append(argument)
+    return shlex.join(["embed2prompt", *shown])
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "***" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _whole_number(value: str, *, least: int) -> int:
@@ -98,7 +136,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="embed a file of texts",
         description=(
             "Embed every text of INPUT (.txt: one a line; .jsonl: field 'text', optional 'id')\n"
-            "into OUTPUT (.npy: rows in input order; .jsonl: id, text, embedding).\n\n"
+            "into OUTPUT (.npy: rows in input order; .jsonl: id, text, embedding). Resumable:\n"
+            "embeddings are written as they come, and running the same command again after a\n"
+            "crash, a kill or Ctrl-C embeds only the texts left. OpenAI requests are packed\n"
+            "up to 2,048 inputs and 300,000 tokens. Exit 0 done, 2 bad usage, unreadable\n"
+            "input or an output that cannot be written, 130 stopped early.\n\n"
             "examples:\n"
             "  embed2prompt embed questions.txt -o questions.npy\n"
             "  embed2prompt embed docs.jsonl -o docs.jsonl \\\n"
@@ -108,7 +150,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     embed.add_argument("input", type=Path, help="a .txt or .jsonl file of texts")
     embed.add_argument("-o", "--output", type=Path, required=True, help="a .npy or .jsonl file")
-    embed.add_argument("--embedder", choices=["local", "openai"], help="default: local")
+    embed.add_argument("--embedder", choices=["local", "openai"], help=_default("embedder"))
     embed.add_argument("--model", help="embedding model name (default depends on --embedder)")
     embed.add_argument("--base-url", help="OpenAI-compatible base URL (default: OPENAI_BASE_URL)")
     embed.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -227,7 +269,8 @@ def _build_parser() -> argparse.ArgumentParser:
             "best_variant, success, error, processing_time. Rows are streamed (flat memory)\n"
             "and written as they finish. Run the same command again after a crash or Ctrl-C\n"
             "to finish the rows left. Exit 0 all rows succeeded, 1 some failed (see their\n"
-            "error), 2 bad usage or unreadable input, 130 stopped early.\n\n"
+            "error), 2 bad usage, unreadable input or an output that cannot be written,\n"
+            "130 stopped early.\n\n"
             "examples:\n"
             "  embed2prompt invert vectors.npy -o prompts.jsonl\n"
             "  embed2prompt invert vectors.parquet -o prompts.parquet --evaluate --variants 3 \\\n"
@@ -245,8 +288,7 @@ def _build_parser() -> argparse.ArgumentParser:
     invert.add_argument(
         "--inverter",
         type=Path,
-        help="the inversion model checkpoint (default: EMBED2PROMPT_MODEL_PATH, "
-        "models/best_model.pt)",
+        help=f"the inversion model checkpoint ({_default('model_path')})",
     )
     invert.add_argument(
         "--concurrency", type=int, default=10, help="rows in progress at once (default 10)"
@@ -263,18 +305,20 @@ def _build_parser() -> argparse.ArgumentParser:
     invert.add_argument(
         "--retry-failed", action="store_true", help="when resuming, run failed rows again"
     )
-    invert.add_argument("--tier", help="OpenAI rate-limit tier, tier_1..tier_5 (default tier_1)")
+    invert.add_argument(
+        "--tier", help=f"OpenAI rate-limit tier, tier_1..tier_5 ({_default('rate_limit_tier')})"
+    )
     invert.add_argument("--rpm", type=float, help="requests per minute (overrides the tier's)")
     invert.add_argument("--tpm", type=float, help="tokens per minute (overrides the tier's)")
     invert.add_argument(
         "--embedder",
         choices=["local", "openai"],
-        help="the embedder the inverter was trained for (default: local)",
+        help=f"the embedder the inverter was trained for ({_default('embedder')})",
     )
     invert.add_argument(
         "--embedding-model", help="the API embedding model (with --embedder openai)"
     )
-    invert.add_argument("--generator", choices=["local", "openai"], help="default: local")
+    invert.add_argument("--generator", choices=["local", "openai"], help=_default("generator"))
     invert.add_argument(
         "--model", help="the generator's model name (default depends on --generator)"
     )
@@ -282,21 +326,27 @@ def _build_parser() -> argparse.ArgumentParser:
     invert.add_argument(
         "--steps",
         type=int,
-        help="refinement steps per prompt (default: EMBED2PROMPT_REFINEMENT_STEPS, 8)",
+        help=f"refinement steps per prompt ({_default('refinement_steps')})",
     )
-    invert.add_argument("--beam", type=int, help="sequence beam width (default 1)")
     invert.add_argument(
-        "--edits", type=int, help="word edits tried per hypothesis a step (default 32)"
+        "--beam", type=int, help=f"sequence beam width ({_default('refinement_beam')})"
+    )
+    invert.add_argument(
+        "--edits",
+        type=int,
+        help=f"word edits tried per hypothesis a step ({_default('refinement_edits')})",
     )
     invert.add_argument(
         "--fluency",
         type=float,
-        help="weight of readability against cosine in refinement (default 0.03; 0: cosine alone)",
+        help="weight of readability against cosine in refinement, 0: cosine alone "
+        f"({_default('refinement_fluency')})",
     )
     invert.add_argument(
         "--neighbours",
         type=int,
-        help="training texts from the model's prompt bank among the first guesses (default 2)",
+        help="training texts from the model's prompt bank among the first guesses "
+        f"({_default('retrieval_neighbours')})",
     )
     invert.add_argument(
         "--engine",
@@ -350,13 +400,15 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--batch", type=_at_least_one, default=32, help="targets inverted together (default 32)"
     )
-    evaluate.add_argument("--beam", type=int, default=1)
-    evaluate.add_argument("--edits", type=int, default=32, help="word edits per hypothesis a step")
+    evaluate.add_argument("--beam", type=int, help="sequence beam (default: the model's own)")
+    evaluate.add_argument(
+        "--edits", type=int, help="word edits per hypothesis a step (default: the model's own)"
+    )
     evaluate.add_argument(
         "--fluency",
         type=float,
-        default=0.0,
-        help="weight of readability against cosine in refinement (default 0: cosine alone)",
+        help="weight of readability against cosine in refinement (0: cosine alone; "
+        "default: the model's own)",
     )
     evaluate.add_argument(
         "--neighbours",
@@ -367,14 +419,13 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--completions",
         type=_at_least_zero,
-        default=0,
-        help="the inverter's rewrites of each hypothesis's tail a step (default 0: none)",
+        help="the inverter's rewrites of each hypothesis's tail a step (default: the model's)",
     )
     evaluate.add_argument(
         "--strength",
         type=float,
-        default=0.0,
-        help="re-decode conditioned on target + S x (target - hypothesis) a step (0: off)",
+        help="re-decode conditioned on target + S x (target - hypothesis) a step (0: off; "
+        "default: the model's own)",
     )
     evaluate.add_argument(
         "--sets",
@@ -417,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "embed":
             from embed2prompt.commands.embed import run_embed
 
-            run_embed(
+            return run_embed(
                 args.input,
                 args.output,
                 settings=_settings(
@@ -426,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
                     openai_base_url=args.base_url,
                 ),
                 progress=not args.no_progress,
+                command=_command_line(sys.argv[1:] if argv is None else argv),
             )
         elif args.command == "bank":
             from embed2prompt.commands.bank import run_bank_add
@@ -525,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
                     if args.engine == "ray"
                     else None
                 ),
+                command=_command_line(sys.argv[1:] if argv is None else argv),
             )
         elif args.command == "report":
             from embed2prompt.batch.report import write_report

@@ -11,9 +11,7 @@ from typing import Any
 from embed2prompt.corpus.held_out import EVALUATION_SETS, held_out_prompts, out_of_domain_texts
 from embed2prompt.inversion.evaluation import evaluate_inversion
 from embed2prompt.inversion.inference import (
-    DEFAULT_COMPLETIONS,
     DEFAULT_NEIGHBOURS,
-    DEFAULT_STRENGTH,
     EmbeddingToPromptInference,
 )
 from embed2prompt.inversion.readability import ReadabilityJudge
@@ -26,13 +24,13 @@ def run_eval(
     corpus: Path,
     samples: int,
     steps: list[int],
-    beam: int,
-    edits: int,
+    beam: int | None = None,
+    edits: int | None = None,
     neighbours: int = DEFAULT_NEIGHBOURS,
     batch: int = 32,
-    fluency: float = 0.0,
-    completions: int = DEFAULT_COMPLETIONS,
-    strength: float = DEFAULT_STRENGTH,
+    fluency: float | None = None,
+    completions: int | None = None,
+    strength: float | None = None,
     sets: Sequence[str] = tuple(EVALUATION_SETS),
     readability: bool = True,
     as_json: bool,

@@ -31,6 +31,9 @@ class CheckpointInfo:
     embedder_dimension: int
     training: dict[str, Any] = field(default_factory=dict)
     lexicon: list[str] = field(default_factory=list)
+    # The refinement measured best for this model (keywords of invert_batch), used when
+    # the caller leaves them out.
+    search: dict[str, Any] = field(default_factory=dict)
 
 
 def sidecar(path: Path) -> Path:
@@ -77,6 +80,7 @@ def load_checkpoint(path: Path) -> tuple[Inverter, Tokenizer, CheckpointInfo]:
             int(embedder["dimension"]),
             document["training"],
             [str(word) for word in document.get("lexicon", [])],
+            dict(document.get("search", {})),
         )
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as error:
         raise ConfigurationError(f"{config_path} is not a valid inverter config: {error}") from None

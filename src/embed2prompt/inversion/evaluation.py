@@ -22,10 +22,6 @@ import sacrebleu
 
 from embed2prompt.errors import InputError
 from embed2prompt.inversion.inference import (
-    DEFAULT_BEAM,
-    DEFAULT_COMPLETIONS,
-    DEFAULT_EDITS,
-    DEFAULT_STRENGTH,
     EmbeddingToPromptInference,
 )
 from embed2prompt.inversion.readability import ReadabilityJudge
@@ -82,16 +78,17 @@ def evaluate_inversion(
     texts: list[str],
     *,
     steps: int = 0,
-    beam: int = DEFAULT_BEAM,
-    edits: int = DEFAULT_EDITS,
+    beam: int | None = None,
+    edits: int | None = None,
     batch: int = 32,
-    fluency: float = 0.0,
-    completions: int = DEFAULT_COMPLETIONS,
-    strength: float = DEFAULT_STRENGTH,
+    fluency: float | None = None,
+    completions: int | None = None,
+    strength: float | None = None,
     judge: ReadabilityJudge | None = None,
 ) -> tuple[InversionScores, list[tuple[str, str, float]]]:
     """Scores, and (original, prompt, cosine) for every text of at most 24 words,
-    inverted ``batch`` at a time; with a ``judge``, readability too (outside the timing)."""
+    inverted ``batch`` at a time; with a ``judge``, readability too (outside the timing).
+    A budget left out is the checkpoint's own (see ``invert_batch``)."""
     if batch < 1:
         raise InputError(f"batch must be >= 1, got {batch}")
     given = len(texts)
@@ -104,14 +101,16 @@ def evaluate_inversion(
     targets = asyncio.run(inverter.embedder.embed(texts))
     # One untimed inversion first: the first call's one-off costs (thread pools, torch's
     # first kernels, the lexicon's loading) are not a cost per target.
-    invert = partial(
-        inverter.invert_batch,
-        beam=beam,
-        edits=edits,
-        fluency=fluency,
-        completions=completions,
-        strength=strength,
-    )
+    asked = {
+        "beam": beam,
+        "edits": edits,
+        "fluency": fluency,
+        "completions": completions,
+        "strength": strength,
+    }
+    budget = {**inverter.search, **{k: v for k, v in asked.items() if v is not None}}
+    budget.pop("fluency_shortlist", None)
+    invert = partial(inverter.invert_batch, **budget)
     invert(targets[:1], steps=min(steps, 1))
     started = time.perf_counter()
     results = []
@@ -124,13 +123,13 @@ def evaluate_inversion(
     scores = InversionScores(
         texts=len(texts),
         steps=steps,
-        beam=beam,
-        edits=edits,
+        beam=budget["beam"],
+        edits=budget["edits"],
         neighbours=inverter.neighbours if inverter.bank is not None else 0,
         batch=batch,
-        fluency=fluency,
-        completions=completions,
-        strength=strength,
+        fluency=budget["fluency"],
+        completions=budget["completions"],
+        strength=budget["strength"],
         bleu=round(sacrebleu.corpus_bleu(prompts, [texts]).score, 2),
         token_f1=round(
             100 * statistics.mean(token_f1(p, t) for p, t in zip(prompts, texts, strict=True)), 2

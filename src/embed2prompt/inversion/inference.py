@@ -87,6 +87,8 @@ class _Budget:
     max_seconds: float
     fluency: float = 0.0
     completions: int = 0
+    # The best by cosine that fluency may reorder (scoring costs a forward pass each).
+    fluency_shortlist: int = _FLUENCY_SHORTLIST
 
     def __post_init__(self) -> None:
         if (
@@ -96,6 +98,7 @@ class _Budget:
             or self.strength < 0
             or not 0 <= self.fluency < float("inf")
             or self.completions < 0
+            or self.fluency_shortlist < 1
         ):
             raise InputError(
                 "steps, edits, strength, fluency and completions must be >= 0 and beam >= 1, "
@@ -103,6 +106,27 @@ class _Budget:
                 f"strength={self.strength}, fluency={self.fluency}, "
                 f"completions={self.completions}"
             )
+
+
+# The refinement a checkpoint gets when the caller leaves a budget out; a checkpoint's
+# JSON may name its own (``"search": {...}``), measured for that model.
+_LIBRARY_SEARCH: dict[str, Any] = {
+    "beam": DEFAULT_BEAM,
+    "edits": DEFAULT_EDITS,
+    "strength": DEFAULT_STRENGTH,
+    "fluency": DEFAULT_FLUENCY,
+    "completions": DEFAULT_COMPLETIONS,
+    "fluency_shortlist": _FLUENCY_SHORTLIST,
+}
+
+
+def _search_defaults(path: Path, own: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(own) - set(_LIBRARY_SEARCH))
+    if unknown:
+        raise ConfigurationError(
+            f"{path}'s search names {unknown}; expected some of {sorted(_LIBRARY_SEARCH)}"
+        )
+    return {**_LIBRARY_SEARCH, **own}
 
 
 @dataclass
@@ -258,6 +282,7 @@ class EmbeddingToPromptInference:
     ) -> None:
         self.model_path = locate_model(model_path)
         self.text_model, self.info = load_inverter(self.model_path)
+        self.search = _search_defaults(self.model_path, self.info.search)
         if embedder is None:
             if self.info.embedder_name != "all-MiniLM-L6-v2":
                 raise ConfigurationError(
@@ -300,13 +325,13 @@ class EmbeddingToPromptInference:
         embeddings: object,
         *,
         steps: int = 0,
-        beam: int = DEFAULT_BEAM,
-        edits: int = DEFAULT_EDITS,
-        strength: float = DEFAULT_STRENGTH,
+        beam: int | None = None,
+        edits: int | None = None,
+        strength: float | None = None,
         max_embedder_calls: float = float("inf"),
         max_seconds: float = float("inf"),
-        fluency: float = DEFAULT_FLUENCY,
-        completions: int = DEFAULT_COMPLETIONS,
+        fluency: float | None = None,
+        completions: int | None = None,
     ) -> list[InversionResult]:
         """Invert a batch (blocking). ``steps`` rounds of refinement keep a ``beam`` of the
         best hypotheses per target; each round tries ``edits`` word edits of each of them
@@ -318,7 +343,9 @@ class EmbeddingToPromptInference:
         the refinement steps keep hypotheses by their cosine plus ``fluency`` times their
         mean token log-probability under the inverter (a text it would write for the
         target reads as English), so a prompt may trade a little cosine for readability;
-        0 ranks by cosine alone, as one pass always does."""
+        0 ranks by cosine alone, as one pass always does. A budget left out is the
+        checkpoint's own (its ``search``: the fluent inverter refines differently from
+        the scratch one), else the library's default."""
         return asyncio.run(
             self.ainvert_batch(
                 embeddings,
@@ -338,18 +365,29 @@ class EmbeddingToPromptInference:
         embeddings: object,
         *,
         steps: int = 0,
-        beam: int = DEFAULT_BEAM,
-        edits: int = DEFAULT_EDITS,
-        strength: float = DEFAULT_STRENGTH,
+        beam: int | None = None,
+        edits: int | None = None,
+        strength: float | None = None,
         max_embedder_calls: float = float("inf"),
         max_seconds: float = float("inf"),
-        fluency: float = DEFAULT_FLUENCY,
-        completions: int = DEFAULT_COMPLETIONS,
+        fluency: float | None = None,
+        completions: int | None = None,
     ) -> list[InversionResult]:
         """The same, for callers inside an event loop."""
         targets = check_embeddings(embeddings, self.dimension)
+        given = {
+            "beam": beam,
+            "edits": edits,
+            "strength": strength,
+            "fluency": fluency,
+            "completions": completions,
+        }
+        chosen = {**self.search, **{k: v for k, v in given.items() if v is not None}}
         budget = _Budget(
-            steps, beam, edits, strength, max_embedder_calls, max_seconds, fluency, completions
+            steps=steps,
+            max_embedder_calls=max_embedder_calls,
+            max_seconds=max_seconds,
+            **chosen,
         )
         return await self._invert(targets, budget)
 
@@ -426,7 +464,9 @@ class EmbeddingToPromptInference:
                 _best_distinct(kept + pool, _CANDIDATES_KEPT)
                 for kept, pool in zip(best_seen, ranked, strict=True)
             ]
-            ranked = await self._prefer_fluent(ranked, targets, budget.fluency)
+            ranked = await self._prefer_fluent(
+                ranked, targets, budget.fluency, budget.fluency_shortlist
+            )
             beams = [pool[: budget.beam] for pool in ranked]
             for index in active:
                 traces[index].append(beams[index][0].cosine)
@@ -447,7 +487,11 @@ class EmbeddingToPromptInference:
         ]
 
     async def _prefer_fluent(
-        self, pools: list[list[_Hypothesis]], targets: npt.NDArray[np.float32], weight: float
+        self,
+        pools: list[list[_Hypothesis]],
+        targets: npt.NDArray[np.float32],
+        weight: float,
+        shortlist: int,
     ) -> list[list[_Hypothesis]]:
         """Each pool (best cosine first) with its first few reordered by cosine plus
         ``weight`` times fluency; the rest stay behind them. Only that shortlist is scored
@@ -458,7 +502,7 @@ class EmbeddingToPromptInference:
         unscored = [
             (index, h)
             for index, pool in enumerate(pools)
-            for h in pool[:_FLUENCY_SHORTLIST]
+            for h in pool[:shortlist]
             if h.fluency is None
         ]
         if unscored:
@@ -468,8 +512,7 @@ class EmbeddingToPromptInference:
             for (_, hypothesis), score in zip(unscored, scores, strict=True):
                 hypothesis.fluency = score
         return [
-            sorted(pool[:_FLUENCY_SHORTLIST], key=lambda h: -h.score(weight))
-            + pool[_FLUENCY_SHORTLIST:]
+            sorted(pool[:shortlist], key=lambda h: -h.score(weight)) + pool[shortlist:]
             for pool in pools
         ]
 

@@ -85,6 +85,7 @@ def load_inverter(path: Path) -> tuple[TextModel, CheckpointInfo]:
             prefix_info.embedder_dimension,
             prefix_info.training,
             prefix_info.lexicon,
+            prefix_info.search,
         )
         return inverter, info
     model, tokenizer, info = load_checkpoint(path)

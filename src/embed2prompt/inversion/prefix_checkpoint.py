@@ -31,6 +31,8 @@ class PrefixCheckpointInfo:
     training: dict[str, Any] = field(default_factory=dict)
     # Frequent words of the training texts: the edits refinement may try.
     lexicon: list[str] = field(default_factory=list)
+    # The refinement measured best for this model (see inference.py), if any.
+    search: dict[str, Any] = field(default_factory=dict)
 
 
 def sidecar(path: Path) -> Path:
@@ -58,6 +60,7 @@ def save_prefix_checkpoint(path: Path, adapter: PrefixAdapter, info: PrefixCheck
         "language_model": info.language_model,
         "training": info.training,
         "lexicon": info.lexicon,
+        "search": info.search,
     }
     partial = path.with_name(path.name + ".partial")
     torch.save(weights, partial)
@@ -88,6 +91,7 @@ def load_prefix_inverter(
             str(document["language_model"]),
             dict(document.get("training", {})),
             [str(word) for word in document.get("lexicon", [])],
+            dict(document.get("search", {})),
         )
     except (OSError, KeyError, TypeError, ValueError) as error:
         raise ConfigurationError(

@@ -16,6 +16,7 @@ import time
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -32,6 +33,15 @@ from embed2prompt.inversion.prefix_checkpoint import (
 from embed2prompt.inversion.prefix_lm import AdapterConfig, PrefixAdapter, PrefixLM, token_scale
 
 log = logging.getLogger(__name__)
+
+
+# How a fluent inverter refines unless told otherwise (written into its checkpoint). Word
+# edits find the words the LM's samples miss; ranking a wide shortlist by cosine plus 0.5
+# x the LM's mean token log-probability keeps only edits that still read as English. On
+# 16 out-of-domain texts (step-500 adapter, 4 steps): one pass 0.671 / 62% English;
+# edits at weight 0.2: 0.800 / 44%; at 0.5: 0.746 / 62%; re-decoding and completions
+# alone: 0.705 / 50%.
+FLUENT_SEARCH: dict[str, Any] = {"edits": 16, "fluency": 0.5, "fluency_shortlist": 64}
 
 
 @dataclass
@@ -113,6 +123,7 @@ def train_prefix(
         state, step = None, 0
     # The words refinement may try as edits: the training texts' frequent ones.
     info.lexicon = info.lexicon or frequent_words(training)
+    info.search = info.search or dict(FLUENT_SEARCH)
     adapter = inverter.adapter
     optimizer = torch.optim.AdamW(adapter.parameters(), lr=options.learning_rate, weight_decay=0.01)
     if state is not None:
