@@ -101,6 +101,14 @@ def evaluate_inversion(
     targets = asyncio.run(inverter.embedder.embed(texts))
     # One untimed inversion first: the first call's one-off costs (thread pools, torch's
     # first kernels, the lexicon's loading) are not a cost per target.
+    invert = partial(
+        inverter.invert_batch,
+        beam=beam,
+        edits=edits,
+        fluency=fluency,
+        completions=completions,
+        strength=strength,
+    )  # None: the checkpoint's own, which the scores report
     asked = {
         "beam": beam,
         "edits": edits,
@@ -109,8 +117,6 @@ def evaluate_inversion(
         "strength": strength,
     }
     budget = {**inverter.search, **{k: v for k, v in asked.items() if v is not None}}
-    budget.pop("fluency_shortlist", None)
-    invert = partial(inverter.invert_batch, **budget)
     invert(targets[:1], steps=min(steps, 1))
     started = time.perf_counter()
     results = []
