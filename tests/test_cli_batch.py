@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -226,6 +227,8 @@ def test_ctrl_c_finishes_the_rows_in_progress_and_says_how_to_resume(
     assert process.returncode == 130, stderr
     assert "finishing the rows in progress" in stderr
     assert "run the same command again" in stderr
+    command = shlex.join(["embed2prompt", *_slow_run_args(server, source, output)])
+    assert stderr.rstrip().endswith(f"\n  {command}")  # every option kept (--steps 0)
     assert "Traceback" not in stderr
     rows = records(output)
     assert all(row["success"] for row in rows)  # the rows in progress finished, not cut
@@ -411,3 +414,153 @@ def test_a_bad_fluency_weight_is_refused_before_any_work(tmp_path: Path) -> None
         assert "refinement_fluency" in refused.stderr
         assert "Traceback" not in refused.stderr
     assert not output.exists()
+
+
+def _output_mistakes(tmp_path: Path, source: Path) -> dict[str, tuple[list[str], str]]:
+    """Every kind of output path that cannot be written: (invert's arguments after the
+    input, what the one line says)."""
+    (tmp_path / "a_file").write_text("not a folder\n")
+    (tmp_path / "named.jsonl").mkdir()
+    (tmp_path / "locked.jsonl.lock").mkdir()
+    (tmp_path / "journal.parquet.partial.jsonl").mkdir()
+    return {
+        "a file as its folder": ([str(tmp_path / "a_file" / "o.jsonl")], "a_file is a file"),
+        "a file further up": (
+            [str(tmp_path / "a_file" / "deeper" / "o.jsonl")],
+            "a_file is a file",
+        ),
+        "a folder named like the output": ([str(tmp_path / "named.jsonl")], "is a folder"),
+        "its lock a folder": ([str(tmp_path / "locked.jsonl")], "locked.jsonl.lock: Is a dir"),
+        "its journal a folder": (
+            [str(tmp_path / "journal.parquet")],
+            "journal.parquet.partial.jsonl: Is a directory",
+        ),
+        "a place no one may write": (["/sys/embed2prompt-test.jsonl"], "Permission denied"),
+        "the input itself": ([str(source)], "is the input"),
+        "an unsupported type": ([str(tmp_path / "o.csv")], "unsupported output type '.csv'"),
+    }
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        "a file as its folder",
+        "a file further up",
+        "a folder named like the output",
+        "its lock a folder",
+        "its journal a folder",
+        "a place no one may write",
+        "the input itself",
+        "an unsupported type",
+    ],
+)
+def test_an_output_path_that_cannot_be_written_is_exit_2_in_one_line(
+    tmp_path: Path, vectors: np.ndarray, mistake: str
+) -> None:
+    source = tmp_path / "vectors.jsonl"
+    source.write_text("".join(json.dumps({"embedding": v.tolist()}) + "\n" for v in vectors))
+    before = source.read_bytes()
+    (output,), message = _output_mistakes(tmp_path, source)[mistake]
+    result = run("invert", str(source), "-o", output, *FAST)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"embed2prompt: error: {output}: ")
+    assert message in line
+    assert source.read_bytes() == before
+
+
+@pytest.mark.parametrize("mistake", ["a file as its folder", "a place no one may write"])
+def test_on_ray_too_an_unwritable_output_is_exit_2_before_ray_starts(
+    tmp_path: Path, vectors: np.ndarray, mistake: str
+) -> None:
+    source = tmp_path / "vectors.npy"
+    np.save(source, vectors)
+    (output,), message = _output_mistakes(tmp_path, source)[mistake]
+    result = run("invert", str(source), "-o", output, *FAST, "--engine", "ray")
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert message in line
+
+
+def test_an_output_among_the_input_folders_files_is_refused(
+    tmp_path: Path, vectors: np.ndarray
+) -> None:
+    """The next run would read it, and its journal, as input."""
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    np.save(folder / "a.npy", vectors)
+    result = run("invert", str(folder), "-o", str(folder / "prompts.jsonl"), *FAST)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "is in the input folder" in line
+    assert sorted(p.name for p in folder.iterdir()) == ["a.npy"]
+    nested = folder / "out" / "prompts.jsonl"  # a folder of its own inside is fine
+    assert run("invert", str(folder), "-o", str(nested), *FAST).returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in a read-only folder")
+def test_a_read_only_folder_is_exit_2(tmp_path: Path, vectors: np.ndarray) -> None:
+    source = tmp_path / "vectors.npy"
+    np.save(source, vectors)
+    folder = tmp_path / "read_only"
+    folder.mkdir(mode=0o555)
+    result = run("invert", str(source), "-o", str(folder / "o.jsonl"), *FAST)
+    assert result.returncode == 2
+    assert "Permission denied" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_help_states_the_defaults_the_run_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each default named by `invert --help` is the one a run without the option gets."""
+    import argparse
+
+    from embed2prompt.cli import _build_parser, _settings
+
+    for name in ("RATE_LIMIT_TIER", "REFINEMENT_STEPS", "EMBEDDER", "MODEL_PATH"):
+        monkeypatch.delenv(f"EMBED2PROMPT_{name}", raising=False)
+    used = _settings()  # what a run given none of the options uses
+    (commands,) = (a for a in _build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {
+        option: action.help
+        for action in commands.choices["invert"]._actions
+        for option in action.option_strings
+    }
+    for option, setting in (
+        ("--tier", "rate_limit_tier"),
+        ("--steps", "refinement_steps"),
+        ("--beam", "refinement_beam"),
+        ("--edits", "refinement_edits"),
+        ("--fluency", "refinement_fluency"),
+        ("--neighbours", "retrieval_neighbours"),
+        ("--embedder", "embedder"),
+        ("--generator", "generator"),
+        ("--inverter", "model_path"),
+    ):
+        value = getattr(used, setting)
+        shown = getattr(value, "value", value)
+        assert f"default: EMBED2PROMPT_{setting.upper()}, else {shown}" in str(helps[option])
+    assert used.rate_limit_tier.value == "tier_2"
+    printed = " ".join(run("invert", "--help", timeout=60).stdout.split())
+    assert "tier_1..tier_5 (default: EMBED2PROMPT_RATE_LIMIT_TIER, else tier_2)" in printed
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["invert", "in.npy", "-o", "out dir/o.jsonl", "--steps", "2"],
+         "embed2prompt invert in.npy -o 'out dir/o.jsonl' --steps 2"),
+        (["invert", "in.npy", "-o", "o.jsonl", "--base-url", "http://u:secret@h:8/v1"],
+         "embed2prompt invert in.npy -o o.jsonl --base-url 'http://***@h:8/v1'"),
+        (["embed", "t.txt", "-o", "o.npy", "--base=http://h/v1?key=secret"],
+         "embed2prompt embed t.txt -o o.npy '--base=http://h/v1?***'"),
+        (["embed", "t.txt", "-o", "o.npy", "--base-url", "http://localhost:8080/v1"],
+         "embed2prompt embed t.txt -o o.npy --base-url http://localhost:8080/v1"),
+    ],
+)  # fmt: skip
+def test_the_resume_hint_is_the_whole_command_without_credentials(
+    argv: list[str], shown: str
+) -> None:
+    from embed2prompt.cli import _command_line
+
+    assert _command_line(argv) == shown
+    assert "secret" not in _command_line(argv)

@@ -454,7 +454,12 @@ def _bad_dimension_at_1030() -> bytes:
             422,
             'line 1 (embedding 0) has no "embedding" field',
         ),
-        ("application/x-ndjson", _bad_dimension_at_1030(), 422, "embedding 1030 has shape (3,)"),
+        (
+            "application/x-ndjson",
+            _bad_dimension_at_1030(),
+            422,
+            "line 1031: embedding 1030 has shape (3,)",
+        ),
         ("application/x-ndjson", b"\n\n", 422, "the upload holds no embeddings"),
         (
             "application/octet-stream",
@@ -472,13 +477,13 @@ def _bad_dimension_at_1030() -> bytes:
             "application/x-ndjson",
             (json.dumps([0.5] * 384) + "\n" + json.dumps([1e308] * 384)).encode(),
             422,
-            "embedding 1 cannot be normalised: its length overflows",
+            "line 2: embedding 1 cannot be normalised: its length overflows",
         ),
         (
             "application/x-ndjson",
             json.dumps([5e-324] * 384).encode(),
             422,
-            "embedding 0 contains a denormal number",
+            "line 1: embedding 0 contains a denormal number",
         ),
         ("text/csv", b"0.1,0.2", 415, "application/x-ndjson"),
     ],
@@ -671,3 +676,33 @@ def test_json_lines_split_anywhere_parse_the_same() -> None:
     assert len(whole) == 6
     for size in (1, 2, 7, 64):
         assert asyncio.run(parse(size)) == whole
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("[0.1, 0.2]", "line 4: embedding 2 has shape (2,)"),
+        ("[NaN, 1, 1]", "line 4: embedding 2 contains NaN"),
+        ("[0, 0, 0]", "line 4: embedding 2 is all zeros"),
+        ('{"embedding": [1e-320, 1, 1]}', "line 4: embedding 2 contains a denormal number"),
+        ("[1e308, 1e308, 1e308]", "line 4: embedding 2 cannot be normalised"),
+        ('[1, "a", 1]', "line 4: embedding 2 is not a list of numbers"),
+    ],
+)
+def test_an_upload_error_names_the_line_as_well_as_the_index(line: str, message: str) -> None:
+    """Blank lines are skipped, so the line and the index differ: both are named."""
+    from embed2prompt.errors import InputError
+    from embed2prompt.service.uploads import JSON_LINES, read_vectors
+
+    body = f"[1, 2, 3]\n\n[4, 5, 6]\n{line}\n[7, 8, 9]\n".encode()
+
+    async def upload() -> None:
+        async def chunks():  # type: ignore[no-untyped-def]
+            yield body
+
+        async for _ in read_vectors(chunks(), JSON_LINES, 3, 100):
+            pass
+
+    with pytest.raises(InputError) as refused:
+        asyncio.run(upload())
+    assert str(refused.value).startswith(message)

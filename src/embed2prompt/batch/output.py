@@ -7,6 +7,10 @@ short by a full disk or a machine crash, which the next run cuts off. For ``.jso
 output the journal is the output itself. For ``.parquet`` (a format that cannot be
 appended to) it is ``OUTPUT.parquet.partial.jsonl``, converted to Parquet when every row
 is done.
+
+:func:`check_output_path` refuses a path that cannot be an output before any work, and
+:func:`lock_output` turns an unwritable place into one :class:`InputError` naming it; the
+same two serve ``embed2prompt embed`` (:mod:`embed2prompt.textio`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +39,105 @@ FIELDS = (
     "error",
     "processing_time",
 )
+
+
+def check_output_path(
+    path: Path,
+    formats: tuple[str, ...],
+    *,
+    create_folders: bool = True,
+    input_path: Path | None = None,
+) -> None:
+    """Refuse, before any work, a path that cannot be an output: a type not in
+    ``formats``, a folder, a path through a file, a missing folder (unless
+    ``create_folders``), the input itself, or a file among the input folder's files (the
+    next run would read it, and its journal, as input). An :class:`InputError` naming
+    the path and the problem. A place that cannot be written shows when it is opened
+    (:func:`lock_output`)."""
+    suffix = path.suffix.lower()
+    if suffix not in formats:
+        raise InputError(
+            f"{path}: unsupported output type {suffix!r}; expected {' or '.join(formats)}"
+        )
+    try:
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder; name the {suffix} file to write")
+        folder = path.parent
+        while not folder.exists():  # the nearest folder there is
+            folder = folder.parent
+        if not folder.is_dir():
+            raise InputError(f"{path}: {folder} is a file, not a folder")
+        if folder != path.parent and not create_folders:
+            raise InputError(f"{path}: folder {path.parent} does not exist")
+        if input_path is not None and input_path.exists():
+            source = input_path.resolve()
+            if path.exists() and path.resolve() == source:
+                raise InputError(f"{path}: is the input; write the output to another file")
+            if source.is_dir() and path.parent.resolve() == source:
+                raise InputError(
+                    f"{path}: is in the input folder {input_path}, whose files are read as "
+                    "input; write the output elsewhere"
+                )
+    except OSError as error:  # a folder on the way that cannot be searched, say
+        raise cannot_write(path, error) from None
+
+
+def lock_output(path: Path) -> IO[str]:
+    """One run at a time per output (two would write the same rows twice): the folders
+    made, then an exclusive lock on ``OUTPUT.lock``, held until the file returned is
+    closed; the operating system drops it if the process dies. An output another run
+    holds, or a place that cannot be written, is an :class:`InputError`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = path.with_name(path.name + ".lock").open("a")
+    except OSError as error:
+        raise cannot_write(path, error) from None
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise InputError(
+            f"{path}: another run is writing this output; wait for it to end"
+        ) from None
+    return lock
+
+
+def cannot_write(path: Path, error: OSError) -> InputError:
+    """The one line for an output that the system would not let us write."""
+    reason = error.strerror or str(error)
+    where = "" if error.filename in (None, str(path)) else f"{error.filename}: "
+    return InputError(f"{path}: cannot write the output here ({where}{reason})")
+
+
+def cut_partial_line(path: Path) -> int:
+    """Drop a last line without its newline (a write cut short) from ``path``, if it
+    exists; the size kept."""
+    if not path.is_file():
+        return 0
+    with path.open("rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        keep = size
+        while keep > 0:
+            step = min(65536, keep)
+            handle.seek(keep - step)
+            block = handle.read(step)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                keep = keep - step + newline + 1
+                break
+            keep -= step
+        if keep != size:
+            handle.truncate(keep)
+    return keep
+
+
+def append_whole(handle: IO[bytes], data: bytes) -> None:
+    """Append ``data`` to an unbuffered file: one ``write(2)`` in practice; a short
+    write (a full disk) continues where it stopped."""
+    view = memoryview(data)
+    while view:
+        written = handle.write(view)
+        view = view[written:]
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
@@ -70,12 +173,9 @@ class ResultLog:
     """The records written so far (from earlier runs too) and the file new ones go to."""
 
     def __init__(self, path: Path, rows_total: int) -> None:
+        check_output_path(path, OUTPUT_FORMATS)
         self.path = path
         self.format = path.suffix.lower()
-        if self.format not in OUTPUT_FORMATS:
-            raise InputError(
-                f"{path}: unsupported output type {self.format!r}; expected .jsonl or .parquet"
-            )
         self.journal = (
             path if self.format == ".jsonl" else path.with_name(path.name + ".partial.jsonl")
         )
@@ -94,11 +194,22 @@ class ResultLog:
         ``on_record``, so that the caller can count them); with ``retry_failed`` the
         failed ones are dropped, to be run again. A row beyond the input, or written
         twice, makes the output another run's: an error rather than a mix."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_output()
+        if self._lock is None:
+            self.lock()
+        try:
+            self._resume(on_record, retry_failed)
+        except OSError as error:  # the journal is a folder, say
+            raise cannot_write(self.path, error) from None
+
+    def lock(self) -> None:
+        """Take the output (:func:`lock_output`); :meth:`resume` does, if not done yet.
+        Early, it refuses an output that cannot be written before any slow work."""
+        self._lock = lock_output(self.path)
+
+    def _resume(self, on_record: Callable[[dict[str, Any]], None], retry_failed: bool) -> None:
         if self.format == ".parquet" and self.path.is_file() and not self.journal.is_file():
             self._journal_from(read_records(self.path))  # a finished run, resumed or re-run
-        kept_bytes = self._cut_partial_line()
+        kept_bytes = cut_partial_line(self.journal)
         if retry_failed and kept_bytes:
             self._journal_from(r for r in read_records(self.journal) if r.get("success"))
         duplicates = False
@@ -128,10 +239,7 @@ class ResultLog:
         """Append one record; a row that has one already is not written again."""
         if self.done[record["index"]]:
             return
-        line = memoryview(json.dumps(record, ensure_ascii=False).encode() + b"\n")
-        while line:  # one write(2) in practice; a short write continues where it stopped
-            written = self._file.write(line)
-            line = line[written:]
+        append_whole(self._file, json.dumps(record, ensure_ascii=False).encode() + b"\n")
         self.done[record["index"]] = True
 
     def close(self) -> None:
@@ -148,40 +256,6 @@ class ResultLog:
             # is no longer the one a third run opens.
             self._lock.close()
             self._lock = None
-
-    def _lock_output(self) -> None:
-        """One run at a time per output (two would write the same rows twice): an
-        exclusive lock on ``OUTPUT.lock``, held until :meth:`close`; the operating system
-        drops it if the process dies."""
-        self._lock = self.path.with_name(self.path.name + ".lock").open("a")
-        try:
-            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            self._lock = None
-            raise InputError(
-                f"{self.path}: another run is writing this output; wait for it to end"
-            ) from None
-
-    def _cut_partial_line(self) -> int:
-        """Drop a last line without its newline (a write cut short); the size kept."""
-        if not self.journal.is_file():
-            return 0
-        with self.journal.open("rb+") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            keep = size
-            while keep > 0:
-                step = min(65536, keep)
-                handle.seek(keep - step)
-                block = handle.read(step)
-                newline = block.rfind(b"\n")
-                if newline >= 0:
-                    keep = keep - step + newline + 1
-                    break
-                keep -= step
-            if keep != size:
-                handle.truncate(keep)
-        return keep
 
     def _journal_from(self, records: Iterator[dict[str, Any]]) -> None:
         """Replace the journal with these records (atomically: a crash keeps the old)."""

@@ -1,4 +1,11 @@
-"""``embed2prompt embed``: a file of texts in, a file of embeddings out."""
+"""``embed2prompt embed``: a file of texts in, a file of embeddings out, resumably.
+
+Texts are embedded a chunk at a time, in input order, and each chunk is written as it
+comes back (:class:`~embed2prompt.textio.EmbeddingLog`), so a run stopped in any way
+resumes from the first text not written. Ctrl-C (or SIGTERM) lets the chunk in progress
+finish and be written, then prints the command that resumes; a second Ctrl-C stops at
+once.
+"""
 
 from __future__ import annotations
 
@@ -6,48 +13,113 @@ import asyncio
 import sys
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from embed2prompt.backends import create_embedder
+from embed2prompt.batch.stopping import graceful_stop
 from embed2prompt.settings import Settings
-from embed2prompt.textio import TextRecord, check_output_path, read_texts, write_embeddings
+from embed2prompt.textio import EmbeddingLog, TextRecord, read_texts
 
-# Texts per embed() call: big enough for efficient batches and API requests, small
-# enough that the progress bar moves.
-CHUNK = 256
+INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C
+# Texts per embed() call for the local model: it batches any number, and 256 keeps the
+# progress bar moving and a Ctrl-C quick.
+LOCAL_CHUNK = 256
+# The OpenAI embedder packs one call's texts into requests of up to 2,048 inputs and
+# 300,000 tokens and sends up to 8 of them at once: a call holds 8 full requests.
+OPENAI_REQUESTS_PER_CHUNK = 8
 # Shorter inputs finish too fast for a progress bar to help.
 PROGRESS_FROM = 1_000
 
 
-def run_embed(input_path: Path, output_path: Path, *, settings: Settings, progress: bool) -> None:
-    check_output_path(output_path)
+def run_embed(
+    input_path: Path,
+    output_path: Path,
+    *,
+    settings: Settings,
+    progress: bool,
+    command: str | None = None,
+) -> int:
+    """The exit code: 0 every text is embedded, 130 stopped early (run ``command``, the
+    command line of this run, again to finish)."""
+    output = EmbeddingLog(output_path, input_path=input_path)
     records = read_texts(input_path)
-    asyncio.run(_embed_all(records, output_path, settings, progress))
-    print(f"embedded {len(records)} texts into {output_path}", file=sys.stderr)
-
-
-async def _embed_all(
-    records: list[TextRecord], output_path: Path, settings: Settings, progress: bool
-) -> None:
-    embedder = create_embedder(settings)
+    done_before = output.resume(records)  # takes the output: refused before the model loads
     try:
-        texts = [record.text for record in records]
-        truncated = embedder.truncated(texts)
-        parts = []
-        show = progress and len(records) >= PROGRESS_FROM
-        with tqdm(total=len(texts), unit="text", disable=not show, file=sys.stderr) as bar:
-            for start in range(0, len(texts), CHUNK):
-                chunk = texts[start : start + CHUNK]
-                parts.append(await embedder.embed(chunk))
-                bar.update(len(chunk))
-        vectors = np.vstack(parts)
+        if done_before:
+            print(
+                f"resuming: {done_before} of {len(records)} texts already in {output_path}",
+                file=sys.stderr,
+            )
+        truncated = (
+            asyncio.run(_embed_rest(records, output, settings, progress))
+            if not output.complete
+            else 0
+        )
     finally:
-        await embedder.aclose()
-    write_embeddings(output_path, records, vectors, truncated)
-    cut = sum(truncated)
-    if cut:
+        output.close()
+    if truncated:
         print(
-            f"note: {cut} texts were longer than the model's window and were truncated",
+            f"note: {truncated} texts were longer than the model's window and were truncated",
             file=sys.stderr,
         )
+    if not output.complete:
+        command = command or f"embed2prompt embed {input_path} -o {output_path}"
+        print(
+            f"stopped: {output.done} of {len(records)} texts are embedded "
+            f"({output.journal}); to finish the rest, run the same command again:\n  {command}",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+    print(
+        f"embedded {len(records) - done_before} texts into {output_path}"
+        + (f" ({len(records)} in all)" if done_before else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def chunk_size(settings: Settings) -> int:
+    """Texts per ``embed()`` call for the settings' embedder."""
+    if settings.embedder == "openai":
+        from embed2prompt.embedders.openai import MAX_INPUTS_PER_REQUEST
+
+        return MAX_INPUTS_PER_REQUEST * OPENAI_REQUESTS_PER_CHUNK
+    return LOCAL_CHUNK
+
+
+async def _embed_rest(
+    records: list[TextRecord], output: EmbeddingLog, settings: Settings, progress: bool
+) -> int:
+    """Embed and write the texts after those done; the number truncated. Returns early
+    after a Ctrl-C (the chunk in progress written), or with nothing more written after a
+    second one."""
+    show = progress and len(records) >= PROGRESS_FROM
+    bar = tqdm(
+        total=len(records), initial=output.done, unit="text", disable=not show, file=sys.stderr
+    )
+
+    def say(message: str) -> None:
+        bar.write(message, file=sys.stderr)
+
+    truncated = 0
+    try:
+        with graceful_stop("texts", say) as stop:
+            embedder = create_embedder(settings)
+            try:
+                size = chunk_size(settings)
+                for start in range(output.done, len(records), size):
+                    if stop.is_set():
+                        break
+                    chunk = records[start : start + size]
+                    texts = [record.text for record in chunk]
+                    cut = embedder.truncated(texts)
+                    output.write(chunk, await embedder.embed(texts), cut)
+                    truncated += sum(cut)
+                    bar.update(len(chunk))
+            finally:
+                await embedder.aclose()
+    except asyncio.CancelledError:
+        pass  # a second Ctrl-C: what was written stays
+    finally:
+        bar.close()
+    return truncated

@@ -1,15 +1,15 @@
 """``embed2prompt invert``: a file of embeddings in, a file of prompts out, resumably.
 
 Ctrl-C (or SIGTERM) stops taking new rows, lets those in progress finish and be
-written, and says how to resume; a second Ctrl-C stops at once (the output still holds
-only whole records). Running the same command again finishes the rows left.
+written, and prints the command that resumes the run; a second Ctrl-C stops at once (the
+output still holds only whole records). Running the same command again finishes the rows
+left. An output path that cannot be written is refused before the model loads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,11 @@ from typing import Any
 from tqdm import tqdm
 
 from embed2prompt.backends import create_embedder
-from embed2prompt.batch.output import ResultLog
+from embed2prompt.batch.output import OUTPUT_FORMATS, ResultLog, check_output_path, lock_output
 from embed2prompt.batch.ray_engine import RayOptions
 from embed2prompt.batch.readers import EmbeddingInputs
 from embed2prompt.batch.run import BatchOptions, BatchOutcome, BatchRun
+from embed2prompt.batch.stopping import graceful_stop
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.settings import Settings
 
@@ -37,16 +38,22 @@ def run_invert(
     progress: bool,
     as_json: bool,
     ray_options: RayOptions | None = None,
+    command: str | None = None,
 ) -> int:
     """The exit code: 0 every row succeeded, 1 some failed, 130 stopped early. With
-    ``ray_options``, the run goes to Ray (:mod:`embed2prompt.batch.ray_engine`)."""
+    ``ray_options``, the run goes to Ray (:mod:`embed2prompt.batch.ray_engine`).
+    ``command`` is the command line that runs this again (printed after a stop)."""
+    check_output_path(output_path, OUTPUT_FORMATS, input_path=input_path)
+    command = command or f"embed2prompt invert {input_path} -o {output_path}"
     if ray_options is not None:
+        lock_output(output_path).close()  # writable, and free: found before Ray starts
         outcome = _run_on_ray(
             input_path, output_path, inverter_path, settings, options, ray_options, progress
         )
-        return _finish(input_path, output_path, outcome, as_json)
+        return _finish(output_path, outcome, as_json, command)
     source = EmbeddingInputs(input_path)
     output = ResultLog(output_path, source.rows_total)
+    output.lock()  # an output that cannot be written: refused before the model loads
     embedder = create_embedder(settings) if settings.embedder != "local" else None
     inverter = EmbeddingToPromptInference(
         inverter_path, embedder=embedder, neighbours=settings.retrieval_neighbours
@@ -58,15 +65,14 @@ def run_invert(
             f"resuming: {done_before} of {source.rows_total} rows already in {output_path}",
             file=sys.stderr,
         )
-    return _finish(input_path, output_path, asyncio.run(_run(run, done_before, progress)), as_json)
+    outcome = asyncio.run(_run(run, done_before, progress))
+    return _finish(output_path, outcome, as_json, command)
 
 
-def _finish(
-    input_path: Path, output_path: Path, outcome: BatchOutcome | None, as_json: bool
-) -> int:
+def _finish(output_path: Path, outcome: BatchOutcome | None, as_json: bool, command: str) -> int:
     """Print the summary (or how to resume); the exit code."""
     if outcome is None:
-        print(_stopped_message(input_path, output_path, None), file=sys.stderr)
+        print(_stopped_message(output_path, None, command), file=sys.stderr)
         return INTERRUPTED
     summary = outcome.summary.model_dump(mode="json", exclude_none=True)
     if as_json:
@@ -74,7 +80,7 @@ def _finish(
     else:
         print(_summary_table(summary, outcome))
     if not outcome.complete:
-        print(_stopped_message(input_path, output_path, outcome), file=sys.stderr)
+        print(_stopped_message(output_path, outcome, command), file=sys.stderr)
         return INTERRUPTED
     return 1 if outcome.summary.failed else 0
 
@@ -123,9 +129,6 @@ def _advance(bar: tqdm[Any]) -> None:
 
 async def _run(run: BatchRun, done_before: int, progress: bool) -> BatchOutcome | None:
     """The run under Ctrl-C handling; None when a second Ctrl-C stopped it at once."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
     bar = tqdm(
         total=run.source.rows_total,
         initial=done_before,
@@ -143,38 +146,25 @@ async def _run(run: BatchRun, done_before: int, progress: bool) -> BatchOutcome 
         if failed:
             bar.set_postfix(failed=failed, refresh=False)
 
-    def interrupted() -> None:
-        if not stop.is_set():
-            stop.set()
-            bar.write(
-                "stopping: finishing the rows in progress (Ctrl-C again to stop at once)",
-                file=sys.stderr,
-            )
-        elif main is not None:
-            main.cancel()
+    def say(message: str) -> None:
+        bar.write(message, file=sys.stderr)
 
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signal_number, interrupted)
     try:
-        return await run.run(stop, on_record)
+        with graceful_stop("rows", say) as stop:
+            return await run.run(stop, on_record)
     except asyncio.CancelledError:
         return None
     finally:
         bar.close()
-        for signal_number in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signal_number)
 
 
-def _stopped_message(input_path: Path, output_path: Path, outcome: BatchOutcome | None) -> str:
+def _stopped_message(output_path: Path, outcome: BatchOutcome | None, command: str) -> str:
     done = (
         f"{outcome.resumed + outcome.written} of {outcome.rows_total} rows are in {output_path}"
         if outcome is not None
         else f"the rows finished so far are in {output_path}"
     )
-    return (
-        f"stopped: {done}; run the same command again to finish the rest "
-        f"(embed2prompt invert {input_path} -o {output_path} ...)"
-    )
+    return f"stopped: {done}; to finish the rest, run the same command again:\n  {command}"
 
 
 def _summary_table(summary: dict[str, Any], outcome: BatchOutcome) -> str:

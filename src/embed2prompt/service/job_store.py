@@ -7,6 +7,9 @@ item's result is written twice (one row per job and index, inserted once).
 A large upload is stored as it arrives, a chunk at a time, under the state
 ``uploading``; only a complete upload becomes ``queued``. One a crash cut short never
 got its id to the client, so it is deleted when the store next opens.
+
+A job's ``updated_at`` is the time of its last change, a new state or an item's result
+(stored in the same transaction as the result): a running job's moves as results land.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,9 +89,11 @@ class JobStatus:
 
 
 class JobStore:
-    """One SQLite database (WAL mode: readers never wait for the writer)."""
+    """One SQLite database (WAL mode: readers never wait for the writer). ``clock``
+    gives the times stored (seconds since the epoch; a fake one in tests)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -109,7 +114,7 @@ class JobStore:
     def begin_upload(self, options: dict[str, Any]) -> str:
         """A job whose inputs are still arriving (state ``uploading``); its id."""
         job_id = uuid.uuid4().hex
-        now = time.time()
+        now = self._clock()
         self._db.execute(
             "INSERT INTO jobs VALUES (?, 'uploading', ?, 0, ?, ?, NULL)",
             (job_id, json.dumps(options), now, now),
@@ -130,7 +135,7 @@ class JobStore:
         """The upload is complete: the job is queued."""
         self._db.execute(
             "UPDATE jobs SET state = 'queued', total = ?, updated_at = ? WHERE id = ?",
-            (total, time.time(), job_id),
+            (total, self._clock(), job_id),
         )
 
     def discard(self, job_id: str) -> None:
@@ -174,7 +179,7 @@ class JobStore:
     def set_state(self, job_id: str, state: str, error: str | None = None) -> None:
         self._db.execute(
             "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?",
-            (state, error, time.time(), job_id),
+            (state, error, self._clock(), job_id),
         )
 
     def unfinished(self) -> list[str]:
@@ -197,20 +202,26 @@ class JobStore:
         return indices, np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows])
 
     def save_result(self, job_id: str, index: int, result: dict[str, Any]) -> bool:
-        """Store one item's result; False if it had one already (it is never replaced)."""
+        """Store one item's result, and the job's ``updated_at``; False if the item had
+        a result already (it is never replaced)."""
         original = result.get("original_result") or {}
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO job_results VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                job_id,
-                index,
-                int(bool(original.get("success"))),
-                json.dumps(result),
-                original.get("error"),
-                time.time(),
-            ),
-        )
-        return cursor.rowcount == 1
+        now = self._clock()
+        with self._transaction():
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO job_results VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    index,
+                    int(bool(original.get("success"))),
+                    json.dumps(result),
+                    original.get("error"),
+                    now,
+                ),
+            )
+            stored = cursor.rowcount == 1
+            if stored:
+                self._db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (now, job_id))
+        return stored
 
     def results(self, job_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
         rows = self._db.execute(

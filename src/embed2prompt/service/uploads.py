@@ -11,8 +11,8 @@ takes the embeddings as a stream instead, in one of two encodings:
   each of the model's dimension (``array.astype("<f4").tobytes()`` in NumPy).
 
 Rows are checked (dimension, NaN, infinities, zero vectors, denormals, lengths that
-overflow) a chunk at a time, and each
-error names the embedding's index (and, for JSON lines, the line).
+overflow) a chunk at a time, and each error names the embedding's index and, for JSON
+lines, the line (``line 7: embedding 5 contains NaN or infinite values``).
 """
 
 from __future__ import annotations
@@ -91,8 +91,11 @@ async def read_vectors(
     chunks: AsyncIterator[bytes], encoding: str, dimension: int, max_rows: int
 ) -> AsyncIterator[npt.NDArray[np.float32]]:
     """Checked unit rows, up to ``ROWS_PER_CHUNK`` at a time, in upload order."""
-    rows = _json_lines(chunks) if encoding == JSON_LINES else _float32_rows(chunks, dimension)
+    rows: AsyncIterator[tuple[Any, int | None]] = (
+        _json_lines(chunks) if encoding == JSON_LINES else _float32_rows(chunks, dimension)
+    )
     batch: list[Any] = []
+    lines: list[int | None] = []  # each row's line in the upload (JSON lines)
     first_index = 0
 
     def checked() -> npt.NDArray[np.float32]:
@@ -100,21 +103,41 @@ async def read_vectors(
             raise InputError(
                 f"the upload holds more than {max_rows} embeddings (max_embeddings_per_job)"
             )
-        return check_vectors(batch, dimension, first_index=first_index)
+        try:
+            return check_vectors(batch, dimension, first_index=first_index)
+        except InputError as error:
+            raise _naming_the_line(error, batch, lines, dimension, first_index) from None
 
-    async for row in rows:
+    async for row, line in rows:
         batch.append(row)
+        lines.append(line)
         if len(batch) == ROWS_PER_CHUNK:
             yield checked()
             first_index += len(batch)
-            batch = []
+            batch, lines = [], []
     if batch:
         yield checked()
     elif first_index == 0:
         raise InputError("the upload holds no embeddings; expected at least one")
 
 
-async def _json_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+def _naming_the_line(
+    error: InputError, batch: list[Any], lines: list[int | None], dimension: int, first_index: int
+) -> InputError:
+    """``error`` (about one row of ``batch``) with that row's line in front, found by
+    checking the rows one by one (only when the batch failed: rarely, and once)."""
+    for offset, (row, line) in enumerate(zip(batch, lines, strict=True)):
+        if line is None:
+            break
+        try:
+            check_vectors([row], dimension, first_index=first_index + offset)
+        except InputError as alone:
+            return InputError(f"line {line}: {alone}")
+    return error
+
+
+async def _json_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[Any, int]]:
+    """Each line's embedding (unchecked) and the line's number."""
     # The unfinished line grows in place and only the bytes just received are searched
     # for a newline: a long line sent in small chunks costs linear time, not quadratic.
     pending = bytearray()
@@ -129,13 +152,13 @@ async def _json_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[Any]:
             line = bytes(pending[start:end])
             start = end + 1
             if line.strip():
-                yield _row(line, line_number, index)
+                yield _row(line, line_number, index), line_number
                 index += 1
         del pending[:start]
         if len(pending) > MAX_LINE_BYTES:
             raise InputError(f"line {line_number + 1} is longer than 16 MiB")
     if bytes(pending).strip():
-        yield _row(bytes(pending), line_number + 1, index)
+        yield _row(bytes(pending), line_number + 1, index), line_number + 1
 
 
 def _row(line: bytes, line_number: int, index: int) -> Any:
@@ -157,7 +180,8 @@ def _row(line: bytes, line_number: int, index: int) -> Any:
 
 async def _float32_rows(
     chunks: AsyncIterator[bytes], dimension: int
-) -> AsyncIterator[npt.NDArray[np.float32]]:
+) -> AsyncIterator[tuple[npt.NDArray[np.float32], None]]:
+    """Each row, and no line (the encoding has none)."""
     row_bytes = 4 * dimension
     pending = b""
     async for chunk in chunks:
@@ -165,7 +189,7 @@ async def _float32_rows(
         whole = len(pending) // row_bytes * row_bytes
         if whole:
             for row in np.frombuffer(pending[:whole], dtype="<f4").reshape(-1, dimension):
-                yield row
+                yield row, None
             pending = pending[whole:]
     if pending:
         raise InputError(
