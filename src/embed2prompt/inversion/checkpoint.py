@@ -34,6 +34,9 @@ class CheckpointInfo:
     # The refinement measured best for this model (keywords of invert_batch), used when
     # the caller leaves them out.
     search: dict[str, Any] = field(default_factory=dict)
+    # The pretrained LM a fluent inverter addresses (prefix_checkpoint.py); None for the
+    # small decoder, which carries its own weights.
+    language_model: str | None = None
 
 
 def sidecar(path: Path) -> Path:

@@ -79,14 +79,6 @@ class ScratchTextModel:
 def load_inverter(path: Path) -> tuple[TextModel, CheckpointInfo]:
     """Either kind of inverter from its checkpoint (``NAME.pt`` and ``NAME.json``)."""
     if checkpoint_kind(path) == PREFIX_KIND:
-        inverter, prefix_info = load_prefix_inverter(path)
-        info = CheckpointInfo(
-            prefix_info.embedder_name,
-            prefix_info.embedder_dimension,
-            prefix_info.training,
-            prefix_info.lexicon,
-            prefix_info.search,
-        )
-        return inverter, info
+        return load_prefix_inverter(path)
     model, tokenizer, info = load_checkpoint(path)
     return ScratchTextModel(model, tokenizer), info

@@ -9,30 +9,17 @@ not in the checkpoint: they come from their package (:mod:`base_lm`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from embed2prompt.errors import ConfigurationError
 from embed2prompt.inversion.base_lm import BaseLM, load_base_lm
+from embed2prompt.inversion.checkpoint import CheckpointInfo
 from embed2prompt.inversion.prefix_lm import AdapterConfig, PrefixAdapter, PrefixLM
 
 KIND = "prefix-lm"
 FORMAT_VERSION = 1
-
-
-@dataclass
-class PrefixCheckpointInfo:
-    embedder_name: str
-    embedder_dimension: int
-    language_model: str
-    training: dict[str, Any] = field(default_factory=dict)
-    # Frequent words of the training texts: the edits refinement may try.
-    lexicon: list[str] = field(default_factory=list)
-    # The refinement measured best for this model (see inference.py), if any.
-    search: dict[str, Any] = field(default_factory=dict)
 
 
 def sidecar(path: Path) -> Path:
@@ -49,7 +36,7 @@ def checkpoint_kind(path: Path) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def save_prefix_checkpoint(path: Path, adapter: PrefixAdapter, info: PrefixCheckpointInfo) -> None:
+def save_prefix_checkpoint(path: Path, adapter: PrefixAdapter, info: CheckpointInfo) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     weights = {name: t.detach().to(torch.float16) for name, t in adapter.state_dict().items()}
     document = {
@@ -72,7 +59,7 @@ def save_prefix_checkpoint(path: Path, adapter: PrefixAdapter, info: PrefixCheck
 
 def load_prefix_inverter(
     path: Path, *, base: BaseLM | None = None
-) -> tuple[PrefixLM, PrefixCheckpointInfo]:
+) -> tuple[PrefixLM, CheckpointInfo]:
     """The adapter from ``path`` on the packaged language model (or ``base``)."""
     config_path = sidecar(path)
     if not path.is_file():
@@ -85,13 +72,13 @@ def load_prefix_inverter(
             raise ValueError(f"format {document['format_version']}, this version reads 1")
         config = AdapterConfig(**document["adapter"])
         embedder = document["embedder"]
-        info = PrefixCheckpointInfo(
+        info = CheckpointInfo(
             str(embedder["name"]),
             int(embedder["dimension"]),
-            str(document["language_model"]),
             dict(document.get("training", {})),
             [str(word) for word in document.get("lexicon", [])],
             dict(document.get("search", {})),
+            language_model=str(document["language_model"]),
         )
     except (OSError, KeyError, TypeError, ValueError) as error:
         raise ConfigurationError(

@@ -22,11 +22,11 @@ import torch
 
 from embed2prompt.embedders.base import Embedder
 from embed2prompt.inversion.base_lm import load_base_lm
+from embed2prompt.inversion.checkpoint import CheckpointInfo
 from embed2prompt.inversion.embedding_cache import cache_folder, embed_with_cache
 from embed2prompt.inversion.lexical_search import frequent_words
 from embed2prompt.inversion.model import cosine_schedule
 from embed2prompt.inversion.prefix_checkpoint import (
-    PrefixCheckpointInfo,
     load_prefix_inverter,
     save_prefix_checkpoint,
 )
@@ -119,7 +119,7 @@ def train_prefix(
             }
         )
         inverter = PrefixLM(base, PrefixAdapter(config, token_scale=token_scale(base)))
-        info = PrefixCheckpointInfo(embedder.name, embedder.dimension, base.name)
+        info = CheckpointInfo(embedder.name, embedder.dimension, language_model=base.name)
         state, step = None, 0
     # The words refinement may try as edits: the training texts' frequent ones.
     info.lexicon = info.lexicon or frequent_words(training)
