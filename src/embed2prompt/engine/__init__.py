@@ -2,6 +2,8 @@
 
 tiers      RateLimitConfig, RateLimitTier: the numbers to stay within
 limiter    OpenAIRateLimiter: admits a call only when it fits every limit
+redis_limiter  RedisRateLimiter: the same limits shared by every process, in Redis
+limiter_base   LimiterStatus, RateLimiter: what both limiters share
 adaptive   AdaptivePolicy: learning a lower server limit from 429s without headers
 headers    RateLimitHeaders: what the server says remains
 retry      RetryPolicy and the pure functions behind it

@@ -8,11 +8,20 @@ requests against its window stays full as long as the client resends at its conf
 rate, so every retry is refused again.
 
 So the limiter treats a 429 ``rate_limit_exceeded`` without limit headers as congestion,
-and does what TCP's congestion control does (AIMD): it multiplies its effective request
-and token rates by ``decrease_factor`` (multiplicative decrease), and once calls succeed
-again it adds ``increase_step`` of the limit for each window of successes (additive
-increase), probing back up slowly. The effective rate never exceeds the configured (or
-header-reported) limit and never falls below ``floor`` of it.
+and does what TCP's congestion control does. It multiplies its effective request and
+token rates by ``decrease_factor`` (multiplicative decrease), and remembers the rate the
+server was seen to accept: the calls that succeeded in the trailing minute, since limits
+are per minute. Once a window of calls admitted at the lowered rate has succeeded, it
+returns to that rate at once (TCP's fast recovery), and beyond it probes slowly, adding
+``increase_step`` of the limit for each ``probe_window_s`` of successes (additive
+increase): a step per minute by default, because a server counting a per-minute window
+shows an overshoot only up to a minute later, as a run of 429s that costs far more than
+the step gained. While a server's window is still full of earlier calls, every call is
+refused whatever the rate, so a run of 429s drives the rate to the floor; that wastes
+nothing (the server refuses anyway, and each refusal it counts delays its recovery),
+and the first successes afterwards restore the rate it accepted. The effective rate
+never exceeds the configured (or header-reported) limit and never falls below ``floor``
+of it.
 
 A burst of calls admitted at the same too-high rate comes back as a burst of 429s; only
 the first of them may lower the rate. Every decrease starts a new *generation*, and a
@@ -52,10 +61,12 @@ class AdaptivePolicy:
     because one 429 at the very edge of the limit would otherwise cost a client told the
     right limit a quarter of its throughput while it climbs back; repeated 429s still
     bring the rate down within seconds (0.7 to the tenth power is 3%).
-    ``increase_step``: the share added after each window of successes.
     ``window_s``: a window of successes is as many calls as the effective rate admits in
-    this many seconds, so the rate climbs by ``increase_step`` about every ``window_s``
-    while calls keep coming, and not at all while none do.
+    this many seconds; after one such window below the rate the server accepted in the
+    minute before the last decrease, the share returns to that rate.
+    ``increase_step``: at or above the rate the server accepted, the share added after
+    each window of ``probe_window_s`` (a step about every ``probe_window_s`` while calls
+    keep coming, and none while none do).
     ``floor``: the lowest share, so that a run of 429s cannot stop the limiter.
     """
 
@@ -63,46 +74,76 @@ class AdaptivePolicy:
     increase_step: float = 0.05
     window_s: float = 2.0
     floor: float = 0.05
+    probe_window_s: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("decrease_factor", "increase_step", "floor"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0 < value < 1):
                 raise ConfigurationError(f"{name} must be between 0 and 1, got {value!r}")
-        if not (math.isfinite(self.window_s) and self.window_s > 0):
-            raise ConfigurationError(f"window_s must be a positive number, got {self.window_s!r}")
+        for name in ("window_s", "probe_window_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
 
-    def successes_per_increase(self, share: float, limit_per_minute: float) -> float:
-        """Successes in one window at the effective rate ``share * limit_per_minute``."""
-        return max(1.0, share * limit_per_minute * self.window_s / 60.0)
+    def successes_per_increase(
+        self, share: float, limit_per_minute: float, *, recovering: bool = True
+    ) -> float:
+        """Successes in one window at the effective rate ``share * limit_per_minute``:
+        ``window_s`` of them while recovering, ``probe_window_s`` while probing."""
+        window_s = self.window_s if recovering else self.probe_window_s
+        return max(1.0, share * limit_per_minute * window_s / 60.0)
+
+    def decreased(self, share: float, accepted_share: float) -> tuple[float, float]:
+        """A 429 at ``share``: the share to use now, and the share to recover to (what the
+        server accepted in the trailing minute, ``accepted_share``, if that is more)."""
+        lowered = max(self.floor, share * self.decrease_factor)
+        return lowered, max(lowered, min(1.0, accepted_share))
+
+    def increased(self, share: float, recover_to: float) -> float:
+        """The share after a window of successes at ``share``."""
+        if share < recover_to:
+            return recover_to
+        return min(1.0, share + self.increase_step)
 
 
 class AdaptiveRate:
     """The share of the limits the in-process limiter uses, and why it last changed."""
 
-    __slots__ = ("_successes", "decreases", "generation", "increases", "policy", "reason", "share")
+    __slots__ = (
+        "_successes",
+        "decreases",
+        "generation",
+        "increases",
+        "policy",
+        "reason",
+        "recover_to",
+        "share",
+    )
 
     def __init__(self, policy: AdaptivePolicy) -> None:
         self.policy = policy
         self.share = 1.0
+        self.recover_to = 1.0  # the share the server was seen to accept before a decrease
         self.generation = 0  # bumped by every decrease
         self.decreases = 0
         self.increases = 0
         self.reason = RateChange.CONFIGURED
         self._successes = 0.0  # of the current generation, since the last change
 
-    def rejected(self, generation: int) -> bool:
+    def rejected(self, generation: int, accepted_share: float = 0.0) -> bool:
         """A call admitted in ``generation`` got a 429 without limit headers.
 
-        Lowers the share if the call was admitted at the current rate. True if the call
-        was admitted at a rate now known to be too high (its 429 is the limiter's error);
-        False at the floor, where the rate cannot be blamed any more.
+        ``accepted_share``: the calls that succeeded in the trailing minute, as a share of
+        the per-minute limit. Lowers the share if the call was admitted at the current
+        rate. True if the call was admitted at a rate now known to be too high (its 429 is
+        the limiter's error); False at the floor, where the rate cannot be blamed any more.
         """
         if generation < self.generation:
             return True
         if self.share <= self.policy.floor:
             return False
-        self.share = max(self.policy.floor, self.share * self.policy.decrease_factor)
+        self.share, self.recover_to = self.policy.decreased(self.share, accepted_share)
         self.generation += 1
         self.decreases += 1
         self.reason = RateChange.REJECTED
@@ -114,9 +155,13 @@ class AdaptiveRate:
         if self.share >= 1.0 or generation < self.generation:
             return False  # nothing to probe for, or admitted before the last decrease
         self._successes += 1
-        if self._successes < self.policy.successes_per_increase(self.share, limit_per_minute):
+        recovering = self.share < self.recover_to
+        needed = self.policy.successes_per_increase(
+            self.share, limit_per_minute, recovering=recovering
+        )
+        if self._successes < needed:
             return False
-        self.share = min(1.0, self.share + self.policy.increase_step)
+        self.share = self.policy.increased(self.share, self.recover_to)
         self.increases += 1
         self.reason = RateChange.PROBING
         self._successes = 0.0

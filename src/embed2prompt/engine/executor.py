@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar, runtime_checkable
 
 from embed2prompt.engine.headers import RateLimitHeaders
-from embed2prompt.engine.limiter import RateLimiter
+from embed2prompt.engine.limiter_base import RateLimiter
 from embed2prompt.engine.metrics import CallStats, current_call_stats
 from embed2prompt.engine.retry import (
     Failure,

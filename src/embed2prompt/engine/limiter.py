@@ -25,7 +25,8 @@ the classic failure of limiters that count usage only when responses come back.
 
 A server that answers 429 ``rate_limit_exceeded`` without limit headers has a lower
 limit than the limiter was told: the limiter then lowers its effective request and token
-rates and probes back up slowly (:mod:`embed2prompt.engine.adaptive`).
+rates, returns to the rate the server accepted once calls succeed again, and probes
+beyond it slowly (:mod:`embed2prompt.engine.adaptive`).
 
 Waiters are served strictly first come, first served: only the head of the queue looks
 at the buckets, so a large call is never starved by a stream of small ones. A cancelled
@@ -41,17 +42,31 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
 
 from embed2prompt.engine.adaptive import AdaptivePolicy, AdaptiveRate, RateChange
 from embed2prompt.engine.headers import RateLimitHeaders
+from embed2prompt.engine.limiter_base import (
+    SECONDS_PER_DAY,
+    LimiterPermit,
+    LimiterStatus,
+    LimitUsage,
+    RateLimiter,
+    UsageEstimate,
+    check_actual_tokens,
+    check_call_tokens,
+    limit_config,
+)
 from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
-from embed2prompt.errors import ConfigurationError, RequestTooLargeError
 
-SECONDS_PER_DAY = 86_400.0
+__all__ = [
+    "LimitUsage",
+    "LimiterPermit",
+    "LimiterStatus",
+    "OpenAIRateLimiter",
+    "Permit",
+    "RateLimiter",
+]
 # Buckets are compared with this much slack so that float rounding after a timed wait
 # never costs a second round trip through the event loop.
 _EPSILON = 1e-9
@@ -121,66 +136,6 @@ class _Bucket:
         return True
 
 
-@dataclass(frozen=True, slots=True)
-class LimitUsage:
-    """One limit: its size, what has been used of it, and what could start right now."""
-
-    limit: float
-    used_last_window: float
-    available_now: float
-
-
-@dataclass(frozen=True, slots=True)
-class LimiterStatus:
-    """A snapshot of the limiter, from :meth:`OpenAIRateLimiter.status`.
-
-    ``used_last_window`` is the trailing 60 s (to the second) for per-minute limits, and
-    everything since the limiter was created for per-day limits (few processes live a day).
-    """
-
-    in_flight: int
-    concurrent_limit: int
-    waiting: int
-    requests_per_minute: LimitUsage
-    requests_per_day: LimitUsage
-    tokens_per_minute: LimitUsage
-    tokens_per_day: LimitUsage
-    requests_started: int
-    tokens_reserved: float
-    wait_time_s: float
-    paused_for_s: float
-    server_pauses: int
-    header_tightenings: int
-    # The share of the (configured or header-reported) per-minute limits in use, below 1
-    # after 429s without limit headers; the limits above are already multiplied by it.
-    rate_share: float = 1.0
-    rate_reason: str = RateChange.CONFIGURED
-    rate_decreases: int = 0
-
-
-class LimiterPermit(Protocol):
-    """What a call holds while it runs: the in-process limiter's or the shared one's."""
-
-    reserved_tokens: float
-
-    def record_usage(self, actual_tokens: float) -> None: ...
-    def observe_headers(self, headers: RateLimitHeaders) -> None: ...
-    def refund(self) -> None: ...
-    async def rate_limited(self, headers: RateLimitHeaders) -> bool: ...
-    def succeeded(self) -> None: ...
-
-
-class RateLimiter(Protocol):
-    """What the executor needs of a limiter: :class:`OpenAIRateLimiter` (one process) or
-    :class:`~embed2prompt.engine.redis_limiter.RedisRateLimiter` (shared through Redis)."""
-
-    config: RateLimitConfig
-
-    def acquire(self, tokens: float = 0) -> AbstractAsyncContextManager[LimiterPermit]: ...
-    def pause_for(self, seconds: float) -> None: ...
-    def status(self) -> LimiterStatus: ...
-
-
 class Permit:
     """The right to make one call, handed out by :meth:`OpenAIRateLimiter.acquire`."""
 
@@ -195,7 +150,7 @@ class Permit:
         """Correct the token reservation to what the response says the call used."""
         check_actual_tokens(actual_tokens)
         self._limiter._correct_tokens(actual_tokens - self.reserved_tokens)
-        self._limiter._learn_usage(actual_tokens)
+        self._limiter._usage.learn(actual_tokens)
         self.reserved_tokens = actual_tokens
 
     def observe_headers(self, headers: RateLimitHeaders) -> None:
@@ -217,7 +172,8 @@ class Permit:
         return self._limiter._rejected(self.generation, headers)
 
     def succeeded(self) -> None:
-        """The call succeeded: a step towards raising a lowered rate again."""
+        """The call succeeded: counted towards the rate the server accepts, and a step
+        towards raising a lowered rate again."""
         self._limiter._succeeded(self.generation)
 
 
@@ -287,18 +243,16 @@ class OpenAIRateLimiter:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._wakeup: asyncio.Future[None] | None = None
         self._paused_until = -math.inf
-        # [whole second, requests, tokens] per second of the trailing minute, for status()
-        # only; aggregated per second so memory stays flat at any request rate.
+        # [whole second, requests, tokens, successes] per second of the trailing minute, for
+        # status() and for the rate the server accepted (adaptive); aggregated per second
+        # so memory stays flat at any request rate.
         self._recent: deque[list[float]] = deque()
         self._requests_started = 0
         self._tokens_reserved = 0.0
         self._wait_time = 0.0
         self._server_pauses = 0
         self._header_tightenings = 0
-        # Calls that reserve no tokens (the caller gave no estimate) are charged the mean
-        # usage reported so far. Before the first report they reserve nothing, so the
-        # first wave of unestimated calls can exceed TPM: pass estimates to be exact.
-        self._usage_mean: float | None = None
+        self._usage = UsageEstimate()
 
     # ------------------------------------------------------------------ public API
 
@@ -349,7 +303,12 @@ class OpenAIRateLimiter:
             if remaining <= 0 and limit is None and reset is not None:
                 self.pause_for(reset)
 
+    async def astatus(self) -> LimiterStatus:
+        """The same as :meth:`status`: everything this limiter knows is in this process."""
+        return self.status()
+
     def status(self) -> LimiterStatus:
+        """Usage against each limit, waiting, pauses and the adaptive rate, now."""
         now = self._now()
         self._forget_before(now - 60.0)
         minute_requests = int(sum(entry[1] for entry in self._recent))
@@ -385,9 +344,7 @@ class OpenAIRateLimiter:
     # ------------------------------------------------------------------ admission
 
     def _reservation(self, tokens: float) -> float:
-        if tokens or self._usage_mean is None:
-            return tokens
-        return min(self._usage_mean, self.config.tokens_per_minute)
+        return self._usage.reservation(tokens, self.config)
 
     def _delay(self, tokens: float, now: float) -> float:
         """Seconds until a call of ``tokens`` fits every limit; ``inf`` while all slots
@@ -415,7 +372,7 @@ class OpenAIRateLimiter:
         self._tpd.take(tokens, now)
         self._requests_started += 1
         self._tokens_reserved += tokens
-        self._count_recent(now, 1, tokens)
+        self._count_recent(now, 1, tokens, 0)
         return tokens
 
     async def _admit(self, tokens: float) -> float:
@@ -472,15 +429,20 @@ class OpenAIRateLimiter:
     def _rejected(self, generation: int, headers: RateLimitHeaders) -> bool:
         if not headers.is_empty:
             return False  # the headers say the limits: observe_headers adopts them
+        now = self._now()
+        self._forget_before(now - 60.0)
+        accepted = sum(entry[3] for entry in self._recent) / (self._ceilings[0] * 60.0)
         share = self._adaptive.share
-        blamed = self._adaptive.rejected(generation)
+        blamed = self._adaptive.rejected(generation, accepted)
         if self._adaptive.share != share:
-            self._retune(self._now(), RateChange.REJECTED)
+            self._retune(now, RateChange.REJECTED)
         return blamed
 
     def _succeeded(self, generation: int) -> None:
+        now = self._now()
+        self._count_recent(now, 0, 0.0, 1)
         if self._adaptive.succeeded(generation, self._ceilings[0] * 60.0):
-            self._retune(self._now(), RateChange.PROBING)
+            self._retune(now, RateChange.PROBING)
             self._poke()  # a waiter may fit at the higher rate now
 
     def _retune(self, now: float, reason: RateChange) -> None:
@@ -490,13 +452,6 @@ class OpenAIRateLimiter:
         self._tpm.retune(self._ceilings[1] * share, now)
         self._adaptive.reason = reason
 
-    def _learn_usage(self, actual_tokens: float) -> None:
-        """Keep a moving mean of what calls really use, to price unestimated calls."""
-        if self._usage_mean is None:
-            self._usage_mean = actual_tokens
-        else:
-            self._usage_mean += 0.2 * (actual_tokens - self._usage_mean)
-
     def _correct_tokens(self, extra: float) -> None:
         if not extra:
             return
@@ -504,56 +459,25 @@ class OpenAIRateLimiter:
         self._tpm.adjust(extra, now)
         self._tpd.adjust(extra, now)
         self._tokens_reserved += extra
-        self._count_recent(now, 0, extra)
+        self._count_recent(now, 0, extra, 0)
         if extra < 0:
             self._poke()
 
-    def _count_recent(self, now: float, requests: int, tokens: float) -> None:
+    def _count_recent(self, now: float, requests: int, tokens: float, successes: int) -> None:
         second = math.floor(now)
         recent = self._recent
         if recent and recent[-1][0] == second:
             recent[-1][1] += requests
             recent[-1][2] += tokens
+            recent[-1][3] += successes
         else:
-            recent.append([second, requests, tokens])
+            recent.append([second, requests, tokens, successes])
             self._forget_before(now - 60.0)
 
     def _forget_before(self, cutoff: float) -> None:
         recent = self._recent
         while recent and recent[0][0] + 1 <= cutoff:
             recent.popleft()
-
-
-def limit_config(config: object, owner: str) -> RateLimitConfig:
-    """The limits a limiter was given: a config, or a tier's config."""
-    if isinstance(config, RateLimitTier):
-        return config.config
-    if not isinstance(config, RateLimitConfig):
-        raise ConfigurationError(
-            f"{owner} needs a RateLimitConfig or RateLimitTier, got {type(config).__name__}"
-        )
-    return config
-
-
-def check_call_tokens(config: RateLimitConfig, tokens: object) -> None:
-    """Refuse a token estimate that is not a number, or that no limit could ever admit."""
-    if isinstance(tokens, bool) or not isinstance(tokens, int | float):
-        raise ConfigurationError(f"tokens must be a number, got {type(tokens).__name__}")
-    if tokens < 0 or not math.isfinite(tokens):
-        raise ConfigurationError(f"tokens must be a non-negative number, got {tokens!r}")
-    if tokens > config.tokens_per_minute or tokens > config.tokens_per_day:
-        raise RequestTooLargeError(
-            f"a call estimated at {tokens:g} tokens can never fit the limits of "
-            f"{config.tokens_per_minute:g} tokens per minute and "
-            f"{config.tokens_per_day:g} tokens per day; split it into smaller calls"
-        )
-
-
-def check_actual_tokens(actual_tokens: float) -> None:
-    if actual_tokens < 0 or not math.isfinite(actual_tokens):
-        raise ConfigurationError(
-            f"actual_tokens must be a non-negative number, got {actual_tokens!r}"
-        )
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

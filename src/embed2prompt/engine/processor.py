@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from embed2prompt.engine.executor import CallExecutor
-from embed2prompt.engine.limiter import RateLimiter
+from embed2prompt.engine.limiter_base import RateLimiter
 from embed2prompt.engine.metrics import (
     CallStats,
     LatencyRecorder,

@@ -14,13 +14,15 @@ State under ``{prefix}:{name}:*`` (``name`` identifies the organisation or key):
   in-process limiter), in Redis's clock (``TIME``), which every machine shares;
 - ``rate``: per-minute rates lowered by the servers' ``x-ratelimit-limit-*`` headers;
 - ``adapt``: the share of the per-minute limits in use after 429s without limit headers,
-  its generation, the successes towards the next increase, and why it last changed
-  (:mod:`embed2prompt.engine.adaptive`: the same rules as the in-process limiter's);
+  the share to recover to, its generation, the successes towards the next increase, and
+  why it last changed (:mod:`embed2prompt.engine.adaptive`: the same rules as the
+  in-process limiter's);
 - ``leases``: calls in flight, each with an expiry, so a process that dies mid-call frees
   its slot after ``lease_s`` instead of holding it for ever;
 - ``pause``: the time until which a server asked everyone to wait;
-- ``minute``: requests and tokens per second of the trailing minute, for ``status()``;
-- ``totals``: requests started and tokens reserved, for ``status()``.
+- ``minute``: requests, tokens and successes per second of the trailing minute, for
+  ``astatus()`` and for the rate the server accepted;
+- ``totals``: requests started and tokens reserved, for ``astatus()``.
 
 Within one process, waiting calls queue first come, first served and only the head of
 the queue asks Redis; across processes each head retries when its wait is over. A
@@ -35,15 +37,17 @@ import logging
 import math
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
 from embed2prompt.engine.adaptive import AdaptivePolicy, RateChange
 from embed2prompt.engine.headers import RateLimitHeaders
-from embed2prompt.engine.limiter import (
+from embed2prompt.engine.limiter_base import (
     SECONDS_PER_DAY,
     LimiterStatus,
     LimitUsage,
+    UsageEstimate,
     check_actual_tokens,
     check_call_tokens,
     limit_config,
@@ -116,6 +120,22 @@ local function set_share(new_share, first, now)
 end
 local function generation()
   return tonumber(redis.call('HGET', KEYS[7], 'generation') or '') or 0
+end
+-- The share to return to after a decrease: what the server accepted before it.
+local function recover_to()
+  return tonumber(redis.call('HGET', KEYS[7], 'recover_to') or '') or 1
+end
+-- Calls that succeeded in the trailing minute (the 's' fields of the minute hash).
+local function successes(now)
+  local total = 0
+  local fields = redis.call('HGETALL', KEYS[5])
+  for i = 1, #fields, 2 do
+    local name = fields[i]
+    if string.sub(name, 1, 1) == 's' and tonumber(string.sub(name, 2)) + 60 > now then
+      total = total + tonumber(fields[i + 1])
+    end
+  end
+  return total
 end
 """
 
@@ -247,16 +267,20 @@ local current = generation()
 if tonumber(ARGV[2]) < current then return 1 end
 local floor = tonumber(ARGV[4])
 if share() <= floor then return 0 end
-set_share(math.max(floor, share() * tonumber(ARGV[3])), 6, now)
-redis.call('HSET', KEYS[7], 'generation', current + 1, 'reason', ARGV[5])
+-- AdaptivePolicy.decreased: lowered, and the share the server accepted to recover to.
+local lowered = math.max(floor, share() * tonumber(ARGV[3]))
+local accepted = successes(now) / (ceiling('rpm', tonumber(ARGV[6])) * 60)
+set_share(lowered, 6, now)
+redis.call('HSET', KEYS[7], 'generation', current + 1, 'reason', ARGV[5],
+           'recover_to', string.format('%.17g', math.max(lowered, math.min(1, accepted))))
 redis.call('HINCRBY', KEYS[7], 'decreases', 1)
 return 1
 """
 )
 
 # KEYS: tat, rate, leases, pause, minute, totals, adapt
-# ARGV: now, generation of the call, increase step, window seconds, reason, then per
-#       bucket (rpm, rpd, tpm, tpd): rate per second, burst
+# ARGV: now, generation of the call, increase step, window seconds, probe window
+#       seconds, reason, then per bucket (rpm, rpd, tpm, tpd): rate per second, burst
 # Returns 1 if the share was raised.
 _SUCCEEDED = (
     _COMMON
@@ -264,14 +288,32 @@ _SUCCEEDED = (
 local now = now_s()
 local current_share = share()
 if current_share >= 1 or tonumber(ARGV[2]) < generation() then return 0 end
-local successes = tonumber(redis.call('HINCRBYFLOAT', KEYS[7], 'successes', 1))
--- AdaptivePolicy.successes_per_increase: a window's worth at the effective rate.
-local per_minute = ceiling('rpm', tonumber(ARGV[6])) * 60
-if successes < math.max(1, current_share * per_minute * tonumber(ARGV[4]) / 60) then
+local counted = tonumber(redis.call('HINCRBYFLOAT', KEYS[7], 'successes', 1))
+-- AdaptivePolicy.successes_per_increase: a window's worth at the effective rate, of
+-- window_s while recovering, of probe_window_s beyond; then AdaptivePolicy.increased.
+local target = recover_to()
+local recovering = current_share < target
+local window = recovering and tonumber(ARGV[4]) or tonumber(ARGV[5])
+local per_minute = ceiling('rpm', tonumber(ARGV[7])) * 60
+if counted < math.max(1, current_share * per_minute * window / 60) then
   return 0
 end
-set_share(math.min(1, current_share + tonumber(ARGV[3])), 6, now)
-redis.call('HSET', KEYS[7], 'reason', ARGV[5])
+local raised = recovering and target or math.min(1, current_share + tonumber(ARGV[3]))
+set_share(raised, 7, now)
+redis.call('HSET', KEYS[7], 'reason', ARGV[6])
+return 1
+"""
+)
+
+# KEYS: tat, rate, leases, pause, minute, totals, adapt
+# ARGV: now, lease id, 1 if the call succeeded (counted for the rate the server accepts)
+_RELEASE = (
+    _COMMON
+    + """
+redis.call('ZREM', KEYS[3], ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('HINCRBYFLOAT', KEYS[5], 's' .. tostring(math.floor(now_s())), 1)
+end
 return 1
 """
 )
@@ -305,7 +347,7 @@ for i = 1, #fields, 2 do
     redis.call('HDEL', KEYS[5], fields[i])
   elseif string.sub(fields[i], 1, 1) == 'r' then
     minute_r = minute_r + tonumber(fields[i + 1])
-  else
+  elseif string.sub(fields[i], 1, 1) == 't' then
     minute_t = minute_t + tonumber(fields[i + 1])
   end
 end
@@ -369,12 +411,17 @@ class RedisRateLimiter:
                 ("observe", _OBSERVE),
                 ("rejected", _REJECTED),
                 ("succeeded", _SUCCEEDED),
+                ("release", _RELEASE),
                 ("status", _STATUS),
             )
         }
         self._turn = asyncio.Lock()  # this process's waiting calls: first come, first served
         self._wait_time = 0.0
-        self._usage_mean: float | None = None
+        self._usage = UsageEstimate()
+        # What this process last learned from Redis, for status(): the last astatus()
+        # snapshot and the rate share of the last admission.
+        self._snapshot = _empty_status(self.config)
+        self._share = 1.0
 
     # ------------------------------------------------------------------ public API
 
@@ -411,13 +458,15 @@ class RedisRateLimiter:
         await self._run("observe", *args, RateChange.LIMIT_HEADERS.value)
 
     async def astatus(self) -> LimiterStatus:
+        """Every process's usage, waiting excepted (this process's own), read from Redis."""
         *raw, reason = await self._run("status", *self._bucket_args(), RateChange.CONFIGURED.value)
         values = [float(v) for v in raw]
         (_, in_flight, paused, rpm_rate, tpm_rate, rpm_av, rpd_av, tpm_av, tpd_av,
          minute_requests, minute_tokens, requests, tokens, pauses,
          tightenings, share, decreases) = values  # fmt: skip
         config = self.config
-        return LimiterStatus(
+        self._share = share
+        self._snapshot = LimiterStatus(
             in_flight=int(in_flight),
             concurrent_limit=config.concurrent_requests,
             waiting=0,
@@ -435,26 +484,12 @@ class RedisRateLimiter:
             rate_reason=reason.decode() if isinstance(reason, bytes) else str(reason),
             rate_decreases=int(decreases),
         )
+        return self._snapshot
 
     def status(self) -> LimiterStatus:
-        """What this process knows without asking Redis (its own waiting); the shared
-        figures need :meth:`astatus`."""
-        config = self.config
-        return LimiterStatus(
-            in_flight=0,
-            concurrent_limit=config.concurrent_requests,
-            waiting=0,
-            requests_per_minute=LimitUsage(config.requests_per_minute, 0.0, 0.0),
-            requests_per_day=LimitUsage(config.requests_per_day, 0.0, 0.0),
-            tokens_per_minute=LimitUsage(config.tokens_per_minute, 0.0, 0.0),
-            tokens_per_day=LimitUsage(config.tokens_per_day, 0.0, 0.0),
-            requests_started=0,
-            tokens_reserved=0.0,
-            wait_time_s=self._wait_time,
-            paused_for_s=0.0,
-            server_pauses=0,
-            header_tightenings=0,
-        )
+        """What this process knows without asking Redis: the figures of the last
+        :meth:`astatus`, the rate share of the last call admitted, and its own waiting."""
+        return replace(self._snapshot, wait_time_s=self._wait_time, rate_share=self._share)
 
     async def reset(self) -> None:
         """Forget all shared state of this limiter (every process's)."""
@@ -473,11 +508,6 @@ class RedisRateLimiter:
             config.tokens_per_minute / 60, config.effective_token_burst,
             config.tokens_per_day / SECONDS_PER_DAY, config.tokens_per_day,
         ]  # fmt: skip
-
-    def _reservation(self, tokens: float) -> float:
-        if tokens or self._usage_mean is None:
-            return tokens
-        return min(self._usage_mean, self.config.tokens_per_minute)
 
     async def _admit(self, tokens: float) -> tuple[RedisPermit, str]:
         """Wait for room; the call's permit and lease id."""
@@ -503,7 +533,7 @@ class RedisRateLimiter:
     async def _try_admit(self, tokens: float, lease: str) -> RedisPermit | float:
         """Admit the call now if it fits: its permit; or the seconds to wait (-1: until a
         slot is free)."""
-        reserved = self._reservation(tokens)
+        reserved = self._usage.reservation(tokens, self.config)
         admitted, value, *adaptation = await self._run(
             "acquire",
             reserved,
@@ -515,6 +545,7 @@ class RedisRateLimiter:
         if int(admitted) != 1:
             return float(value)
         generation, share = int(adaptation[0]), float(adaptation[1])
+        self._share = share
         return RedisPermit(self, reserved, generation=generation, adapting=share < 1)
 
     async def _rejected(self, generation: int) -> bool:
@@ -536,12 +567,13 @@ class RedisRateLimiter:
             generation,
             policy.increase_step,
             policy.window_s,
+            policy.probe_window_s,
             RateChange.PROBING.value,
             *self._bucket_args(),
         )
 
-    async def _release(self, lease: str) -> None:
-        await self._call(self._redis.zrem(self._keys[2], lease))
+    async def _release(self, lease: str, *, succeeded: bool = False) -> None:
+        await self._run("release", lease, "1" if succeeded else "0")
 
     async def _correct(self, extra: float) -> None:
         if extra:
@@ -552,12 +584,6 @@ class RedisRateLimiter:
                 config.tokens_per_minute / 60,
                 config.tokens_per_day / SECONDS_PER_DAY,
             )
-
-    def _learn_usage(self, actual_tokens: float) -> None:
-        if self._usage_mean is None:
-            self._usage_mean = actual_tokens
-        else:
-            self._usage_mean += 0.2 * (actual_tokens - self._usage_mean)
 
     async def _run(self, script: str, *args: Any) -> Any:
         now = "" if self._clock is None else repr(self._clock())
@@ -599,12 +625,13 @@ class RedisPermit:
         self.reserved_tokens = reserved_tokens
         self.generation = generation  # the rate it was admitted at
         self._adapting = adapting  # admitted below the limits, so its success counts
+        self.ok = False  # succeeded: counted, on release, for the rate the server accepts
         self._pending: list[Any] = []
 
     def record_usage(self, actual_tokens: float) -> None:
         check_actual_tokens(actual_tokens)
         self._pending.append(self._limiter._correct(actual_tokens - self.reserved_tokens))
-        self._limiter._learn_usage(actual_tokens)
+        self._limiter._usage.learn(actual_tokens)
         self.reserved_tokens = actual_tokens
 
     def observe_headers(self, headers: RateLimitHeaders) -> None:
@@ -623,8 +650,9 @@ class RedisPermit:
         return await self._limiter._rejected(self.generation)
 
     def succeeded(self) -> None:
-        # Only while adapting: at the full limits a success changes nothing, and costs
-        # no round trip to Redis.
+        self.ok = True  # counted when the slot is given back, in the same round trip
+        # The rate is raised only while adapting: at the full limits a success changes
+        # nothing, and costs no round trip of its own.
         if self._adapting:
             self._pending.append(self._limiter._succeeded(self.generation))
 
@@ -657,7 +685,26 @@ class _RedisAcquisition:
         finally:
             for update in pending:  # not sent, since an earlier one failed
                 update.close()
-            await asyncio.shield(self._limiter._release(self._lease))
+            await asyncio.shield(self._limiter._release(self._lease, succeeded=self._permit.ok))
+
+
+def _empty_status(config: RateLimitConfig) -> LimiterStatus:
+    """The status before this process has read any from Redis: the limits, nothing used."""
+    return LimiterStatus(
+        in_flight=0,
+        concurrent_limit=config.concurrent_requests,
+        waiting=0,
+        requests_per_minute=LimitUsage(config.requests_per_minute, 0.0, 0.0),
+        requests_per_day=LimitUsage(config.requests_per_day, 0.0, 0.0),
+        tokens_per_minute=LimitUsage(config.tokens_per_minute, 0.0, 0.0),
+        tokens_per_day=LimitUsage(config.tokens_per_day, 0.0, 0.0),
+        requests_started=0,
+        tokens_reserved=0.0,
+        wait_time_s=0.0,
+        paused_for_s=0.0,
+        server_pauses=0,
+        header_tightenings=0,
+    )
 
 
 def _optional(value: float | None) -> str:
