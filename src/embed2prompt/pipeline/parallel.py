@@ -277,9 +277,8 @@ class ParallelPromptGenerator:
             limiter = getattr(executor, "limiter", None)
             if limiter is None:
                 continue
-            # A shared limiter's figures are in Redis (every process's use), not here.
-            shared_status = getattr(limiter, "astatus", None)
-            status = await shared_status() if shared_status is not None else limiter.status()
+            # astatus: a shared limiter's figures are in Redis (every process's use).
+            status = await limiter.astatus()
             usage.append(
                 RateLimitUsage(
                     backend=backend.name,
