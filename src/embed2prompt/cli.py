@@ -203,6 +203,33 @@ def _build_parser() -> argparse.ArgumentParser:
         help="the checkpoint whose bank grows (no default: the repository's model is shared)",
     )
 
+    align = commands.add_parser(
+        "align",
+        help="fit a map from another embedder's vectors into the inverter's space",
+        description=(
+            "Fit an aligner from texts embedded by another embedder (any dimension): the\n"
+            "texts are embedded again with the inverter's embedder, a linear map (ridge or\n"
+            "orthogonal Procrustes, whichever scores higher on held-out pairs) is fitted,\n"
+            "and its held-out mean cosine printed. Then: invert ... --aligner FILE.\n\n"
+            "examples:\n"
+            "  embed2prompt align pairs.jsonl -o mpnet.npz   # fields text and embedding\n"
+            "  embed2prompt align --texts texts.txt --embeddings vectors.npy -o mpnet.npz"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    align.add_argument(
+        "pairs", type=Path, nargs="?", help="a .jsonl of records with text and embedding"
+    )
+    align.add_argument("-o", "--output", type=Path, required=True, help="the .npz to write")
+    align.add_argument("--texts", type=Path, help="one text a line (with --embeddings)")
+    align.add_argument(
+        "--embeddings", type=Path, help="a .npy of the texts' vectors, in order (with --texts)"
+    )
+    align.add_argument(
+        "--name", help="the foreign embedder's name (default: the input file's stem)"
+    )
+    align.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default 0)")
+
     trainer = commands.add_parser(
         "train",
         help="train an inverter for an embedder",
@@ -289,6 +316,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "--inverter",
         type=Path,
         help=f"the inversion model checkpoint ({_default('model_path')})",
+    )
+    invert.add_argument(
+        "--aligner",
+        type=Path,
+        help="an aligner from `embed2prompt align`: the input is that embedder's vectors",
     )
     invert.add_argument(
         "--concurrency", type=int, default=10, help="rows in progress at once (default 10)"
@@ -483,6 +515,17 @@ def main(argv: list[str] | None = None) -> int:
             from embed2prompt.commands.bank import run_bank_add
 
             run_bank_add(args.model, args.files, settings=_settings())
+        elif args.command == "align":
+            from embed2prompt.commands.align import run_align
+
+            run_align(
+                args.pairs,
+                args.output,
+                texts_path=args.texts,
+                embeddings_path=args.embeddings,
+                name=args.name,
+                seed=args.seed,
+            )
         elif args.command == "corpus" and args.action == "synthetic":
             from embed2prompt.commands.corpus import run_corpus_synthetic
 
@@ -578,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
                     else None
                 ),
                 command=_command_line(sys.argv[1:] if argv is None else argv),
+                aligner_path=args.aligner,
             )
         elif args.command == "report":
             from embed2prompt.batch.report import write_report

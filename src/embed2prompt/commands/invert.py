@@ -22,6 +22,8 @@ from embed2prompt.batch.ray_engine import RayOptions
 from embed2prompt.batch.readers import EmbeddingInputs
 from embed2prompt.batch.run import BatchOptions, BatchOutcome, BatchRun
 from embed2prompt.batch.stopping import graceful_stop
+from embed2prompt.errors import ConfigurationError
+from embed2prompt.inversion.alignment import Aligner
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.settings import Settings
 
@@ -39,11 +41,21 @@ def run_invert(
     as_json: bool,
     ray_options: RayOptions | None = None,
     command: str | None = None,
+    aligner_path: Path | None = None,
 ) -> int:
     """The exit code: 0 every row succeeded, 1 some failed, 130 stopped early. With
     ``ray_options``, the run goes to Ray (:mod:`embed2prompt.batch.ray_engine`).
-    ``command`` is the command line that runs this again (printed after a stop)."""
+    ``command`` is the command line that runs this again (printed after a stop). With
+    ``aligner_path``, the rows are another embedder's vectors, mapped by that aligner
+    (``prompt_similarity`` is then measured in the inverter's space)."""
     check_output_path(output_path, OUTPUT_FORMATS, input_path=input_path)
+    aligner = Aligner.load(aligner_path) if aligner_path is not None else None
+    if aligner is not None and ray_options is not None:
+        raise ConfigurationError("--aligner runs on the local engine only, not with --engine ray")
+    if aligner is not None and options.evaluate:
+        # The quality evaluation compares a generation's embedding with the target, which
+        # is in the foreign space: it needs that embedder, which an aligner does not carry.
+        raise ConfigurationError("--aligner cannot be combined with --evaluate yet")
     command = command or f"embed2prompt invert {input_path} -o {output_path}"
     if ray_options is not None:
         lock_output(output_path).close()  # writable, and free: found before Ray starts
@@ -56,7 +68,10 @@ def run_invert(
     output.lock()  # an output that cannot be written: refused before the model loads
     embedder = create_embedder(settings) if settings.embedder != "local" else None
     inverter = EmbeddingToPromptInference(
-        inverter_path, embedder=embedder, neighbours=settings.retrieval_neighbours
+        inverter_path,
+        embedder=embedder,
+        neighbours=settings.retrieval_neighbours,
+        aligner=aligner,
     )
     run = BatchRun(source, output, inverter, settings, options)
     done_before = run.resume()

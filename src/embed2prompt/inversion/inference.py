@@ -33,6 +33,7 @@ import torch
 
 from embed2prompt.embedders.base import Embedder
 from embed2prompt.errors import ConfigurationError, InputError
+from embed2prompt.inversion.alignment import Aligner
 from embed2prompt.inversion.decoding import sample
 from embed2prompt.inversion.inverters import load_inverter
 from embed2prompt.inversion.lexical_search import Lexicon, propose_edits
@@ -269,6 +270,9 @@ class EmbeddingToPromptInference:
     on it; pass the matching embedder for checkpoints trained on another one.
     ``neighbours`` training texts nearest to each target join the first guesses when the
     checkpoint has a prompt bank (``NAME.bank.npz``); 0 turns retrieval off.
+    With ``aligner`` (an :class:`Aligner` or the path of one), the inputs are another
+    embedder's vectors: ``dimension`` is that embedder's, each target is mapped into the
+    inverter's space first, and the cosines reported are measured in the inverter's space.
     """
 
     def __init__(
@@ -279,6 +283,7 @@ class EmbeddingToPromptInference:
         candidates: int = DEFAULT_CANDIDATES,
         neighbours: int = DEFAULT_NEIGHBOURS,
         seed: int = 0,
+        aligner: Aligner | str | Path | None = None,
     ) -> None:
         self.model_path = locate_model(model_path)
         self.text_model, self.info = load_inverter(self.model_path)
@@ -298,6 +303,18 @@ class EmbeddingToPromptInference:
                 f"but {embedder.name} gives {embedder.dimension}"
             )
         self.embedder = embedder
+        if aligner is not None and not isinstance(aligner, Aligner):
+            aligner = Aligner.load(aligner)
+        if aligner is not None and (
+            aligner.info.target_name != self.info.embedder_name
+            or aligner.info.target_dimension != self.info.embedder_dimension
+        ):
+            raise ConfigurationError(
+                f"{aligner.describe()} maps into {aligner.info.target_name} "
+                f"({aligner.info.target_dimension} dimensions), but {model_path} inverts "
+                f"{self.info.embedder_name} ({self.info.embedder_dimension})"
+            )
+        self.aligner = aligner
         if candidates < 1:
             raise InputError(f"candidates must be >= 1 (the greedy text), got {candidates}")
         self.candidates = candidates
@@ -307,13 +324,16 @@ class EmbeddingToPromptInference:
         self.seed = seed
         self._lexicon_cache: Lexicon | None = None
         self.bank: PromptBank | None = (
-            load_bank_for(self.model_path, self.info.embedder_name, self.dimension)
+            load_bank_for(self.model_path, self.info.embedder_name, self.info.embedder_dimension)
             if neighbours
             else None
         )
 
     @property
     def dimension(self) -> int:
+        """The dimension of the vectors it takes: the aligner's foreign one, if any."""
+        if self.aligner is not None:
+            return self.aligner.dimension
         return self.info.embedder_dimension
 
     def invert(self, embedding: object, **budget: Any) -> InversionResult:
@@ -374,7 +394,9 @@ class EmbeddingToPromptInference:
         completions: int | None = None,
     ) -> list[InversionResult]:
         """The same, for callers inside an event loop."""
-        targets = check_embeddings(embeddings, self.dimension)
+        if self.aligner is not None:
+            embeddings = self.aligner.map(embeddings)  # errors name the aligner
+        targets = check_embeddings(embeddings, self.info.embedder_dimension)
         given = {
             "beam": beam,
             "edits": edits,
@@ -607,7 +629,9 @@ class EmbeddingToPromptInference:
             fresh.append([t for t in dict.fromkeys(texts) if t not in scored])
             scored.update(fresh[-1])
         flat = [text for texts in fresh for text in texts]
-        vectors = await self.embedder.embed(flat) if flat else np.zeros((0, self.dimension))
+        vectors = (
+            await self.embedder.embed(flat) if flat else np.zeros((0, self.info.embedder_dimension))
+        )
         ranked, position = [], 0
         for index, (pool, texts) in enumerate(zip(beams, fresh, strict=True)):
             rows = vectors[position : position + len(texts)]
