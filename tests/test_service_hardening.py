@@ -483,3 +483,15 @@ def test_the_schema_documents_the_error_responses(client: Client) -> None:
         for status in expected.get((method, path), set()):
             response = operation["responses"][status]
             assert response["content"]["application/json"]["schema"] == error, (path, status)
+
+
+def test_a_runtime_error_is_a_labelled_500_in_the_one_shape(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # This app never ran its lifespan, so its models are not loaded: a RuntimeError
+    # outside embed2prompt's error tree, raised by a valid request.
+    answer = _generate(client, json.dumps({"embeddings": [[0.1] * 384]}).encode())
+    assert answer.status == 500
+    body = _assert_error_shape(answer)
+    assert body["detail"].startswith("internal error (RuntimeError)")
+    assert "not loaded" in caplog.text  # the log has the message and the traceback

@@ -12,7 +12,7 @@ import numpy as np
 
 from embed2prompt.pipeline import PromptResult
 from embed2prompt.pipeline.results import EvaluationResult
-from embed2prompt.service.job_store import JobStore
+from embed2prompt.service.job_store import JobStatus, JobStore
 from embed2prompt.service.jobs import JobRunner
 
 OPTIONS = {
@@ -51,6 +51,16 @@ class ReleasedOneByOne:
             )
 
 
+async def _settled(store: JobStore, job_id: str, state: str) -> JobStatus:
+    for _ in range(500):
+        status = store.status(job_id)
+        assert status is not None
+        if status.state == state:
+            return status
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"job {job_id} never reached {state!r}: {status}")
+
+
 def test_updated_at_moves_as_each_result_lands(tmp_path: Path) -> None:
     async def scenario() -> list[tuple[str, float, int]]:
         clock = FakeClock(1_000.0)
@@ -71,8 +81,9 @@ def test_updated_at_moves_as_each_result_lands(tmp_path: Path) -> None:
             pipeline.release.put_nowait(None)
             await landed.wait()
             landed.clear()
-            status = store.status(job_id)
-            assert status is not None
+            # The store's writes run in a worker thread: the last result's job ends a
+            # moment after the result lands, so wait for the state that follows it.
+            status = await _settled(store, job_id, "completed" if now == 2_400.0 else "running")
             seen.append((status.state, status.updated_at, status.done))
         await runner.shutdown()
         store.close()

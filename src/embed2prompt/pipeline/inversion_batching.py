@@ -10,12 +10,11 @@ bad target fails alone.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from embed2prompt.batching import Batcher
 from embed2prompt.inversion.inference import (
     DEFAULT_BEAM,
     DEFAULT_EDITS,
@@ -25,14 +24,11 @@ from embed2prompt.inversion.inference import (
 )
 
 
-@dataclass(slots=True)
-class _Request:
-    target: npt.NDArray[np.float32]
-    future: asyncio.Future[InversionResult]
+class InversionBatcher(Batcher[npt.NDArray[np.float32], InversionResult]):
+    """Inverts targets with ``steps`` refinement steps, batched across concurrent callers.
 
-
-class InversionBatcher:
-    """Inverts targets with ``steps`` refinement steps, batched across concurrent callers."""
+    A batch of several that fails is rerun one target at a time, so a bad target fails
+    alone."""
 
     def __init__(
         self,
@@ -45,67 +41,17 @@ class InversionBatcher:
         max_batch: int = 32,
         max_wait_s: float = 0.005,
     ) -> None:
+        super().__init__(
+            self._invert, max_batch=max_batch, max_wait_s=max_wait_s, split_failures=True
+        )
         self.inverter = inverter
         self.steps = steps
         self.beam = beam
         self.edits = edits
         self.fluency = fluency
-        self.max_batch = max_batch
-        self.max_wait_s = max_wait_s
-        self._pending: list[_Request] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._lock = asyncio.Lock()  # one batch at a time: the inverter uses every core
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._running: set[asyncio.Task[None]] = set()
-        # The sizes of recent batches, for tests and tuning; bounded, as a service's
-        # batcher lives as long as the process.
-        self.batch_sizes: deque[int] = deque(maxlen=1000)
 
     async def invert(self, target: npt.NDArray[np.float32]) -> InversionResult:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # each asyncio.run makes a new loop; start afresh in it
-            self._loop, self._pending, self._timer = loop, [], None
-            self._lock, self._running = asyncio.Lock(), set()
-        request = _Request(target, loop.create_future())
-        self._pending.append(request)
-        if len(self._pending) >= self.max_batch:
-            self._flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self.max_wait_s, self._flush)
-        return await request.future
-
-    def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        requests, self._pending = self._pending, []
-        if requests:
-            task = asyncio.get_running_loop().create_task(self._run(requests))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-    async def _run(self, requests: list[_Request]) -> None:
-        live = [request for request in requests if not request.future.done()]
-        if not live:  # every caller gave up (timed out) while waiting
-            return
-        failure: Exception | None = None
-        async with self._lock:
-            self.batch_sizes.append(len(live))
-            try:
-                results = await self._invert([request.target for request in live])
-            except Exception as error:
-                failure, results = error, []
-        if failure is not None and len(live) > 1:
-            for request in live:  # find the target that fails: each alone
-                await self._run([request])
-            return
-        if failure is not None:
-            if not live[0].future.done():
-                live[0].future.set_exception(failure)
-            return
-        for request, result in zip(live, results, strict=True):
-            if not request.future.done():
-                request.future.set_result(result)
+        return await self.submit(target)
 
     async def _invert(self, targets: list[npt.NDArray[np.float32]]) -> list[InversionResult]:
         return await self.inverter.ainvert_batch(
@@ -115,13 +61,6 @@ class InversionBatcher:
             edits=self.edits,
             fluency=self.fluency,
         )
-
-    async def aclose(self) -> None:
-        if self._loop is not asyncio.get_running_loop():
-            return  # never used in this loop: nothing here to finish
-        self._flush()
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
 
 
 class InversionsAhead:

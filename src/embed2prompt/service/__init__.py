@@ -1,6 +1,9 @@
 """The HTTP service: the seed's REST interface on FastAPI.
 
-app         create_app(): the routes and the models the service holds
+app         create_app(): the guards, the error handlers and the routers, put together
+routes      one router per resource: health (and ready), generation, jobs
+models      ServiceModels: the inverter and the pipelines the service holds
+dependencies  what a route needs (settings, models, metrics, jobs) as Annotated aliases
 schemas     the request bodies (the seed's, validated strictly)
 errors      the one error shape of every 4xx, and its handlers
 security    the API key check and the request-size limit, before the body is read

@@ -4,12 +4,15 @@ Every error body is ``{"detail": "<one readable line>"}``; a request that fails
 validation adds ``errors``, one ``{"loc", "msg", "type"}`` entry per problem. The
 caller's input is never echoed: a value that failed may be ``NaN`` or ``Infinity``
 (which JSON cannot carry, so echoing it was a 500) or megabytes long, and an unknown
-field's name is cut short. At most ``MAX_ERRORS`` entries come back.
+field's name is cut short. At most ``MAX_ERRORS`` entries come back. A ``RuntimeError``
+from outside embed2prompt's error tree (a bug, a broken invariant) is logged with its
+traceback and answered as a 500 in the same shape, naming only its class.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +22,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from embed2prompt.errors import ConfigurationError, InputError
+
+log = logging.getLogger(__name__)
 
 MAX_ERRORS = 20  # entries in ``errors``; the rest are counted in ``detail``
 MAX_TEXT = 120  # characters of a message or a location part, beyond which it is cut
@@ -94,6 +99,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # The server's own settings (a missing OPENAI_API_KEY): not the caller's fault.
         return JSONResponse(status_code=503, content={"detail": str(error)})
 
+    @app.exception_handler(RuntimeError)
+    async def internal_error(request: Request, error: RuntimeError) -> JSONResponse:
+        # Not the caller's fault and not one of ours: the log gets the traceback, the
+        # caller a labelled 500 (the message may hold internals, so only the class).
+        log.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        detail = f"internal error ({type(error).__name__}); the server's log has the details"
+        return JSONResponse(status_code=500, content={"detail": detail})
+
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of a route for these error statuses, in the one shape."""
@@ -109,5 +122,6 @@ _MEANINGS = {
     413: "Request body larger than the limit (max_request_bytes, or max_upload_bytes for uploads)",
     415: "Neither JSON lines nor float32 rows",
     422: "Invalid request: the message names the field or the embedding's index, and the problem",
+    500: "An internal error; the server's log has the details",
     503: "The server's settings are incomplete, or a backend is not ready",
 }

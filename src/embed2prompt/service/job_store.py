@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +57,22 @@ CREATE TABLE IF NOT EXISTS job_results (
 """
 
 UNFINISHED = ("queued", "running")
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _locked(
+    method: Callable[Concatenate[JobStore, _P], _T],
+) -> Callable[Concatenate[JobStore, _P], _T]:
+    """The method under the store's lock: one call at a time on the connection."""
+
+    @wraps(method)
+    def locked(self: JobStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +108,14 @@ class JobStatus:
 
 class JobStore:
     """One SQLite database (WAL mode: readers never wait for the writer). ``clock``
-    gives the times stored (seconds since the epoch; a fake one in tests)."""
+    gives the times stored (seconds since the epoch; a fake one in tests).
+
+    Safe to call from any thread (the service calls it from worker threads): one lock
+    keeps each call, and so each transaction, whole on the one connection."""
 
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
+        self._lock = threading.RLock()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -104,6 +126,7 @@ class JobStore:
         for (job_id,) in cut_short:
             self.discard(job_id)
 
+    @_locked
     def create(self, vectors: npt.NDArray[np.float32], options: dict[str, Any]) -> str:
         """A job of these vectors, queued."""
         job_id = self.begin_upload(options)
@@ -111,6 +134,7 @@ class JobStore:
         self.finish_upload(job_id, len(vectors))
         return job_id
 
+    @_locked
     def begin_upload(self, options: dict[str, Any]) -> str:
         """A job whose inputs are still arriving (state ``uploading``); its id."""
         job_id = uuid.uuid4().hex
@@ -121,6 +145,7 @@ class JobStore:
         )
         return job_id
 
+    @_locked
     def append_inputs(
         self, job_id: str, first_index: int, vectors: npt.NDArray[np.float32]
     ) -> None:
@@ -131,6 +156,7 @@ class JobStore:
         with self._transaction():
             self._db.executemany("INSERT INTO job_inputs VALUES (?, ?, ?)", rows)
 
+    @_locked
     def finish_upload(self, job_id: str, total: int) -> None:
         """The upload is complete: the job is queued."""
         self._db.execute(
@@ -138,6 +164,7 @@ class JobStore:
             (total, self._clock(), job_id),
         )
 
+    @_locked
     def discard(self, job_id: str) -> None:
         """Delete a job and everything stored for it (an upload that failed)."""
         with self._transaction():
@@ -145,6 +172,7 @@ class JobStore:
             self._db.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))
             self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
+    @_locked
     def status(self, job_id: str, *, recent_errors: int = 5) -> JobStatus | None:
         job = self._db.execute(
             "SELECT state, total, created_at, updated_at, error, options FROM jobs WHERE id = ?",
@@ -176,18 +204,21 @@ class JobStore:
             [{"index": index, "error": message} for index, message in errors],
         )
 
+    @_locked
     def set_state(self, job_id: str, state: str, error: str | None = None) -> None:
         self._db.execute(
             "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?",
             (state, error, self._clock(), job_id),
         )
 
+    @_locked
     def unfinished(self) -> list[str]:
         rows = self._db.execute(
             "SELECT id FROM jobs WHERE state IN (?, ?) ORDER BY created_at", UNFINISHED
         ).fetchall()
         return [job_id for (job_id,) in rows]
 
+    @_locked
     def pending(self, job_id: str, limit: int) -> tuple[list[int], npt.NDArray[np.float32]]:
         """Up to ``limit`` items without a result, in index order, and their vectors."""
         rows = self._db.execute(
@@ -201,6 +232,7 @@ class JobStore:
             return [], np.zeros((0, 0), dtype=np.float32)
         return indices, np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows])
 
+    @_locked
     def save_result(self, job_id: str, index: int, result: dict[str, Any]) -> bool:
         """Store one item's result, and the job's ``updated_at``; False if the item had
         a result already (it is never replaced)."""
@@ -223,6 +255,7 @@ class JobStore:
                 self._db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (now, job_id))
         return stored
 
+    @_locked
     def results(self, job_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
         rows = self._db.execute(
             "SELECT result FROM job_results WHERE job_id = ? ORDER BY idx LIMIT ? OFFSET ?",
@@ -230,6 +263,7 @@ class JobStore:
         ).fetchall()
         return [json.loads(result) for (result,) in rows]
 
+    @_locked
     def close(self) -> None:
         self._db.close()
 

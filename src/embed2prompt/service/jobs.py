@@ -4,7 +4,8 @@ Each job runs as one task over its items without a result, a chunk at a time, th
 the pipeline's :meth:`stream_prompts`; each result is written the moment its item is
 done. Cancelling (``DELETE /jobs/{id}``) stops the task and marks the job cancelled; a
 shutdown stops it and leaves the job resumable, and :meth:`JobRunner.resume` (at
-start-up) restarts every job that was queued or running.
+start-up) restarts every job that was queued or running. The store's calls run in a
+worker thread (``asyncio.to_thread``): SQLite waits on the disk, the event loop must not.
 """
 
 from __future__ import annotations
@@ -39,20 +40,21 @@ class JobRunner:
         self._tasks[job_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
 
-    def resume(self) -> list[str]:
+    async def resume(self) -> list[str]:
         """Restart the jobs a previous server left queued or running."""
-        jobs = self.store.unfinished()
+        jobs = await asyncio.to_thread(self.store.unfinished)
         for job_id in jobs:
             log.info("resuming job %s", job_id)
             self.start(job_id)
         return jobs
 
     async def cancel(self, job_id: str) -> None:
-        self.store.set_state(job_id, "cancelled")
         task = self._tasks.get(job_id)
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        # Marked once the task has stopped, so that no write of its own can follow.
+        await asyncio.to_thread(self.store.set_state, job_id, "cancelled")
 
     async def shutdown(self) -> None:
         """Stop every job where it is; each stays resumable (state unchanged)."""
@@ -62,15 +64,15 @@ class JobRunner:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self, job_id: str) -> None:
-        status = self.store.status(job_id)
+        status = await asyncio.to_thread(self.store.status, job_id)
         if status is None:
             return
         options: dict[str, Any] = status.options
         pipeline = self._pipeline_for(options["rate_limit_tier"])
-        self.store.set_state(job_id, "running")
+        await asyncio.to_thread(self.store.set_state, job_id, "running")
         try:
             while True:
-                indices, vectors = self.store.pending(job_id, CHUNK)
+                indices, vectors = await asyncio.to_thread(self.store.pending, job_id, CHUNK)
                 if not indices:
                     break
                 stream = pipeline.stream_prompts(
@@ -82,13 +84,17 @@ class JobRunner:
                 async for result in stream:
                     index = indices[result.embedding_index]
                     row = result.model_copy(update={"embedding_index": index})
-                    if self.store.save_result(job_id, index, row.model_dump(mode="json")):
+                    stored = await asyncio.to_thread(
+                        self.store.save_result, job_id, index, row.model_dump(mode="json")
+                    )
+                    if stored:
                         self._on_results([result])
         # A CancelledError (cancel() set the state, or a shutdown left it resumable) is
         # not an Exception and passes through.
         except Exception as error:  # the job cannot go on (its items' own errors never land here)
             log.exception("job %s failed", job_id)
-            self.store.set_state(job_id, "failed", f"{type(error).__name__}: {error}")
+            message = f"{type(error).__name__}: {error}"
+            await asyncio.to_thread(self.store.set_state, job_id, "failed", message)
             return
         # A cancel arrives only at an await above, as this task's CancelledError.
-        self.store.set_state(job_id, "completed")
+        await asyncio.to_thread(self.store.set_state, job_id, "completed")

@@ -1,0 +1,190 @@
+"""``/jobs``: batches too large for one request, stored in SQLite and run in the background.
+
+The store's calls block on the disk, so every one made here runs in a worker thread
+(``asyncio.to_thread``); the event loop goes on serving other requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from embed2prompt.errors import InputError
+from embed2prompt.service.dependencies import ModelsDep, SettingsDep, job_runner
+from embed2prompt.service.errors import error_responses
+from embed2prompt.service.jobs import JobRunner
+from embed2prompt.service.schemas import JobRequest, PipelineOptions
+from embed2prompt.service.uploads import (
+    OPENAPI_REQUEST_BODY,
+    RequestBody,
+    read_vectors,
+    upload_encoding,
+)
+from embed2prompt.service.vectors import check_vectors
+
+router = APIRouter()
+
+JobState = Literal["uploading", "queued", "running", "completed", "cancelled", "failed"]
+
+
+class ItemError(BaseModel):
+    index: int = Field(description="The item's index in the job.")
+    error: str | None = Field(description="Why it failed.")
+
+
+class JobStatusResponse(BaseModel):
+    """A job's state, progress and counts, and its latest errors."""
+
+    id: str
+    state: JobState
+    total: int = Field(description="Items in the job.")
+    done: int = Field(description="Items with a result, succeeded or failed.")
+    succeeded: int
+    failed: int
+    progress: float = Field(description="done / total (1.0 for an empty job).")
+    created_at: float = Field(description="Seconds since the epoch.")
+    updated_at: float = Field(description="The last change: a new state or a result.")
+    error: str | None = Field(description="Why the job itself failed, if it did.")
+    options: dict[str, Any] = Field(description="The pipeline options the job runs with.")
+    recent_errors: list[ItemError] = Field(description="The latest items that failed.")
+
+
+class JobResultsPage(BaseModel):
+    """Finished items in index order, each in the seed's per-item shape."""
+
+    results: list[dict[str, Any]]
+    offset: int
+    next_offset: int | None = Field(description="The next page's offset; null on the last.")
+
+
+async def _status(runner: JobRunner, job_id: str) -> JobStatusResponse:
+    status = await asyncio.to_thread(runner.store.status, job_id)
+    if status is None:
+        shown = repr(job_id) if len(job_id) <= 64 else "with that id"  # bounded echo
+        raise HTTPException(status_code=404, detail=f"no job {shown}")
+    return JobStatusResponse.model_validate(status.as_dict())
+
+
+@router.post("/jobs", status_code=202, responses=error_responses(400, 413, 422, 503))
+async def create_job(
+    body: JobRequest, settings: SettingsDep, models: ModelsDep, request: Request
+) -> JobStatusResponse:
+    """A batch too large for one request: stored, run in the background, resumable.
+
+    At most ``max_embeddings_per_job`` embeddings, within ``max_request_bytes``."""
+    limit = settings.max_embeddings_per_job
+    if len(body.embeddings) > limit:
+        raise InputError(
+            f"{len(body.embeddings)} embeddings in one job; at most {limit} "
+            "(max_embeddings_per_job)"
+        )
+    vectors = check_vectors(body.embeddings, models.loaded().dimension)
+    options = body.model_dump(exclude={"embeddings"})
+    runner = job_runner(request)
+    job_id = await asyncio.to_thread(runner.store.create, vectors, options)
+    runner.start(job_id)
+    return await _status(runner, job_id)
+
+
+@router.post(
+    "/jobs/upload",
+    status_code=202,
+    openapi_extra=OPENAPI_REQUEST_BODY,
+    responses=error_responses(413, 415, 422, 503),
+)
+async def upload_job(
+    request: Request,
+    options: Annotated[PipelineOptions, Query()],
+    settings: SettingsDep,
+    models: ModelsDep,
+) -> JobStatusResponse:
+    """A job of up to ``max_embeddings_per_job`` embeddings streamed in the body as
+    JSON lines (``application/x-ndjson``: an array of numbers, or an object with an
+    ``embedding`` field, a line) or as little-endian float32 rows
+    (``application/octet-stream``); the options in the query string. Stored as it
+    arrives; the job starts once the upload is complete."""
+    encoding = upload_encoding(request.headers.get("content-type"))
+    body = RequestBody(request.receive)
+    if encoding is None:
+        await body.drain()
+        raise HTTPException(
+            status_code=415,
+            detail="send the embeddings as application/x-ndjson (one JSON array a line) "
+            "or application/octet-stream (little-endian float32 rows)",
+        )
+    dimension = models.loaded().dimension
+    runner = job_runner(request)
+    store = runner.store
+    job_id = await asyncio.to_thread(store.begin_upload, options.model_dump())
+    total = 0
+    try:
+        rows = read_vectors(body.chunks(), encoding, dimension, settings.max_embeddings_per_job)
+        async for vectors in rows:
+            await asyncio.to_thread(store.append_inputs, job_id, total, vectors)
+            total += len(vectors)
+    except BaseException as error:
+        # Not awaited in a thread: this runs on cancellation too, which must not be
+        # interrupted halfway (and deleting an upload's rows is one quick transaction).
+        store.discard(job_id)
+        if isinstance(error, Exception) and not body.finished:
+            await body.drain()  # then the client, still sending, reads the error
+        raise
+    await asyncio.to_thread(store.finish_upload, job_id, total)
+    runner.start(job_id)
+    return await _status(runner, job_id)
+
+
+@router.get("/jobs/{job_id}", responses=error_responses(404, 422))
+async def get_job(job_id: str, request: Request) -> JobStatusResponse:
+    """State, progress, counts and the latest errors."""
+    return await _status(job_runner(request), job_id)
+
+
+@router.get(
+    "/jobs/{job_id}/results",
+    response_model=JobResultsPage,
+    responses=error_responses(404, 422),
+)
+async def get_job_results(
+    job_id: str,
+    request: Request,
+    offset: int = Query(default=0, ge=0, le=2**62),
+    limit: int = Query(default=100, ge=1, le=1000),
+    format: Literal["json", "jsonl"] = Query(default="json"),
+) -> JobResultsPage | StreamingResponse:
+    """Finished items in index order: a page (``json``) or all of them streamed as
+    JSON lines (``jsonl``, from ``offset``)."""
+    runner = job_runner(request)
+    await _status(runner, job_id)  # 404 for an unknown job
+    store = runner.store
+    if format == "jsonl":
+
+        def lines() -> Iterator[bytes]:  # iterated in a worker thread by Starlette
+            position = offset
+            while page := store.results(job_id, position, 500):
+                position += len(page)
+                yield b"".join(json.dumps(row).encode() + b"\n" for row in page)
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+    page = await asyncio.to_thread(store.results, job_id, offset, limit)
+    return JobResultsPage(
+        results=page,
+        offset=offset,
+        next_offset=offset + len(page) if len(page) == limit else None,
+    )
+
+
+@router.delete("/jobs/{job_id}", responses=error_responses(404, 422))
+async def cancel_job(job_id: str, request: Request) -> JobStatusResponse:
+    """Cancel a job; the results stored so far stay readable."""
+    runner = job_runner(request)
+    status = await _status(runner, job_id)
+    if status.state in ("queued", "running"):
+        await runner.cancel(job_id)
+    return await _status(runner, job_id)
