@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,12 @@ def load_base_lm(gguf: Path | None = None) -> BaseLM:
     except ImportError as error:  # pragma: no cover - a dependency of the package
         raise ConfigurationError(f"the fluent inverter needs transformers: {error}") from None
     transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    # transformers 5.x renames the cache argument (to ``cache``) but still takes this one
+    # until 5.40 (pinned below that in pyproject); the notice is for library authors.
+    warnings.filterwarnings(
+        "ignore", message="`past_key_values` is deprecated", category=FutureWarning
+    )
     stat = path.stat()
     cached = cache_folder() / f"{path.stem}.{stat.st_size}.{int(stat.st_mtime)}.bf16"
     tokenizer = _load_tokenizer(path, cached)
