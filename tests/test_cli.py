@@ -42,6 +42,14 @@ def test_demo_runs_the_pipeline_offline() -> None:
     assert result.stdout.count("best variant") == 10
 
 
+def test_the_fluent_demo_inverts_with_the_fluent_inverter() -> None:
+    result = run("demo", "--fluent", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "10 (10 ok, 0 failed)" in result.stdout
+    # One of the demo's texts comes back verbatim in one pass with this model (cosine 1).
+    assert "'What is the difference between a virus and a bacterium?'" in result.stdout
+
+
 def test_engine_demo_runs_offline_and_keeps_the_servers_limit() -> None:
     result = run("demo", "--engine")
     assert result.returncode == 0, result.stderr

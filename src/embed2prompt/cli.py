@@ -110,9 +110,15 @@ def _build_parser() -> argparse.ArgumentParser:
             "Run the main job offline: embed ten sample texts with the local embedder, turn\n"
             "the embeddings back into prompts, judge each by what the local LLM writes from\n"
             "it, refine variants, and print the table and summary.\n\n"
-            "example:\n  embed2prompt demo\n  embed2prompt demo --engine"
+            "example:\n  embed2prompt demo\n  embed2prompt demo --fluent\n"
+            "  embed2prompt demo --engine"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument(
+        "--fluent",
+        action="store_true",
+        help="invert with the fluent inverter (models/fluent_model.pt) and its own search",
     )
     demo.add_argument(
         "--engine",
@@ -490,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 from embed2prompt.demo import run_demo
 
-                run_demo()
+                run_demo(fluent=args.fluent)
         elif args.command == "serve":
             from embed2prompt.service.server import serve
             from embed2prompt.settings import Settings

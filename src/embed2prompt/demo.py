@@ -28,11 +28,19 @@ DEMO_TEXTS = [
 ]
 
 
-def run_demo(*, max_concurrent: int = len(DEMO_TEXTS)) -> PromptGenerationResponse:
+def run_demo(
+    *, max_concurrent: int = len(DEMO_TEXTS), fluent: bool = False
+) -> PromptGenerationResponse:
     """The pipeline on the ten demo texts. All ten run at once by default: their
-    inversions then share one batch (3 s faster than two waves of 5, same results)."""
+    inversions then share one batch (3 s faster than two waves of 5, same results).
+    ``fluent``: with the fluent inverter, refined by its checkpoint's own search (the
+    settings' word-edit budget is the small decoder's)."""
     from embed2prompt.embedders.local import LocalEmbedder
-    from embed2prompt.inversion.inference import DEFAULT_MODEL, EmbeddingToPromptInference
+    from embed2prompt.inversion.inference import (
+        DEFAULT_MODEL,
+        FLUENT_MODEL,
+        EmbeddingToPromptInference,
+    )
     from embed2prompt.pipeline import ParallelPromptGenerator
     from embed2prompt.settings import Settings
 
@@ -40,8 +48,14 @@ def run_demo(*, max_concurrent: int = len(DEMO_TEXTS)) -> PromptGenerationRespon
     embedder = LocalEmbedder()
     settings = Settings()
     inverter = EmbeddingToPromptInference(
-        DEFAULT_MODEL, embedder=embedder, neighbours=settings.retrieval_neighbours
+        FLUENT_MODEL if fluent else DEFAULT_MODEL,
+        embedder=embedder,
+        neighbours=settings.retrieval_neighbours,
     )
+    if fluent:
+        own = {"refinement_edits": "edits", "refinement_fluency": "fluency"}
+        update = {setting: inverter.search[key] for setting, key in own.items()}
+        settings = settings.model_copy(update=update)
     print(
         f"embed2prompt demo: {len(DEMO_TEXTS)} texts embedded with {embedder.name} (local), "
         f"turned back into prompts ({settings.refinement_steps} refinement steps), each judged "

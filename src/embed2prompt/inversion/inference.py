@@ -42,6 +42,9 @@ from embed2prompt.inversion.retrieval import PromptBank, load_bank_for
 Vectors = npt.NDArray[np.float32]
 
 DEFAULT_MODEL = Path("models/best_model.pt")
+# The fluent inverter: an adapter into the frozen SmolLM2 (prefix_lm.py). Its prompts read
+# as English; the default's refine closer to their targets (BENCHMARKS.md).
+FLUENT_MODEL = Path("models/fluent_model.pt")
 # Where the repository keeps the default model, for an editable install used from
 # another folder: the seed's relative path then still finds it.
 _REPOSITORY = Path(__file__).resolve().parents[3]
