@@ -29,6 +29,7 @@ from embed2prompt.inversion.prefix_training import (
     PrefixTrainingOptions,
     train_prefix,
 )
+from tests.test_cli import run
 
 SMALL = AdapterConfig(prefix_length=2, hidden=64, max_tokens=12)
 TEXTS = [
@@ -103,7 +104,7 @@ def test_a_row_samples_the_same_text_alone_or_in_a_batch(base: BaseLM) -> None:
     assert len({tuple(row) for row in together}) > 1  # the seeds differ, so do the texts
 
 
-def test_training_lowers_the_loss_and_writes_a_safe_checkpoint(checkpoint: Path) -> None:
+def test_training_writes_a_safe_checkpoint_of_the_adapter_alone(checkpoint: Path) -> None:
     document = json.loads(checkpoint.with_suffix(".json").read_text())
     assert document["kind"] == "prefix-lm"
     assert document["adapter"]["prefix_length"] == 2
@@ -207,3 +208,20 @@ def test_a_checkpoints_own_search_is_the_default_budget(
     own.with_suffix(".json").write_text(json.dumps(document))
     with pytest.raises(ConfigurationError, match="search names \\['edit'\\]"):
         EmbeddingToPromptInference(own, embedder=embedder, neighbours=0)
+
+
+def test_train_fluent_command_sizes_the_adapter_and_refuses_too_few_texts(tmp_path: Path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TRAINING_TEXTS) + "\n")
+    out = tmp_path / "model.pt"
+    common = ["train", "--fluent", "--texts", str(texts), "--out", str(out), "--no-progress"]
+    sizes = ["--prefix-length", "2", "--adapter-hidden", "32", "--batch-size", "4"]
+    result = run(*common, *sizes, "--steps", "2", "--eval-every", "2")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(out.with_suffix(".json").read_text())
+    assert (document["adapter"]["prefix_length"], document["adapter"]["hidden"]) == (2, 32)
+    few = tmp_path / "few.txt"
+    few.write_text("One text.\nTwo texts.\n")
+    result = run("train", "--fluent", "--texts", str(few), "--out", str(tmp_path / "f.pt"))
+    assert result.returncode == 2
+    assert "2 distinct training texts; expected at least" in result.stderr

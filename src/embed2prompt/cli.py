@@ -274,10 +274,14 @@ def _build_parser() -> argparse.ArgumentParser:
         help="--fluent: times an epoch each --texts text is seen (bank texts: once)",
     )
     trainer.add_argument(
-        "--prefix-length", type=int, default=4, help="--fluent: vectors the embedding becomes"
+        "--prefix-length",
+        type=_at_least_one,
+        help="--fluent: vectors the embedding becomes (default: AdapterConfig's, 4)",
     )
     trainer.add_argument(
-        "--adapter-hidden", type=int, default=2048, help="--fluent: the adapter's hidden width"
+        "--adapter-hidden",
+        type=_at_least_one,
+        help="--fluent: the adapter's hidden width (default: AdapterConfig's, 2,048)",
     )
     trainer.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     trainer.add_argument("--out", type=Path, default=Path("runs/inverter/model.pt"))
@@ -551,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
             from embed2prompt.inversion.prefix_lm import AdapterConfig
             from embed2prompt.inversion.prefix_training import PrefixTrainingOptions
 
+            given = {"prefix_length": args.prefix_length, "hidden": args.adapter_hidden}
+            sizes = {name: value for name, value in given.items() if value is not None}
             run_train_fluent(
                 PrefixTrainingOptions(
                     checkpoint=args.out,
@@ -561,9 +567,7 @@ def main(argv: list[str] | None = None) -> int:
                     embedding_noise=args.embedding_noise,
                     threads=args.threads,
                     emphasis=args.emphasis,
-                    adapter=AdapterConfig(
-                        prefix_length=args.prefix_length, hidden=args.adapter_hidden
-                    ),
+                    adapter=AdapterConfig(**sizes),
                 ),
                 settings=_settings(embedder=args.embedder, embedding_model=args.model),
                 text_files=args.texts,

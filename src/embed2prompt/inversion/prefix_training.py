@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from embed2prompt.embedders.base import Embedder
+from embed2prompt.errors import InputError
 from embed2prompt.inversion.base_lm import load_base_lm
 from embed2prompt.inversion.checkpoint import CheckpointInfo
 from embed2prompt.inversion.embedding_cache import cache_folder, embed_with_cache
@@ -100,7 +101,14 @@ def train_prefix(
     rng = random.Random(options.seed)
     texts = list(dict.fromkeys(" ".join(text.split()) for text in texts if text.strip()))
     rng.shuffle(texts)
-    validation, training = texts[: options.validation_texts], texts[options.validation_texts :]
+    # At most a tenth of the texts validate, so a small set still leaves texts to train on.
+    held = min(options.validation_texts, len(texts) // 10)
+    if len(texts) - held < options.batch_size or held < 1:
+        raise InputError(
+            f"{len(texts)} distinct training texts; expected at least "
+            f"{max(10, options.batch_size + 1)} (a batch to train on and some to validate)"
+        )
+    validation, training = texts[:held], texts[held:]
     state_path = options.checkpoint.with_suffix(".train.pt")
 
     if state_path.is_file() and options.checkpoint.is_file():
