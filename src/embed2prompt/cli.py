@@ -168,8 +168,9 @@ def _build_parser() -> argparse.ArgumentParser:
             "Assemble training text from Debian packages (fetched with apt-get download,\n"
             "unpacked with dpkg -x, nothing installed) plus synthetic prompts written by\n"
             "the local generator; deduplicate; split into train, val and test.\n\n"
-            "`corpus synthetic` writes only the synthetic prompts, one a line, to the file\n"
-            "--out names (for `bank add`).\n\n"
+            "`corpus synthetic` appends only the synthetic prompts, one a line, to the file\n"
+            "--out names (for `bank add` and `train --fluent --texts`); run it again with\n"
+            "another --seed for more, different prompts.\n\n"
             "example:\n"
             "  embed2prompt corpus build --out data/corpus --synthetic 2000\n"
             "  embed2prompt corpus synthetic --out data/synthetic.txt --synthetic 1000"
@@ -181,6 +182,9 @@ def _build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--sources", help="comma-separated source names (default: all)")
     corpus.add_argument(
         "--synthetic", type=int, default=0, help="synthetic prompts to generate (default 0)"
+    )
+    corpus.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic prompts (default 0)"
     )
     corpus.add_argument("--root", type=Path, help="an already unpacked package tree to read")
     corpus.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -539,7 +543,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "corpus" and args.action == "synthetic":
             from embed2prompt.commands.corpus import run_corpus_synthetic
 
-            run_corpus_synthetic(args.out, count=args.synthetic, progress=not args.no_progress)
+            run_corpus_synthetic(
+                args.out, count=args.synthetic, seed=args.seed, progress=not args.no_progress
+            )
         elif args.command == "corpus":
             from embed2prompt.commands.corpus import run_corpus_build
 

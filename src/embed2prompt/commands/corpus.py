@@ -35,25 +35,28 @@ def run_corpus_build(
     print(f"{stats.duplicates:,} duplicates dropped; {splits}; written to {out}", file=sys.stderr)
 
 
-def run_corpus_synthetic(out: Path, *, count: int, progress: bool) -> None:
-    """Write up to ``count`` synthetic prompts to ``out``, one a line (for ``bank add``)."""
+def run_corpus_synthetic(out: Path, *, count: int, seed: int, progress: bool) -> None:
+    """Append up to ``count`` synthetic prompts to ``out``, one a line, as they are written
+    (a long run stopped early keeps what it wrote; another ``seed`` continues it with
+    different prompts)."""
     if count < 1:
         raise InputError(f"--synthetic must be at least 1 for corpus synthetic, got {count}")
     out.parent.mkdir(parents=True, exist_ok=True)
     written = 0
-    with out.open("w", encoding="utf-8") as handle:
-        for _, text in _synthetic(count, progress):
+    with out.open("a", encoding="utf-8") as handle:
+        for _, text in _synthetic(count, progress, seed=seed):
             handle.write(text + "\n")
+            handle.flush()
             written += 1
     print(f"{written:,} synthetic prompts written to {out}", file=sys.stderr)
 
 
-def _synthetic(count: int, progress: bool) -> Iterator[tuple[str, str]]:
+def _synthetic(count: int, progress: bool, *, seed: int = 0) -> Iterator[tuple[str, str]]:
     from embed2prompt.corpus.synthetic import synthetic_prompts
-    from embed2prompt.generators.local import LocalGenerator
+    from embed2prompt.corpus.writers import BatchedLMWriter
 
-    generator = LocalGenerator()
+    writer = BatchedLMWriter()
     with tqdm(total=count, unit="prompt", disable=not progress, file=sys.stderr) as bar:
-        for text in synthetic_prompts(count, generator=generator):
+        for text in synthetic_prompts(count, writer=writer, seed=seed):
             bar.update(1)
             yield "synthetic", text

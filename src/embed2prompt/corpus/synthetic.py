@@ -6,16 +6,17 @@ about cooking" it mostly talks about questions ("I'd like a question about cooki
 answered in one sentence only"; 14 of 40 ended with a question mark, 30 asked for
 one); shown four examples in a list and asked for the next item it writes one ("What
 does a healthy diet include?", "List some benefits of using a digital wallet."; every
-one of 60 asked for a question ended with one), at the same ~0.6 s a prompt on 2 cores
-(BENCHMARKS.md).
+one of 60 asked for a question ended with one). ``corpus.writers`` says what writes them
+and how fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+from collections.abc import Iterator, Sequence
 
 from embed2prompt.corpus.held_out import is_evaluation_text
-from embed2prompt.generators.local import LocalGenerator
+from embed2prompt.corpus.writers import TextWriter
 
 TOPICS = (
     "cooking",
@@ -187,60 +188,120 @@ TOPICS = (
     "immigration",
     "volunteering",
 )
-# Each kind with four examples of it, written for this list (the topics differ from theirs).
+# Examples of each kind, written for this list. Each prompt shows four, drawn at random
+# from these and from what the writer has already written of that kind, so the lists
+# (and with them what the small model imitates) keep changing over a long run.
 EXAMPLES = {
     "question": (
         "How do I make my sourdough starter more active?",
-        "What is the difference between a Roth IRA and a traditional IRA?",
+        "What should I look for when choosing a pension fund?",
         "Why does my Python script run out of memory when reading a large CSV file?",
         "Can you explain how vaccines train the immune system?",
+        "Which houseplants survive in a room with no windows?",
+        "Is it worth replacing the battery of a six-year-old laptop?",
+        "What does a product manager actually do all day?",
+        "How long should I rest between sets when lifting weights?",
+        "Why is the sky darker at the zenith than near the horizon?",
+        "What are good first steps when a dog starts barking at night?",
+        "How did the printing press change European universities?",
+        "When should I use a linked list instead of an array?",
     ),
     "instruction": (
         "Write a short cover letter for a junior data analyst position.",
         "Summarize the main causes of the First World War in three sentences.",
         "Translate 'where is the train station' into Spanish.",
         "Give me a weekly workout plan for a beginner with no equipment.",
+        "Draft a polite reminder to a client about an unpaid invoice.",
+        "List five questions to ask at the end of a job interview.",
+        "Explain recursion to a ten-year-old with an example.",
+        "Rewrite this paragraph so that it sounds less formal.",
+        "Suggest three names for a bakery that sells only bread.",
+        "Describe the water cycle in simple terms for a school project.",
+        "Create a packing list for a week of hiking in the Alps.",
+        "Compare SQLite and PostgreSQL for a small web application.",
     ),
     "request": (
         "I have a flight at 7 am and my hotel is an hour from the airport; when should I leave?",
         "My tomato plants have yellow leaves at the bottom, what am I doing wrong?",
         "We are three friends planning a weekend in Lisbon on a small budget; any ideas?",
         "My manager keeps scheduling meetings at lunch; how do I bring it up politely?",
+        "Could you help me plan meals for a family of four for under fifty dollars a week?",
+        "I keep forgetting my passwords; what is a safe way to manage them?",
+        "Please check my reasoning: if prices rise 10% twice, is that 20% in total?",
+        "My bike chain keeps slipping on the hills, can you help me fix it?",
+        "I want to learn the guitar at forty; where should I start?",
+        "Our startup needs a simple onboarding checklist for new engineers.",
+        "Help me write a toast for my sister's wedding, funny but kind.",
+        "I need a gentle way to tell my neighbour their music is too loud.",
     ),
     "statement": (
         "The new library downtown is open until midnight on weekdays.",
         "Electric cars are cheaper to run than petrol cars in most of Europe.",
         "Our team switched from weekly to daily stand-up meetings last month.",
         "Honey never spoils if it is kept in a sealed jar.",
+        "The museum's new wing is dedicated to early photography.",
+        "Most of the rain in the valley falls between October and March.",
+        "The company plans to hire twenty engineers before the summer.",
+        "Octopuses can change the colour of their skin in less than a second.",
+        "The bridge will be closed for repairs for the next three weekends.",
+        "Regular stretching reduces stiffness after long hours at a desk.",
+        "Our school replaced its paper textbooks with tablets this year.",
+        "The first public railway opened in England in 1825.",
     ),
 }
+KINDS = tuple(EXAMPLES)
+SHOWN_EXAMPLES = 4
+# Prompts of fewer words than this are mostly fragments ("Create a new game, game.").
+MIN_WORDS = 4
 
 
-def few_shot_text(kind: str, topic: str) -> str:
+def few_shot_text(kind: str, topic: str, examples: Sequence[str] | None = None) -> str:
     """The list the generator continues: examples of ``kind``, then a line for ``topic``."""
-    examples = "\n".join(f"- {example}" for example in EXAMPLES[kind])
+    shown = "\n".join(f"- {example}" for example in (examples or EXAMPLES[kind][:SHOWN_EXAMPLES]))
     return (
-        f"Examples of {kind}s people send to an AI assistant:\n{examples}\n"
+        f"Examples of {kind}s people send to an AI assistant:\n{shown}\n"
         f"{'An' if kind[0] in 'aeiou' else 'A'} {kind} about {topic}:\n-"
     )
 
 
-def synthetic_prompts(count: int, *, generator: LocalGenerator, seed: int = 0) -> Iterator[str]:
-    """Up to ``count`` one-line prompts, of each kind in turn, over the topics. A
-    generation that is empty, copies an example, or is a text of an evaluation set (the
-    generator does write some: "What are the benefits of meditation?") is skipped: those
-    must stay out of any training data."""
-    kinds = list(EXAMPLES)
-    copies = {example for examples in EXAMPLES.values() for example in examples}
-    for number in range(count):
-        kind = kinds[number % len(kinds)]
-        topic = TOPICS[(number // len(kinds)) % len(TOPICS)]
-        text = generator.continue_text(
-            few_shot_text(kind, topic),
+def synthetic_prompts(
+    count: int, *, writer: TextWriter, seed: int = 0, batch_size: int = 32
+) -> Iterator[str]:
+    """Up to ``count`` one-line prompts of the four kinds over the topics, each written
+    after a list of four examples drawn from the kind's own and from what was written
+    before (self-instruct, at most half of the list), so a long run does not keep
+    imitating the same four.
+
+    A generation is skipped when it is a fragment, repeats an example or an earlier
+    prompt, or is a text of an evaluation set (the generator does write some: "What are
+    the benefits of meditation?"): those must stay out of any training data. The same
+    ``seed`` writes the same prompts; another seed continues with different ones."""
+    rng = random.Random(seed)
+    written: dict[str, list[str]] = {kind: [] for kind in KINDS}
+    seen = {example.lower() for examples in EXAMPLES.values() for example in examples}
+    for first in range(0, count, batch_size):
+        jobs = []
+        for _ in range(min(batch_size, count - first)):
+            kind, topic = rng.choice(KINDS), rng.choice(TOPICS)
+            # Half the list is always the hand-written kind, so imitation cannot drift.
+            shown = rng.sample(EXAMPLES[kind], SHOWN_EXAMPLES // 2)
+            pool = [
+                text for text in EXAMPLES[kind] + tuple(written[kind][-200:]) if text not in shown
+            ]
+            shown += rng.sample(pool, SHOWN_EXAMPLES - len(shown))
+            rng.shuffle(shown)
+            jobs.append((kind, few_shot_text(kind, topic, shown)))
+        texts = writer.continue_texts(
+            [text for _, text in jobs],
             max_tokens=48,
             temperature=0.8,
-            seed=seed + number,
-            stop=["\n"],
-        ).strip('"')
-        if text and text not in copies and not is_evaluation_text(text):
+            seed=seed * 1_000_003 + first,
+            stop="\n",
+        )
+        for (kind, _), text in zip(jobs, texts, strict=True):
+            text = " ".join(text.strip().strip('"').split())
+            if len(text.split()) < MIN_WORDS or text.lower() in seen or is_evaluation_text(text):
+                continue
+            seen.add(text.lower())
+            written[kind].append(text)
             yield text
