@@ -1,8 +1,8 @@
 """``python -m bench [NAME ...]``: run the benchmarks and print one table.
 
 Names: speedup, compliance, storm, overhead, memory, learn-limit (the engine), embedder, batching,
-generator (the local models), pipeline-speedup, pipeline-local, pipeline-quality,
-pipeline-fluency
+generator, fluent-decoding (the local models), pipeline-speedup, pipeline-local,
+pipeline-quality, pipeline-fluency
 (the pipeline), service-load, service-upload (the HTTP service), batch-memory
 (command-line batch runs), ray-throughput, shared-limit (scale-out); default: all. Each figure is a
 median of repeated runs measured side by side in this process, against the local
@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import batch, engine, models, pipeline, scale, service
+from bench import batch, engine, fluent, models, pipeline, scale, service
 from bench.engine import Row
 
 BENCHMARKS = {
     **engine.BENCHMARKS,
     **models.BENCHMARKS,
+    **fluent.BENCHMARKS,
     **pipeline.BENCHMARKS,
     **service.BENCHMARKS,
     **batch.BENCHMARKS,

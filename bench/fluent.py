@@ -1,0 +1,183 @@
+"""The fluent inverter's decoding, two ways on the same adapter: PyTorch (the LM de-quantised
+to bf16, batched, key/value cache: what the inverter runs) and llama.cpp (the package's Q4_1
+GGUF itself, the prefix vectors fed through ``llama_batch.embd`` as its LLaVA path feeds
+image vectors, every row a sequence of one batch).
+
+``python -m bench fluent-decoding``: greedy one-pass inversion of the same targets both
+ways, side by side; targets a second, the cosine of what each wrote to its target, and how
+often the two begin alike (the Q4 arithmetic and bf16 part ways after a few tokens).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from bench.engine import Row
+from embed2prompt.corpus.held_out import out_of_domain_texts
+from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.generators.local import packaged_gguf_path
+from embed2prompt.inversion.decoding import sample
+from embed2prompt.inversion.prefix_checkpoint import load_prefix_inverter
+from embed2prompt.inversion.prefix_lm import PrefixLM
+
+FLUENT_MODEL = Path("models/fluent_model.pt")
+TARGETS = 32
+REPEATS = 3
+
+
+class LlamaPrefixDecoder:
+    """Greedy decoding from prefix vectors on llama.cpp: one ``llama_decode`` of every
+    row's K prefix vectors (each row its own sequence), then one of every unfinished row's
+    next token a step."""
+
+    def __init__(
+        self, rows: int, prefix_length: int, max_tokens: int, threads: int, *, unified: bool
+    ) -> None:
+        import llama_cpp
+
+        self.lib = llama_cpp
+        self.rows, self.max_tokens = rows, max_tokens
+        self.llm = llama_cpp.Llama(
+            model_path=str(packaged_gguf_path()), n_ctx=64, n_threads=threads, verbose=False
+        )
+        # A context of its own: the high-level one holds a single sequence.
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = rows * (prefix_length + max_tokens + 1)
+        params.n_batch = params.n_ubatch = rows * prefix_length
+        params.n_seq_max = rows
+        # One key/value buffer for all rows, or one a row (llama.h: rows that share no
+        # prefix may run faster apart): measured both ways.
+        params.kv_unified = unified
+        params.n_threads = params.n_threads_batch = threads
+        self.ctx = llama_cpp.llama_init_from_model(self.llm._model.model, params)
+        if not self.ctx:
+            raise RuntimeError("llama.cpp could not make a context for the batch")
+        self.width = self.llm.n_embd()
+        self.vocabulary = self.llm.n_vocab()
+        self.eos = self.llm.token_eos()
+
+    def decode(self, prefixes: npt.NDArray[np.float32]) -> list[list[int]]:
+        rows, length, width = prefixes.shape
+        lib = self.lib
+        lib.llama_memory_clear(lib.llama_get_memory(self.ctx), True)
+        batch = lib.llama_batch_init(rows * length, width, 1)
+        try:
+            flat = np.ascontiguousarray(prefixes.reshape(-1), dtype=np.float32)
+            ctypes.memmove(batch.embd, flat.ctypes.data, flat.nbytes)
+            for row in range(rows):
+                for position in range(length):
+                    i = row * length + position
+                    batch.pos[i] = position
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = row
+                    batch.logits[i] = position == length - 1
+            batch.n_tokens = rows * length
+            if lib.llama_decode(self.ctx, batch) != 0:
+                raise RuntimeError("llama_decode failed on the prefixes")
+        finally:
+            lib.llama_batch_free(batch)
+        outputs = [(row, row * length + length - 1) for row in range(rows)]
+        written: list[list[int]] = [[] for _ in range(rows)]
+        tokens = lib.llama_batch_init(rows, 0, 1)
+        try:
+            for step in range(self.max_tokens):
+                next_tokens = []
+                for row, index in outputs:
+                    logits = np.ctypeslib.as_array(
+                        lib.llama_get_logits_ith(self.ctx, index), shape=(self.vocabulary,)
+                    )
+                    token = int(logits.argmax())
+                    if token == self.eos:
+                        continue
+                    written[row].append(token)
+                    next_tokens.append((row, token))
+                if not next_tokens or step == self.max_tokens - 1:
+                    break
+                for i, (row, token) in enumerate(next_tokens):
+                    tokens.token[i] = token
+                    tokens.pos[i] = length + step
+                    tokens.n_seq_id[i] = 1
+                    tokens.seq_id[i][0] = row
+                    tokens.logits[i] = True
+                tokens.n_tokens = len(next_tokens)
+                if lib.llama_decode(self.ctx, tokens) != 0:
+                    raise RuntimeError("llama_decode failed on a step")
+                outputs = [(row, i) for i, (row, _) in enumerate(next_tokens)]
+        finally:
+            lib.llama_batch_free(tokens)
+        return written
+
+
+def _torch_decode(inverter: PrefixLM, targets: torch.Tensor) -> list[list[int]]:
+    return sample(inverter, targets, temperature=0.0)
+
+
+def _timed(run: Any, repeats: int) -> tuple[float, Any]:
+    seconds, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = run()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds), result
+
+
+async def fluent_decoding() -> list[Row]:
+    threads = int(os.environ.get("BENCH_THREADS", os.cpu_count() or 1))
+    torch.set_num_threads(threads)
+    inverter, _ = load_prefix_inverter(FLUENT_MODEL)
+    texts = out_of_domain_texts()[:TARGETS]
+    embedder = LocalEmbedder()
+    targets = torch.from_numpy(np.asarray(embedder.embed_sync(texts), dtype=np.float32))
+    with torch.no_grad():
+        prefixes = inverter.adapter(targets).float().numpy()
+    torch_seconds, torch_rows = _timed(lambda: _torch_decode(inverter, targets), REPEATS)
+    rows = [
+        Row(
+            "fluent one pass, PyTorch bf16 (batched, KV cache)",
+            f"{len(texts) / torch_seconds:.1f} targets/s ({len(texts)} targets, {threads} "
+            f"threads), cosine {_cosine(embedder, inverter, torch_rows, targets):.3f}",
+            ">= 5 targets/s",
+            len(texts) / torch_seconds >= 5,
+        )
+    ]
+    for unified in (True, False):
+        llama = LlamaPrefixDecoder(
+            len(texts), prefixes.shape[1], inverter.max_tokens, threads, unified=unified
+        )
+        seconds, written = _timed(lambda decoder=llama: decoder.decode(prefixes), REPEATS)
+        rows.append(
+            Row(
+                f"fluent one pass, llama.cpp Q4_1 (embd batch, {'one' if unified else 'a'} "
+                "key/value buffer" + (" for all rows)" if unified else " a row)"),
+                f"{len(texts) / seconds:.1f} targets/s, {torch_seconds / seconds:.2f}x PyTorch; "
+                f"cosine {_cosine(embedder, inverter, written, targets):.3f}; first 5 tokens as "
+                f"PyTorch's for {_same_start(torch_rows, written):.0%} of targets",
+                "measured beside PyTorch",
+                None,
+            )
+        )
+    return rows
+
+
+def _cosine(
+    embedder: LocalEmbedder, inverter: PrefixLM, rows: list[list[int]], targets: torch.Tensor
+) -> float:
+    vectors = np.asarray(embedder.embed_sync(inverter.decode(rows)), dtype=np.float32)
+    return float((vectors * targets.numpy()).sum(axis=1).mean())
+
+
+def _same_start(a: Sequence[Sequence[int]], b: Sequence[Sequence[int]], tokens: int = 5) -> float:
+    return sum(list(x[:tokens]) == list(y[:tokens]) for x, y in zip(a, b, strict=True)) / len(a)
+
+
+BENCHMARKS = {"fluent-decoding": fluent_decoding}
