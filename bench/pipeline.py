@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from bench.engine import Row
 from embed2prompt.corpus.held_out import out_of_domain_texts, pipeline_held_out_texts
 from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.inversion.budget import PIPELINE_SEARCH
 from embed2prompt.inversion.inference import DEFAULT_MODEL, EmbeddingToPromptInference
 from embed2prompt.pipeline import ParallelPromptGenerator, PromptGenerationResponse
 from embed2prompt.settings import Settings
@@ -132,7 +133,7 @@ async def fluency() -> list[Row]:
     inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
     targets = embedder.embed_sync(texts)
     rows = []
-    for weight in (0.0, Settings().refinement_fluency):
+    for weight in (0.0, PIPELINE_SEARCH["fluency"]):  # the pipeline's default weight
         async with ParallelPromptGenerator(
             inverter, Settings(refinement_fluency=weight)
         ) as pipeline:

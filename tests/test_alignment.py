@@ -165,7 +165,7 @@ def test_a_wrong_dimension_names_the_aligner_and_what_it_expects(
     [
         ([[1.0] * 767 + [float("nan")]], "embedding 0 contains NaN"),
         ([[1.0] * 768, [0.0] * 768], "embedding 1 is all zeros"),
-        ([["a"] * 768], "must be numbers"),
+        ([["a"] * 768], "embedding 0 is not a list of numbers"),
         (np.zeros((0, 768)), "non-empty"),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -46,8 +47,12 @@ def test_the_fluent_demo_inverts_with_the_fluent_inverter() -> None:
     result = run("demo", "--fluent", timeout=600)
     assert result.returncode == 0, result.stderr
     assert "10 (10 ok, 0 failed)" in result.stdout
-    # One of the demo's texts comes back verbatim in one pass with this model (cosine 1).
-    assert "'What is the difference between a virus and a bacterium?'" in result.stdout
+    assert "turned back into prompts by the fluent inverter" in result.stdout
+    # The LM writes sentences, where the small decoder strings words together: most
+    # prompts end as a question or a sentence does.
+    prompts = re.findall(r"^    prompt: ['\"](.*)['\"]$", result.stdout, flags=re.MULTILINE)
+    assert len(prompts) == 10
+    assert sum(prompt.endswith(("?", ".")) for prompt in prompts) >= 5, prompts
 
 
 def test_engine_demo_runs_offline_and_keeps_the_servers_limit() -> None:

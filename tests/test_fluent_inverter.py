@@ -193,8 +193,8 @@ def test_a_checkpoints_own_search_is_the_default_budget(
     document["search"] = {"edits": 0, "completions": 1, "fluency_shortlist": 12}
     own.with_suffix(".json").write_text(json.dumps(document))
     inverter = EmbeddingToPromptInference(own, embedder=embedder, neighbours=0)
-    assert inverter.search["edits"] == 0
-    assert inverter.search["fluency_shortlist"] == 12
+    assert inverter.search.edits == 0
+    assert inverter.search.fluency_shortlist == 12
     target = embedder.embed_sync([TEXTS[1]])[0]
     by_default = inverter.invert(target, steps=2)
     spelled_out = inverter.invert(target, steps=2, edits=0, completions=1)

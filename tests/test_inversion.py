@@ -18,14 +18,12 @@ import torch
 
 from embed2prompt import ConfigurationError, InputError
 from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.inversion.budget import SearchBudget
 from embed2prompt.inversion.checkpoint import load_checkpoint
 from embed2prompt.inversion.decoding import sample
-from embed2prompt.inversion.inference import (
-    DEFAULT_NEIGHBOURS,
-    EmbeddingToPromptInference,
-    check_embeddings,
-)
+from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
 from embed2prompt.inversion.model import Inverter, InverterConfig
+from embed2prompt.inversion.moves import InverterMoves
 from embed2prompt.inversion.retrieval import load_bank_for
 from embed2prompt.inversion.tokenizer import encode_batch
 from embed2prompt.inversion.training import TrainingOptions, train
@@ -385,14 +383,16 @@ def test_evaluation_reports_the_fields_metrics(checkpoint: Path, embedder: Local
     from embed2prompt.inversion.evaluation import evaluate_inversion
 
     inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, candidates=2)
-    scores, examples = evaluate_inversion(inverter, TEXTS[:6], steps=1, beam=2)
+    scores, examples = evaluate_inversion(
+        inverter, TEXTS[:6], budget=inverter.search_budget(steps=1, beam=2)
+    )
     assert scores.texts == 6
     assert 0 <= scores.bleu <= 100
     assert -1 <= scores.median_cosine <= scores.mean_cosine + 1
     assert scores.embedder_calls_per_target >= 2  # candidates scored, then one step
     assert [original for original, _, _ in examples] == TEXTS[:6]
     assert len(out_of_domain_texts()) == 40
-    assert scores.neighbours == DEFAULT_NEIGHBOURS
+    assert scores.neighbours == SearchBudget().neighbours
     assert scores.exact_match == 100  # every training text is in the prompt bank
     without_bank = EmbeddingToPromptInference(
         checkpoint, embedder=embedder, candidates=2, neighbours=0
@@ -445,7 +445,8 @@ def test_completions_rewrite_the_hypothesis_tail_and_never_lose_the_best(
     inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, neighbours=0)
     target = embedder.embed_sync(["how do I reset my password"])[0]
     hypothesis = "rate limits protect the moon"
-    (written,) = inverter._complete([hypothesis], target[None, :], 3)
+    moves = InverterMoves(inverter.text_model, inverter.seed)
+    (written,) = moves.completions([hypothesis], target[None, :], 3)
     assert 1 <= len(written) <= 3
     (ids,) = inverter.text_model.encode([hypothesis])
     (kept,) = inverter.text_model.decode([ids[: max(1, len(ids) // 4)]])  # the shortest head
@@ -455,7 +456,7 @@ def test_completions_rewrite_the_hypothesis_tail_and_never_lose_the_best(
     refined = inverter.invert(target, steps=2, edits=0, completions=2)
     assert len(refined.trace) == 3  # completions alone are proposals: steps happen
     assert refined.embedder_calls > one_pass.embedder_calls  # and they were scored
-    assert inverter._complete(["?"], target[None, :], 2) == [[]]  # nothing to keep of it
+    assert moves.completions(["?"], target[None, :], 2) == [[]]  # nothing to keep of it
     assert refined.trace == sorted(refined.trace)
     with pytest.raises(InputError, match="completions=-1"):
         inverter.invert(target, steps=1, completions=-1)

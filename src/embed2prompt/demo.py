@@ -33,35 +33,33 @@ def run_demo(
 ) -> PromptGenerationResponse:
     """The pipeline on the ten demo texts. All ten run at once by default: their
     inversions then share one batch (3 s faster than two waves of 5, same results).
-    ``fluent``: with the fluent inverter, refined by its checkpoint's own search (the
-    settings' word-edit budget is the small decoder's)."""
-    from embed2prompt.embedders.local import LocalEmbedder
-    from embed2prompt.inversion.inference import (
-        DEFAULT_MODEL,
-        FLUENT_MODEL,
-        EmbeddingToPromptInference,
-    )
+    ``fluent``: with the fluent inverter, refined by its checkpoint's own search."""
+    from embed2prompt.backends import create_inverter
+    from embed2prompt.inversion.model_paths import DEFAULT_MODEL, FLUENT_MODEL
     from embed2prompt.pipeline import ParallelPromptGenerator
     from embed2prompt.settings import Settings
 
     started = time.perf_counter()
-    embedder = LocalEmbedder()
     settings = Settings()
-    inverter = EmbeddingToPromptInference(
-        FLUENT_MODEL if fluent else DEFAULT_MODEL,
-        embedder=embedder,
-        neighbours=settings.retrieval_neighbours,
+    # The texts are embedded here, by the local model: the inverter is for its vectors.
+    local = settings.model_copy(update={"embedder": "local", "embedding_model": None})
+    inverter = create_inverter(
+        local.model_copy(update={"aligner": None}),
+        model_path=FLUENT_MODEL if fluent else DEFAULT_MODEL,
     )
-    if fluent:
-        own = {"refinement_edits": "edits", "refinement_fluency": "fluency"}
-        update = {setting: inverter.search[key] for setting, key in own.items()}
-        settings = settings.model_copy(update=update)
+    embedder = inverter.embedder
+    writer = (
+        "the fluent inverter (SmolLM2-135M reading the embedding)"
+        if fluent
+        else "the small decoder"
+    )
     print(
         f"embed2prompt demo: {len(DEMO_TEXTS)} texts embedded with {embedder.name} (local), "
-        f"turned back into prompts ({settings.refinement_steps} refinement steps), each judged "
+        f"turned back into prompts by {writer} ({settings.refinement_steps} refinement "
+        "steps), each judged "
         f"by what SmolLM2-135M (local) writes from it, with {settings.num_variants} variants.\n"
     )
-    targets = embedder.embed_sync(DEMO_TEXTS)
+    targets = asyncio.run(embedder.embed(DEMO_TEXTS))
 
     async def run() -> PromptGenerationResponse:
         async with ParallelPromptGenerator(inverter, settings) as pipeline:

@@ -7,7 +7,7 @@ the standard ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` that every OpenAI tool r
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from embed2prompt.engine.retry import RetryPolicy
 from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
 from embed2prompt.errors import ConfigurationError
+from embed2prompt.inversion.budget import PIPELINE_STEPS
+from embed2prompt.inversion.model_paths import DEFAULT_MODEL
 
 # Measured on the out-of-domain set (BENCHMARKS.md, the pipeline): SmolLM2 asked to restate
 # a recovered prompt writes text closer to the target than when it answers the prompt,
@@ -106,35 +108,51 @@ class Settings(BaseSettings):
         default=0.2, ge=0.0, le=2.0, description="Sampling temperature of evaluations."
     )
     generation_seed: int = Field(default=0, description="Seed of every evaluation's sampling.")
-    # 8 steps measured better than 4 in the pipeline (generations 0.712 vs 0.699, best of
-    # 3 variants 0.798 vs 0.755 on the out-of-domain set) and as good as 12 (0.714 / 0.797)
-    # in less time; the demo stays under a minute.
+    # The pipeline's refinement (SearchBudget, inversion/budget.py). The steps default to
+    # the pipeline's; the rest, left unset, are the model's own search (a checkpoint's,
+    # else the pipeline's and the library's defaults), so a fluent model refines as it
+    # was measured to.
     refinement_steps: int = Field(
-        default=8, ge=0, description="Embedding-feedback refinement steps per inversion."
+        default=PIPELINE_STEPS,
+        ge=0,
+        description="Embedding-feedback refinement steps per inversion.",
     )
-    refinement_beam: int = Field(
-        default=1, ge=1, description="Hypotheses kept per target between refinement steps."
+    refinement_beam: int | None = Field(
+        default=None,
+        ge=1,
+        description="Hypotheses kept per target between refinement steps (unset: the model's).",
     )
-    refinement_edits: int = Field(
-        default=32, ge=0, description="Word edits tried per hypothesis a refinement step."
+    refinement_edits: int | None = Field(
+        default=None,
+        ge=0,
+        description="Word edits tried per hypothesis a refinement step (unset: the model's).",
     )
-    # 0.03 measured best for the pipeline (generations without variants 0.755 against
-    # 0.715 at 0 on the out-of-domain set, 0.733 against 0.664 on held-out texts; 0.01,
-    # 0.02 and 0.05 gained less, 0.1 lost): a slightly less close but more readable prompt
-    # is restated more faithfully by the LLM. Set 0 for audits that want the closest
-    # prompt whatever it reads like.
-    refinement_fluency: float = Field(
-        default=0.03,
+    refinement_fluency: float | None = Field(
+        default=None,
         ge=0.0,
         le=1.0,
         description="Weight of the inverter's fluency against cosine when refinement ranks "
-        "hypotheses (0: cosine alone).",
+        "hypotheses (0: cosine alone; unset: the model's, else the pipeline's 0.03).",
     )
-    retrieval_neighbours: int = Field(
-        default=2,  # inversion.inference.DEFAULT_NEIGHBOURS, without importing torch here
+    retrieval_neighbours: int | None = Field(
+        default=None,
         ge=0,
         description="Training texts from the model's prompt bank added to each inversion's "
-        "first guesses (0: none).",
+        "first guesses (0: none; unset: the model's, else 2).",
+    )
+    aligner: str | None = Field(
+        default=None,
+        description="An aligner file (embed2prompt align): the inputs are that embedder's "
+        "vectors, mapped into the inverter's space.",
+    )
+    aligner_folder: str | None = Field(
+        default=None,
+        description="The service's aligners: NAME.npz files that a request names.",
+    )
+    feedback: bool = Field(
+        default=True,
+        description="With an aligner whose embedder can be called (an API, a local model), "
+        "refine by cosine in that embedder's space (false: in the mapped space).",
     )
     num_variants: int = Field(
         default=3, ge=1, description="Variants per prompt when variants are asked for."
@@ -145,7 +163,7 @@ class Settings(BaseSettings):
 
     # The HTTP service (embed2prompt serve, python api/app.py).
     model_path: str = Field(
-        default="models/best_model.pt", description="The inverter checkpoint the service loads."
+        default=str(DEFAULT_MODEL), description="The inverter checkpoint the service loads."
     )
     host: str = Field(default="127.0.0.1", description="Address the service listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port the service listens on.")
@@ -170,6 +188,36 @@ class Settings(BaseSettings):
         default=4 * 1024**3,
         ge=1024,
         description="Largest streamed job upload (POST /jobs/upload) accepted.",
+    )
+
+    # The OpenAI Batch API mode (invert --batch-api, jobs with "mode": "batch"). The caps
+    # default to OpenAI's own and may only be lowered.
+    batch_max_requests_per_file: int = Field(
+        default=50_000, ge=1, le=50_000, description="Requests per Batch API input file."
+    )
+    batch_max_file_bytes: int = Field(
+        default=200 * 1024**2, ge=1024, le=200 * 1024**2, description="Bytes per input file."
+    )
+    batch_queue_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Input tokens a model's batch queue holds at once; default the tier's "
+        "batch-queue limit (its tokens_per_day).",
+    )
+    batch_poll_initial_s: float = Field(
+        default=5.0, gt=0, description="First pause between polls of running batches."
+    )
+    batch_poll_max_s: float = Field(
+        default=300.0, gt=0, description="Longest pause between polls (the pause doubles)."
+    )
+    batch_max_resubmits: int = Field(
+        default=2,
+        ge=0,
+        description="Times a request that failed in a batch is sent again before its "
+        "error is the row's.",
+    )
+    batch_join_chunk: int = Field(
+        default=1000, ge=1, description="Result lines recorded per transaction when joining."
     )
 
     @field_validator("prompt_template")
@@ -211,6 +259,18 @@ class Settings(BaseSettings):
         if self.tokens_per_minute is not None:
             limits = dataclasses.replace(limits, tokens_per_minute=self.tokens_per_minute)
         return limits
+
+    @property
+    def search_choices(self) -> dict[str, Any]:
+        """The refinement these settings choose, as :class:`SearchBudget` fields
+        (``None``: not chosen, the model's own)."""
+        return {
+            "steps": self.refinement_steps,
+            "beam": self.refinement_beam,
+            "edits": self.refinement_edits,
+            "fluency": self.refinement_fluency,
+            "neighbours": self.retrieval_neighbours,
+        }
 
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -91,15 +91,11 @@ class InvertShards:
     ) -> None:
         import torch
 
-        from embed2prompt.backends import create_embedder
-        from embed2prompt.inversion.inference import EmbeddingToPromptInference
+        from embed2prompt.backends import create_inverter
         from embed2prompt.pipeline import ParallelPromptGenerator
 
         torch.set_num_threads(threads)  # the actor's share of the machine's cores
-        embedder = create_embedder(settings) if settings.embedder != "local" else None
-        inverter = EmbeddingToPromptInference(
-            inverter_path, embedder=embedder, neighbours=settings.retrieval_neighbours
-        )
+        inverter = create_inverter(settings, model_path=inverter_path)
         self._loop = asyncio.new_event_loop()  # one loop for the actor's lifetime
         self._generator = ParallelPromptGenerator(
             inference_engine=inverter, config=settings, rate_limit_tier=settings.rate_limit_tier

@@ -22,7 +22,7 @@ from embed2prompt.batch.output import ResultLog
 from embed2prompt.batch.readers import EmbeddingInputs, Row
 from embed2prompt.batch.summary import RunningSummary
 from embed2prompt.errors import InputError, LimiterUnavailableError
-from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
+from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.pipeline import ParallelPromptGenerator, PromptResult
 from embed2prompt.pipeline.results import Summary
 from embed2prompt.settings import Settings
@@ -131,11 +131,11 @@ async def records_for(
 ) -> AsyncIterator[dict[str, Any]]:
     """The output record of each row, as each finishes: a malformed row's failure at
     once, then the others through the pipeline (together, so that they batch)."""
-    dimension = generator.inference_engine.dimension
+    inverter = generator.inference_engine
     valid, vectors = [], []
     for row in rows:
         try:
-            vector = _checked(row, dimension)
+            vector = checked_vector(row, inverter)
         except InputError as error:
             yield failure_record(row, str(error))
             continue
@@ -155,11 +155,13 @@ async def records_for(
         yield _record(valid[result.embedding_index], result)
 
 
-def _checked(row: Row, dimension: int) -> np.ndarray[Any, Any]:
+def checked_vector(row: Row, inverter: EmbeddingToPromptInference) -> np.ndarray[Any, Any]:
+    """The row's one vector as the inverter expects it (an aligner's foreign dimension,
+    when it has one); an :class:`InputError` says what is wrong with it."""
     if row.error is not None:
         raise InputError(row.error)
     try:
-        checked = check_embeddings(row.vector, dimension)
+        checked = inverter.check_inputs(row.vector)  # with an aligner, names what it expects
     except InputError as error:  # named for one vector: say "the embedding"
         raise InputError(str(error).replace("embedding 0 ", "the embedding ", 1)) from None
     if len(checked) != 1:

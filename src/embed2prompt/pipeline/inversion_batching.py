@@ -15,17 +15,13 @@ import numpy as np
 import numpy.typing as npt
 
 from embed2prompt.batching import Batcher
-from embed2prompt.inversion.inference import (
-    DEFAULT_BEAM,
-    DEFAULT_EDITS,
-    DEFAULT_FLUENCY,
-    EmbeddingToPromptInference,
-    InversionResult,
-)
+from embed2prompt.inversion.budget import SearchBudget
+from embed2prompt.inversion.inference import EmbeddingToPromptInference, InversionResult
 
 
 class InversionBatcher(Batcher[npt.NDArray[np.float32], InversionResult]):
-    """Inverts targets with ``steps`` refinement steps, batched across concurrent callers.
+    """Inverts targets with one search ``budget`` (default: the inverter's own),
+    batched across concurrent callers.
 
     A batch of several that fails is rerun one target at a time, so a bad target fails
     alone."""
@@ -33,11 +29,8 @@ class InversionBatcher(Batcher[npt.NDArray[np.float32], InversionResult]):
     def __init__(
         self,
         inverter: EmbeddingToPromptInference,
+        budget: SearchBudget | None = None,
         *,
-        steps: int,
-        beam: int = DEFAULT_BEAM,
-        edits: int = DEFAULT_EDITS,
-        fluency: float = DEFAULT_FLUENCY,
         max_batch: int = 32,
         max_wait_s: float = 0.005,
     ) -> None:
@@ -45,22 +38,13 @@ class InversionBatcher(Batcher[npt.NDArray[np.float32], InversionResult]):
             self._invert, max_batch=max_batch, max_wait_s=max_wait_s, split_failures=True
         )
         self.inverter = inverter
-        self.steps = steps
-        self.beam = beam
-        self.edits = edits
-        self.fluency = fluency
+        self.budget = budget or inverter.search
 
     async def invert(self, target: npt.NDArray[np.float32]) -> InversionResult:
         return await self.submit(target)
 
     async def _invert(self, targets: list[npt.NDArray[np.float32]]) -> list[InversionResult]:
-        return await self.inverter.ainvert_batch(
-            np.stack(targets),
-            steps=self.steps,
-            beam=self.beam,
-            edits=self.edits,
-            fluency=self.fluency,
-        )
+        return await self.inverter.ainvert_batch(np.stack(targets), budget=self.budget)
 
 
 class InversionsAhead:

@@ -25,19 +25,20 @@ import statistics
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import numpy as np
 import numpy.typing as npt
 
-from embed2prompt.backends import create_generator
+from embed2prompt.backends import create_generator, create_inverter
 from embed2prompt.embedders.base import Embedder
 from embed2prompt.engine.processor import AsyncEmbeddingProcessor, ItemResult, ResultStream
 from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
 from embed2prompt.errors import ConfigurationError, ItemTimeoutError
 from embed2prompt.generators.base import Generator
-from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
+from embed2prompt.inversion.budget import PIPELINE_SEARCH, SearchBudget
+from embed2prompt.inversion.inference import EmbeddingToPromptInference, InversionResult
 from embed2prompt.pipeline.inversion_batching import InversionBatcher, InversionsAhead
 from embed2prompt.pipeline.quality import CallCounts, QualityEvaluator
 from embed2prompt.pipeline.results import (
@@ -55,6 +56,7 @@ from embed2prompt.pipeline.variants import best_of, describe, make_variants
 from embed2prompt.settings import Settings
 
 SHARED_BATCH = 32  # most targets inverted as one batch (the inverter's efficient size)
+_SPACE_SAMPLE = 256  # first-pass cosines kept per run to check the inputs' space
 
 
 class ParallelPromptGenerator:
@@ -64,8 +66,15 @@ class ParallelPromptGenerator:
     local models), or a :class:`RateLimitConfig`: the environment's settings with those
     limits for every API call the pipeline makes (the tier is then not used);
     ``rate_limit_tier`` overrides the settings' tier. ``generator`` replaces the one
-    the settings name (for tests and custom backends). Quality is judged with the
-    inverter's own embedder, the space the target embeddings come from.
+    the settings name (for tests and custom backends). Without ``inference_engine``
+    the settings' inverter is built (:func:`~embed2prompt.backends.create_inverter`:
+    its checkpoint, embedder and aligner).
+
+    Refinement follows :class:`SearchBudget`'s layers: the pipeline's search
+    (:data:`PIPELINE_SEARCH`), under the checkpoint's own, under the settings'
+    ``refinement_*`` that are set. Quality is judged in the space the targets' cosines
+    are measured in: the inverter's embedder, or with an aligner, the foreign embedder
+    when it can be called (else the mapped space; the metadata says which).
     """
 
     def __init__(
@@ -90,21 +99,13 @@ class ParallelPromptGenerator:
                 update={"rate_limit_tier": RateLimitTier(rate_limit_tier)}
             )
         self.settings = settings
-        self.inference_engine = inference_engine or EmbeddingToPromptInference(
-            settings.model_path, neighbours=settings.retrieval_neighbours
-        )
+        self.inference_engine = inference_engine or create_inverter(settings)
         self._generator = generator
         self._owns_generator = generator is None
-        # One batcher for every run of this object: the inversions of concurrent calls
-        # (a service's simultaneous requests) share batches too.
-        self._batcher = InversionBatcher(
-            self.inference_engine,
-            steps=settings.refinement_steps,
-            beam=settings.refinement_beam,
-            edits=settings.refinement_edits,
-            fluency=settings.refinement_fluency,
-            max_batch=SHARED_BATCH,
-        )
+        # One batcher per search budget (a request may choose its steps), shared by every
+        # run of this object: the inversions of concurrent calls (a service's
+        # simultaneous requests) share batches too.
+        self._batchers: dict[SearchBudget, InversionBatcher] = {}
 
     @property
     def generator_built(self) -> bool:
@@ -126,17 +127,22 @@ class ParallelPromptGenerator:
         generate_variants: bool = False,
         return_metadata: bool = True,
         num_variants: int | None = None,
+        refinement_steps: int | None = None,
     ) -> PromptGenerationResponse:
-        """A prompt for each embedding, judged and refined as the options ask.
+        """A prompt for each embedding, judged and refined as the options ask;
+        ``refinement_steps`` ``None`` means the settings' number.
 
         Invalid input (wrong dimension, NaN, infinities, zero vectors, an empty list)
         raises :class:`InputError` naming the index before any work starts.
         """
-        targets = check_embeddings(embeddings, self.inference_engine.dimension)
-        options = (max_concurrent, evaluate_quality, generate_variants, num_variants)
-        async with self._running(targets, *options, ordered=True) as (stream, counts, evaluator):
+        targets = self.inference_engine.check_inputs(embeddings)
+        budget = self.search_budget(refinement_steps)
+        options = (max_concurrent, evaluate_quality, generate_variants, num_variants, budget)
+        async with self._running(targets, *options, ordered=True) as (stream, run):
             results = [_result_or_failure(item) async for item in stream]
             metrics = stream.metrics
+        counts, evaluator = run.counts, run.evaluator
+        inverter = self.inference_engine
         metadata = None
         if return_metadata:
             metadata = Metadata(
@@ -153,10 +159,13 @@ class ParallelPromptGenerator:
                     tokens_used=metrics.tokens_used,
                     rate_limits=await self._rate_limit_usage(evaluator),
                 ),
-                embedder=self.inference_engine.embedder.name,
+                embedder=inverter.embedder.name,
                 generator=self.generator.name if evaluator is not None else None,
                 max_concurrent=max_concurrent,
-                refinement_steps=self.settings.refinement_steps,
+                refinement_steps=budget.steps,
+                similarity_space=inverter.space,
+                aligner=inverter.aligner.describe() if inverter.aligner is not None else None,
+                warnings=run.warnings(inverter),
             )
         return PromptGenerationResponse(
             results=results,
@@ -173,15 +182,17 @@ class ParallelPromptGenerator:
         generate_variants: bool = False,
         num_variants: int | None = None,
         stop: asyncio.Event | None = None,
+        refinement_steps: int | None = None,
     ) -> AsyncIterator[PromptResult]:
         """The same work, each item's result as soon as it is done (in any order; its
         ``embedding_index`` says which), for callers that store results as they come.
         Once ``stop`` is set no new item starts, and the stream ends when those in
         progress have been yielded (a Ctrl-C that loses no finished work)."""
-        targets = check_embeddings(embeddings, self.inference_engine.dimension)
-        options = (max_concurrent, evaluate_quality, generate_variants, num_variants)
+        targets = self.inference_engine.check_inputs(embeddings)
+        budget = self.search_budget(refinement_steps)
+        options = (max_concurrent, evaluate_quality, generate_variants, num_variants, budget)
         running = self._running(targets, *options, ordered=False, stop=stop)
-        async with running as (stream, _, _):
+        async with running as (stream, _):
             async for item in stream:
                 yield _result_or_failure(item)
 
@@ -193,17 +204,21 @@ class ParallelPromptGenerator:
         evaluate_quality: bool,
         generate_variants: bool,
         num_variants: int | None,
+        budget: SearchBudget,
         *,
         ordered: bool,
         stop: asyncio.Event | None = None,
-    ) -> AsyncIterator[tuple[ResultStream[int, PromptResult], CallCounts, QualityEvaluator | None]]:
-        """The run's processor stream over ``targets``, and what its items share."""
+    ) -> AsyncIterator[tuple[ResultStream[int, PromptResult], _Run]]:
+        """The run's processor stream over ``targets`` (checked inputs), and what its
+        items share."""
         variants = self.settings.num_variants if num_variants is None else num_variants
         if isinstance(variants, bool) or not isinstance(variants, int) or variants < 1:
             raise ConfigurationError(f"num_variants must be a positive integer, got {variants!r}")
         counts = CallCounts()
+        # Judged where the search measures: the targets' own space, or the mapped one.
+        judged = self.inference_engine.feedback_for(targets)
         evaluator = (
-            QualityEvaluator(self.generator, self.inference_engine.embedder, self.settings, counts)
+            QualityEvaluator(self.generator, judged.embedder, self.settings, counts)
             if evaluate_quality
             else None
         )
@@ -211,14 +226,14 @@ class ParallelPromptGenerator:
         # One at a time means one at a time; otherwise invert the next items while the
         # current ones wait on the generator.
         lookahead = max_concurrent if max_concurrent > 1 else 0
-        inversions = InversionsAhead(self._batcher, targets, lookahead)
+        inversions = InversionsAhead(self._batcher(budget), targets, lookahead)
         run = _Run(inversions, counts, evaluator, variants if generate_variants else 0)
         timeout = self.settings.item_timeout_s
 
         async def process(index: int) -> PromptResult:
             try:
                 async with asyncio.timeout(timeout):
-                    return await self._process(index, targets[index], run)
+                    return await self._process(index, judged.targets[index], run)
             except TimeoutError:
                 raise ItemTimeoutError(
                     f"embedding {index} took longer than {timeout:g} s (item_timeout_s)"
@@ -227,7 +242,7 @@ class ParallelPromptGenerator:
         stream = processor.stream(process, range(len(targets)), ordered=ordered, stop=stop)
         try:
             async with stream:
-                yield stream, counts, evaluator
+                yield stream, run
         finally:
             await inversions.aclose()
 
@@ -237,6 +252,7 @@ class ParallelPromptGenerator:
         started = time.perf_counter()
         inversion = await run.inversions.result(index)
         run.counts.embedded_texts += inversion.embedder_calls
+        run.note_first_pass(inversion)
         original = EvaluationResult(
             similarity=None,
             prompt_similarity=inversion.cosine,
@@ -264,11 +280,36 @@ class ParallelPromptGenerator:
             original_result=original,
             variants=variants,
             best_variant=best_of(variants),
+            cosine_by_step=inversion.trace,
         )
+
+    def search_budget(self, refinement_steps: int | None = None) -> SearchBudget:
+        """The search of this pipeline's inversions: the pipeline's defaults, under the
+        checkpoint's own search, under the settings' choices, under ``refinement_steps``
+        (``None``: the settings' number)."""
+        steps = refinement_steps
+        if steps is not None and (
+            isinstance(steps, bool) or not isinstance(steps, int) or steps < 0
+        ):
+            raise ConfigurationError(
+                f"refinement_steps must be a non-negative integer, got {steps!r}"
+            )
+        return self.inference_engine.search_budget(
+            self.settings.search_choices, {"steps": steps}, purpose=PIPELINE_SEARCH
+        )
+
+    def _batcher(self, budget: SearchBudget) -> InversionBatcher:
+        if budget not in self._batchers:
+            self._batchers[budget] = InversionBatcher(
+                self.inference_engine, budget, max_batch=SHARED_BATCH
+            )
+        return self._batchers[budget]
 
     async def _rate_limit_usage(self, evaluator: QualityEvaluator | None) -> list[RateLimitUsage]:
         """The limiters of the API backends used in this run (none for local models)."""
         backends: list[Embedder | Generator] = [self.inference_engine.embedder]
+        if self.inference_engine.feedback is not None:
+            backends.append(self.inference_engine.feedback)
         if evaluator is not None:
             backends.append(evaluator.generator)
         usage = []
@@ -294,7 +335,8 @@ class ParallelPromptGenerator:
 
     async def aclose(self) -> None:
         """Release the generator this object built (not one passed in)."""
-        await self._batcher.aclose()
+        for batcher in self._batchers.values():
+            await batcher.aclose()
         if self._owns_generator and self._generator is not None:
             generator, self._generator = self._generator, None
             await generator.aclose()
@@ -311,7 +353,7 @@ class ParallelPromptGenerator:
         await self.aclose()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Run:
     """What every item of one run shares."""
 
@@ -319,6 +361,17 @@ class _Run:
     counts: CallCounts
     evaluator: QualityEvaluator | None  # None: quality evaluation is off
     variants: int  # variants per item; 0 when they were not asked for
+    # The first pass's best cosines of the first items: whether the inputs look like
+    # the inverter's embedder's vectors (space_check).
+    first_pass: list[float] = field(default_factory=list)
+
+    def note_first_pass(self, inversion: InversionResult) -> None:
+        if len(self.first_pass) < _SPACE_SAMPLE and inversion.trace:
+            self.first_pass.append(inversion.trace[0])
+
+    def warnings(self, inverter: EmbeddingToPromptInference) -> list[str]:
+        warning = inverter.space_warning(self.first_pass)
+        return [warning] if warning is not None else []
 
 
 def _result_or_failure(item: ItemResult[PromptResult]) -> PromptResult:

@@ -62,6 +62,9 @@ class PromptResult(_Model):
     original_result: EvaluationResult
     variants: list[VariantResult]
     best_variant: VariantResult | None
+    # The prompt's cosine to the target after the first pass and after each refinement
+    # step (empty when the inversion failed): how the search converged.
+    cosine_by_step: list[float] = []
 
     @property
     def best_similarity(self) -> float | None:
@@ -126,6 +129,13 @@ class Metadata(_Model):
     generator: str | None
     max_concurrent: int
     refinement_steps: int
+    # Where prompt_similarity and similarity are measured: "native" (the inverter's
+    # embedder), "foreign" (an aligner's embedder, the targets' own space) or "mapped"
+    # (the inverter's embedder, against targets mapped by an aligner).
+    similarity_space: str = "native"
+    aligner: str | None = None  # the aligner the targets went through, if any
+    # What the caller should know, e.g. inputs that look like another embedder's vectors.
+    warnings: list[str] = []
 
 
 class PromptGenerationResponse(_Model):
