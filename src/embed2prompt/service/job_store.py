@@ -29,6 +29,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from embed2prompt.batch.readers import Row
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -117,6 +119,7 @@ class JobStore:
         self._clock = clock
         self._lock = threading.RLock()
         path = Path(path)
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -262,6 +265,33 @@ class JobStore:
             (job_id, limit, offset),
         ).fetchall()
         return [json.loads(result) for (result,) in rows]
+
+    def batch_folder(self, job_id: str) -> Path:
+        """Where a batch-mode job keeps its Batch API run (beside the database)."""
+        return self.path.with_name(self.path.name + ".batch-api") / job_id
+
+    def input_rows(self, job_id: str, chunk: int = 512) -> Iterator[Row]:
+        """Every input of a job in index order, a chunk read at a time."""
+        after = -1
+        while True:
+            with self._lock:
+                found = self._db.execute(
+                    "SELECT idx, vector FROM job_inputs WHERE job_id = ? AND idx > ? "
+                    "ORDER BY idx LIMIT ?",
+                    (job_id, after, chunk),
+                ).fetchall()
+            if not found:
+                return
+            for index, blob in found:
+                yield Row(index, str(index), np.frombuffer(blob, dtype=np.float32))
+            after = found[-1][0]
+
+    @_locked
+    def has_result(self, job_id: str, index: int) -> bool:
+        found = self._db.execute(
+            "SELECT 1 FROM job_results WHERE job_id = ? AND idx = ?", (job_id, index)
+        ).fetchone()
+        return found is not None
 
     @_locked
     def close(self) -> None:

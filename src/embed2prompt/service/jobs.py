@@ -2,7 +2,9 @@
 
 Each job runs as one task over its items without a result, a chunk at a time, through
 the pipeline's :meth:`stream_prompts`; each result is written the moment its item is
-done. Cancelling (``DELETE /jobs/{id}``) stops the task and marks the job cancelled; a
+done. A job in ``"mode": "batch"`` sends its evaluations through OpenAI's Batch API
+(:mod:`embed2prompt.batch_api`) and stores each result when its batches are done.
+Cancelling (``DELETE /jobs/{id}``) stops the task and marks the job cancelled; a
 shutdown stops it and leaves the job resumable, and :meth:`JobRunner.resume` (at
 start-up) restarts every job that was queued or running. The store's calls run in a
 worker thread (``asyncio.to_thread``): SQLite waits on the disk, the event loop must not.
@@ -27,7 +29,7 @@ class JobRunner:
     def __init__(
         self,
         store: JobStore,
-        pipeline_for: Callable[[str], ParallelPromptGenerator],
+        pipeline_for: Callable[[str, str | None], ParallelPromptGenerator],
         on_results: Callable[[list[PromptResult]], None] = lambda _: None,
     ) -> None:
         self.store = store
@@ -68,9 +70,11 @@ class JobRunner:
         if status is None:
             return
         options: dict[str, Any] = status.options
-        pipeline = self._pipeline_for(options["rate_limit_tier"])
+        pipeline = self._pipeline_for(options["rate_limit_tier"], options.get("aligner"))
         await asyncio.to_thread(self.store.set_state, job_id, "running")
         try:
+            if options.get("mode") == "batch":
+                await self._run_batch(job_id, status.total, options, pipeline)
             while True:
                 indices, vectors = await asyncio.to_thread(self.store.pending, job_id, CHUNK)
                 if not indices:
@@ -80,6 +84,7 @@ class JobRunner:
                     max_concurrent=options["max_concurrent"],
                     evaluate_quality=options["evaluate_quality"],
                     generate_variants=options["generate_variants"],
+                    refinement_steps=options.get("refinement_steps"),  # absent: older jobs
                 )
                 async for result in stream:
                     index = indices[result.embedding_index]
@@ -98,3 +103,36 @@ class JobRunner:
             return
         # A cancel arrives only at an await above, as this task's CancelledError.
         await asyncio.to_thread(self.store.set_state, job_id, "completed")
+
+    async def _run_batch(
+        self, job_id: str, total: int, options: dict[str, Any], pipeline: ParallelPromptGenerator
+    ) -> None:
+        """A job in ``"mode": "batch"``: its evaluations through OpenAI's Batch API, the
+        run's state in :meth:`JobStore.batch_folder` (so a restart resumes it without
+        uploading or paying twice). Its state-file steps are quick SQLite calls made on
+        the event loop; the hours go into waiting on the batches."""
+        from embed2prompt.batch_api import BatchApiRun
+
+        store = self.store
+
+        def emit(index: int, _identifier: str, result: PromptResult) -> None:
+            row = result.model_copy(update={"embedding_index": index})
+            if store.save_result(job_id, index, row.model_dump(mode="json")):
+                self._on_results([result])
+
+        settings = pipeline.settings
+        run = BatchApiRun(
+            lambda: store.input_rows(job_id),
+            total,
+            store.batch_folder(job_id),
+            pipeline.inference_engine,
+            settings,
+            variants=settings.num_variants if options["generate_variants"] else 0,
+            emit=emit,
+            is_emitted=lambda index: store.has_result(job_id, index),
+            on_event=lambda message: log.info("job %s: %s", job_id, message),
+        )
+        try:
+            await run.run(asyncio.Event())  # a cancel or a shutdown: this task's cancellation
+        finally:
+            run.close()

@@ -6,7 +6,8 @@ loopback: ``/v1/embeddings`` and ``/v1/chat/completions`` with real response bod
 with OpenAI's 429 ``rate_limit_exceeded`` bodies and ``retry-after`` headers, and injected
 faults: latency, 500s, 503s, 429s, hung requests and dropped connections. It records every
 request's arrival, readable at ``GET /_stats``; ``POST /_config`` changes the behaviour of a
-running server and ``POST /_reset`` clears its records and buckets.
+running server and ``POST /_reset`` clears its records and buckets. The Files and Batches
+endpoints of the Batch API are :mod:`embed2prompt.testing.batch_endpoints`.
 
 Run it as a process::
 
@@ -45,6 +46,7 @@ from aiohttp import web
 
 from embed2prompt.engine.headers import format_go_duration
 from embed2prompt.openai_api.tokens import count_tokens, estimate_chat_tokens
+from embed2prompt.testing.batch_endpoints import BatchEndpoints
 
 _EMBEDDING_DIMENSIONS = {"text-embedding-3-large": 3072}
 _DEFAULT_EMBEDDING_DIMENSION = 1536
@@ -73,6 +75,16 @@ class ServerConfig:
     drop_rate: float = 0.0  # connections closed without any response
     api_key: str | None = None  # when set, other keys get 401 invalid_api_key
     seed: int = 0
+    # The Batch API (batch_endpoints.py): seconds from a batch's creation to its end;
+    # injected faults; the enqueued input tokens a model's queue holds (None: no limit).
+    batch_delay_s: float = 0.0
+    batch_error_rate: float = 0.0  # requests answered 500 in the error file
+    batch_error_match: str | None = None  # requests whose body contains this: 500
+    batch_expire_next: int = 0  # the next N batches expire with half their requests run
+    batch_fail_next: int = 0  # the next N batches fail in validation
+    batch_queue_tokens: int | None = None
+    file_upload_delay_s: float = 0.0  # an upload is stored, then answered this much later
+    file_content_delay_s: float = 0.0  # a download starts this much later
 
 
 class _Bucket:
@@ -191,6 +203,8 @@ class FakeOpenAIServer:
         self.app.router.add_get("/_stats", self._stats)
         self.app.router.add_post("/_config", self._configure)
         self.app.router.add_post("/_reset", self._reset)
+        self.batches = BatchEndpoints(lambda: self.config, answer, _error)
+        self.batches.install(self.app)
 
     # ------------------------------------------------------------------ control
 
@@ -201,6 +215,7 @@ class FakeOpenAIServer:
             "outcomes": self._outcomes,
             "succeeded_inputs": self._succeeded_inputs if include_arrivals else {},
             "config": asdict(self.config),
+            "batch": self.batches.stats(),
         }
         if include_arrivals:
             body["arrivals"] = self._arrivals
@@ -215,6 +230,7 @@ class FakeOpenAIServer:
         self.config = replace(self.config, **changes)
         self._limits = _Limits(self.config)
         self._rng = random.Random(self.config.seed)
+        self.batches.rearm()
         return web.json_response(asdict(self.config))
 
     async def _reset(self, _request: web.Request) -> web.Response:
@@ -223,6 +239,7 @@ class FakeOpenAIServer:
         self._arrivals.clear()
         self._outcomes.clear()
         self._succeeded_inputs.clear()
+        self.batches.reset()
         self._started = time.monotonic()
         return web.json_response({"reset": True})
 
@@ -243,95 +260,31 @@ class FakeOpenAIServer:
         body = await _json_body(request)
         if isinstance(body, web.Response):
             return body
-        texts = _embedding_inputs(body.get("input"))
-        if isinstance(texts, str):
-            return _error(400, texts, "invalid_request_error", None, param="input")
-        model = str(body.get("model") or "")
-        if not model:
-            return _error(400, "you must provide a model parameter", "invalid_request_error", None)
-        dimension = _EMBEDDING_DIMENSIONS.get(model, _DEFAULT_EMBEDDING_DIMENSION)
-        if body.get("dimensions") is not None:
-            if not model.startswith("text-embedding-3"):
-                return _error(
-                    400,
-                    "This model does not support specifying dimensions.",
-                    "invalid_request_error",
-                    None,
-                    param="dimensions",
-                )
-            dimension = int(body["dimensions"])
-        tokens = sum(count_tokens(text, model=model) for text in texts)
-        refusal = await self._gate(request, tokens, label=texts[0] if len(texts) == 1 else None)
+        answer = embeddings_answer(body)
+        if answer.status != 200:
+            return web.json_response(answer.body, status=answer.status)
+        refusal = await self._gate(request, answer.tokens, label=answer.label)
         if refusal is not None:
             return refusal
-        as_base64 = body.get("encoding_format") == "base64"
-        data = []
-        for index, text in enumerate(texts):
-            vector = embed_deterministically(text, dimension)
-            encoded: Any = (
-                base64.b64encode(vector.astype("<f4").tobytes()).decode()
-                if as_base64
-                else vector.tolist()
-            )
-            data.append({"object": "embedding", "index": index, "embedding": encoded})
-        for text in texts:
-            self._succeeded_inputs[text] = self._succeeded_inputs.get(text, 0) + 1
-        return self._ok(
-            {
-                "object": "list",
-                "data": data,
-                "model": model,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            }
-        )
+        self._count_success(answer)
+        return self._ok(answer.body)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await _json_body(request)
         if isinstance(body, web.Response):
             return body
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return _error(400, "messages must be a non-empty array", "invalid_request_error", None)
-        model = str(body.get("model") or "")
-        if not model:
-            return _error(400, "you must provide a model parameter", "invalid_request_error", None)
-        max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 256)
-        contents = [
-            {"role": str(m.get("role", "")), "content": str(m.get("content", ""))}
-            for m in messages
-            if isinstance(m, dict)
-        ]
-        charged = estimate_chat_tokens(contents, model=model, max_tokens=max_tokens)
-        prompt_tokens = charged - max_tokens
-        last = contents[-1]["content"] if contents else ""
-        refusal = await self._gate(request, charged, label=last)
+        answer = chat_answer(body)
+        if answer.status != 200:
+            return web.json_response(answer.body, status=answer.status)
+        refusal = await self._gate(request, answer.tokens, label=answer.label)
         if refusal is not None:
             return refusal
-        text, finish = _reply_to(last, max_tokens=max_tokens, model=model, seed=body.get("seed"))
-        completion_tokens = count_tokens(text, model=model)
-        self._succeeded_inputs[last] = self._succeeded_inputs.get(last, 0) + 1
-        return self._ok(
-            {
-                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": None},
-                        "logprobs": None,
-                        "finish_reason": finish,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
-                "system_fingerprint": "fp_embed2prompt",
-            }
-        )
+        self._count_success(answer)
+        return self._ok(answer.body)
+
+    def _count_success(self, answer: Answer) -> None:
+        for text in answer.inputs:
+            self._succeeded_inputs[text] = self._succeeded_inputs.get(text, 0) + 1
 
     # ------------------------------------------------------------------ behaviour
 
@@ -463,6 +416,127 @@ class FakeOpenAIServer:
         return web.json_response(body, headers=headers)
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the API answers one request body: the status and body, the tokens it is
+    charged (limits), a label for the arrivals log, and the inputs it served."""
+
+    status: int
+    body: dict[str, Any]
+    tokens: int = 0
+    label: str | None = None
+    inputs: tuple[str, ...] = ()
+
+
+def embeddings_answer(body: dict[str, Any]) -> Answer:
+    """The answer to an ``/v1/embeddings`` body (over HTTP or in a batch)."""
+    texts = _embedding_inputs(body.get("input"))
+    if isinstance(texts, str):
+        return _error_answer(400, texts, "invalid_request_error", None, param="input")
+    model = str(body.get("model") or "")
+    if not model:
+        return _error_answer(
+            400, "you must provide a model parameter", "invalid_request_error", None
+        )
+    dimension = _EMBEDDING_DIMENSIONS.get(model, _DEFAULT_EMBEDDING_DIMENSION)
+    if body.get("dimensions") is not None:
+        if not model.startswith("text-embedding-3"):
+            return _error_answer(
+                400,
+                "This model does not support specifying dimensions.",
+                "invalid_request_error",
+                None,
+                param="dimensions",
+            )
+        dimension = int(body["dimensions"])
+    tokens = sum(count_tokens(text, model=model) for text in texts)
+    as_base64 = body.get("encoding_format") == "base64"
+    data = []
+    for index, text in enumerate(texts):
+        vector = embed_deterministically(text, dimension)
+        encoded: Any = (
+            base64.b64encode(vector.astype("<f4").tobytes()).decode()
+            if as_base64
+            else vector.tolist()
+        )
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    answer = {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+    label = texts[0] if len(texts) == 1 else None
+    return Answer(200, answer, tokens, label, tuple(texts))
+
+
+def chat_answer(body: dict[str, Any]) -> Answer:
+    """The answer to a ``/v1/chat/completions`` body (over HTTP or in a batch); its
+    ``tokens`` are what OpenAI's limiter charges up front (prompt + ``max_tokens``)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return _error_answer(
+            400, "messages must be a non-empty array", "invalid_request_error", None
+        )
+    model = str(body.get("model") or "")
+    if not model:
+        return _error_answer(
+            400, "you must provide a model parameter", "invalid_request_error", None
+        )
+    max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 256)
+    contents = [
+        {"role": str(m.get("role", "")), "content": str(m.get("content", ""))}
+        for m in messages
+        if isinstance(m, dict)
+    ]
+    charged = estimate_chat_tokens(contents, model=model, max_tokens=max_tokens)
+    prompt_tokens = charged - max_tokens
+    last = contents[-1]["content"] if contents else ""
+    text, finish = _reply_to(last, max_tokens=max_tokens, model=model, seed=body.get("seed"))
+    completion_tokens = count_tokens(text, model=model)
+    answer = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+        "system_fingerprint": "fp_embed2prompt",
+    }
+    return Answer(200, answer, charged, last, (last,))
+
+
+def answer(url: str, body: dict[str, Any]) -> Answer:
+    """The answer to a request of a batch: ``url`` is its endpoint."""
+    if url == "/v1/embeddings":
+        return embeddings_answer(body)
+    return chat_answer(body)
+
+
+def error_body(
+    message: str, error_type: str, code: str | None, param: str | None = None
+) -> dict[str, Any]:
+    """OpenAI's error body."""
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def _error_answer(
+    status: int, message: str, error_type: str, code: str | None, *, param: str | None = None
+) -> Answer:
+    return Answer(status, error_body(message, error_type, code, param))
+
+
 def model_name(request: web.Request) -> str:
     return "default" if request.path.endswith("embeddings") else "gpt-4o-mini"
 
@@ -532,7 +606,7 @@ def _error(
     param: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
-    body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+    body = error_body(message, error_type, code, param)
     return web.json_response(body, status=status, headers=headers)
 
 

@@ -1,0 +1,14 @@
+"""The OpenAI Batch API mode: a run's API calls as batches, at half the price.
+
+stages   the pipeline's evaluation of a row, cut into stages of independent requests
+state    the state file beside the output: rows, requests, files and batches (SQLite)
+remote   the Files and Batches calls through the official SDK, each made at most once
+run      BatchApiRun: invert locally, then each stage's files uploaded, batched, joined
+pricing  OpenAI's list prices, synchronous and batch, and the table printed up front
+status   where a run stands (``invert ... --batch-api --status``)
+"""
+
+from embed2prompt.batch_api.run import BatchApiRun
+from embed2prompt.batch_api.status import status_report
+
+__all__ = ["BatchApiRun", "status_report"]

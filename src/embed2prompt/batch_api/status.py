@@ -1,0 +1,77 @@
+"""Where a Batch API run stands, read from its state file alone (no model, no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from embed2prompt.batch_api.stages import stage_name
+from embed2prompt.batch_api.state import RunState
+from embed2prompt.errors import InputError
+
+
+def state_folder(output: Path) -> Path:
+    """The folder beside ``output`` that holds its Batch API run."""
+    return output.with_name(output.name + ".batch-api")
+
+
+def status_report(folder: Path) -> dict[str, Any]:
+    """Rows inverted and final, requests of each stage by status, and each input file:
+    its step, batch id, the batch's last status and request counts."""
+    path = folder / "state.sqlite3"
+    if not path.is_file():
+        raise InputError(f"{folder}: no Batch API run here yet")
+    state = RunState(path)
+    try:
+        db = state.db
+        rows, final = db.execute("SELECT COUNT(*), COALESCE(SUM(final), 0) FROM rows").fetchone()
+        options = state.get("options") or {}
+        stages = []
+        for (stage,) in db.execute("SELECT DISTINCT stage FROM requests ORDER BY stage"):
+            stages.append({"stage": stage_name(stage), "requests": state.request_counts(stage)})
+        files = [
+            {
+                "file": f.name,
+                "stage": stage_name(f.stage),
+                "requests": f.requests,
+                "input_tokens": f.tokens,
+                "step": f.step,
+                "batch": f.batch_id,
+                "status": f.status,
+                "counts": f.counts,
+                "error": f.error,
+            }
+            for f in state.files()
+        ]
+        return {
+            "rows": options.get("rows", rows),
+            "inverted": int(rows),
+            "final": int(final),
+            "stages": stages,
+            "files": files,
+        }
+    finally:
+        state.close()
+
+
+def status_table(report: dict[str, Any]) -> str:
+    """The report for a terminal."""
+    lines = [
+        f"rows: {report['rows']:,}, inverted {report['inverted']:,}, finished {report['final']:,}"
+    ]
+    for stage in report["stages"]:
+        counts = ", ".join(f"{n:,} {status}" for status, n in sorted(stage["requests"].items()))
+        lines.append(f"stage {stage['stage']}: {counts}")
+    if report["files"]:
+        lines.append("files:")
+    for file in report["files"]:
+        tally: dict[str, int] = file["counts"] or {}
+        done = f" {tally.get('completed', 0)}/{tally.get('total', 0)} done" if tally else ""
+        failed = f", {tally['failed']} failed" if tally.get("failed") else ""
+        batch = f" {file['batch']} {file['status']}{done}{failed}" if file["batch"] else ""
+        error = f" ({file['error']})" if file["error"] else ""
+        lines.append(
+            f"  {file['file']}  {file['stage']:<18} {file['requests']:>7,} requests  "
+            f"{file['step']:<10}{batch}{error}"
+        )
+    return "\n".join(lines)
