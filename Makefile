@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean redis-server
+.PHONY: demo test lint typecheck unit bench clean redis-server chromium
 
 # torch==2.13.0 first: it is the CPU build that lies on this machine's disk, and with it
 # installed, sentence-transformers (the reference in tests) pulls no other build.
@@ -36,7 +36,15 @@ redis-server:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
 	} || { echo "could not install redis-server: run 'sudo apt-get install redis-server'"; exit 1; }
 
-unit: $(STAMP) redis-server
+# The web page's tests drive a real headless Chromium (Debian's, and its driver).
+chromium:
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || { \
+	  echo "installing chromium and chromium-driver (Debian packages) for the web page's tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium chromium-driver >/dev/null; \
+	} || { echo "could not install chromium: run 'sudo apt-get install chromium chromium-driver'"; exit 1; }
+
+unit: $(STAMP) redis-server chromium
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

@@ -16,6 +16,7 @@ import html
 import io
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,28 +93,55 @@ def write_report(results: Path, output: Path) -> dict[str, Any]:
     """Write the page; the summary figures it shows."""
     if output.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"{output}: the report is HTML; name it something.html")
-    collected = _Collected()
-    for record in read_records(results):
-        collected.add(record)
+    collected = _collect(read_records(results))
     if collected.summary.processed == 0:
         raise InputError(f"{results}: no result records to report on")
-    summary = collected.summary.summary(wall_s=0.0).model_dump(
-        mode="json", exclude_none=True, exclude={"processing_time"}
-    )
+    summary = _summary(collected)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(_page(results, collected, summary), encoding="utf-8")
     return summary
 
 
+def report_figures(
+    records: Iterable[dict[str, Any]],
+) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+    """The report's summary and plots, each ``(title, PNG)``, of result records (the
+    shape ``embed2prompt invert`` writes), for callers that lay them out themselves
+    (the service's ``GET /jobs/{id}/report``). No records: an :class:`InputError`."""
+    collected = _collect(records)
+    if collected.summary.processed == 0:
+        raise InputError("no result records to report on yet")
+    return _summary(collected), _figures(collected)
+
+
+def _collect(records: Iterable[dict[str, Any]]) -> _Collected:
+    collected = _Collected()
+    for record in records:
+        collected.add(record)
+    return collected
+
+
+def _summary(data: _Collected) -> dict[str, Any]:
+    summary: dict[str, Any] = data.summary.summary(wall_s=0.0).model_dump(
+        mode="json", exclude_none=True, exclude={"processing_time"}
+    )
+    return summary
+
+
+def _figures(data: _Collected) -> list[tuple[str, bytes]]:
+    figures = [("Similarity", _similarity_histogram(data))]
+    if data.pairs:
+        figures.append(("Prompt versus generation", _scatter(data.pairs)))
+    if data.gains:
+        figures.append(("What variants gained", _gain_histogram(data.gains)))
+    if data.latencies:
+        figures.append(("Time per row", _latency_histogram(data.latencies)))
+    return figures
+
+
 def _page(results: Path, data: _Collected, summary: dict[str, Any]) -> str:
     sections = [_summary_section(summary)]
-    sections.append(_figure_section("Similarity", _similarity_histogram(data)))
-    if data.pairs:
-        sections.append(_figure_section("Prompt versus generation", _scatter(data.pairs)))
-    if data.gains:
-        sections.append(_figure_section("What variants gained", _gain_histogram(data.gains)))
-    if data.latencies:
-        sections.append(_figure_section("Time per row", _latency_histogram(data.latencies)))
+    sections += [_figure_section(title, png) for title, png in _figures(data)]
     sections.append(_failures_section(data))
     best = [entry for _, _, entry in sorted(data.best, reverse=True)]
     worst = [entry for _, _, entry in sorted(data.worst, reverse=True)]

@@ -23,8 +23,8 @@ from embed2prompt.service.job_store import JobStore
 from embed2prompt.service.jobs import JobRunner
 from embed2prompt.service.metrics import ServiceMetrics
 from embed2prompt.service.models import ServiceModels
-from embed2prompt.service.openapi import document_security
-from embed2prompt.service.routes import generation, health, jobs
+from embed2prompt.service.openapi import complete_schema
+from embed2prompt.service.routes import embeddings, generation, health, job_reports, jobs, page
 from embed2prompt.service.security import ApiKeyGuard, BodySizeLimit
 from embed2prompt.settings import Settings
 
@@ -57,19 +57,22 @@ def _install_guards(app: FastAPI, settings: Settings, metrics: ServiceMetrics) -
         upload_paths=frozenset({"/jobs/upload"}),
         max_upload_bytes=settings.max_upload_bytes,
     )
-    # Health for load balancers, and the documentation, so that people can read what
-    # the API is (it holds no data); everything else needs the key when one is set.
+    # Health for load balancers, the documentation, so that people can read what the
+    # API is, and the web page, which asks for the key and calls the API with it (none
+    # of them holds data); everything else needs the key when one is set.
     documentation = (
         app.openapi_url,
         app.docs_url,
         app.redoc_url,
         app.swagger_ui_oauth2_redirect_url,
     )
-    open_paths = frozenset(["/health", *(path for path in documentation if path is not None)])
+    open_paths = frozenset(
+        ["/health", *(path for path in documentation if path is not None), *page.PAGE_PATHS]
+    )
     key = settings.api_key.get_secret_value().encode() if settings.api_key else None
     app.add_middleware(ApiKeyGuard, key=key, open_paths=open_paths)
     app.middleware("http")(metrics.middleware)
-    document_security(app, protected=key is not None, open_paths=open_paths)
+    complete_schema(app, protected=key is not None, open_paths=open_paths)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics = ServiceMetrics()
     install_error_handlers(app)
     _install_guards(app, settings, metrics)
-    for router in (health.router, generation.router, jobs.router):
+    routers = (health, generation, embeddings, jobs, job_reports, page)
+    for router in (module.router for module in routers):
         app.include_router(router)
     return app

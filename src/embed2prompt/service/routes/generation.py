@@ -26,20 +26,25 @@ async def generate_prompts_parallel(
     """The seed's endpoint: a prompt for each embedding, evaluated in parallel.
 
     At most ``max_embeddings_per_request`` embeddings (256 by default), each of the
-    loaded model's dimension (``/health`` says which)."""
+    loaded model's dimension (``/health`` says which), or of the named ``aligner``'s
+    embedder. ``metadata.warnings`` says when the vectors look like another embedder's."""
     limit = settings.max_embeddings_per_request
     if len(body.embeddings) > limit:
         raise InputError(
             f"{len(body.embeddings)} embeddings in one request; at most {limit} "
             "(max_embeddings_per_request; use the jobs API for more)"
         )
-    check_vectors(body.embeddings, models.loaded().dimension)  # before any work, as a 422
-    response = await models.pipeline(body.rate_limit_tier).generate_prompts_with_evaluation(
+    inverter = models.inverter_for(body.aligner)  # an unknown aligner: a 422 naming those there are
+    # Before any work, as a 422; with an aligner, the error says which expects what.
+    check_vectors(body.embeddings, inverter.dimension, expected=inverter.expects)
+    pipeline = models.pipeline(body.rate_limit_tier, body.aligner)
+    response = await pipeline.generate_prompts_with_evaluation(
         body.embeddings,
         max_concurrent=body.max_concurrent,
         evaluate_quality=body.evaluate_quality,
         generate_variants=body.generate_variants,
         return_metadata=True,  # the metrics need it; dropped below when not asked for
+        refinement_steps=body.refinement_steps,
     )
     metrics.record_run(response)
     if not body.return_metadata:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from embed2prompt.batch_api.status import status_report
 from embed2prompt.errors import InputError
 from embed2prompt.service.dependencies import ModelsDep, SettingsDep, job_runner
 from embed2prompt.service.errors import error_responses
@@ -22,11 +23,13 @@ from embed2prompt.service.jobs import JobRunner
 from embed2prompt.service.schemas import JobRequest, PipelineOptions
 from embed2prompt.service.uploads import (
     OPENAPI_REQUEST_BODY,
+    UNSUPPORTED,
     RequestBody,
     read_vectors,
     upload_encoding,
 )
 from embed2prompt.service.vectors import check_vectors
+from embed2prompt.settings import Settings
 
 router = APIRouter()
 
@@ -53,6 +56,42 @@ class JobStatusResponse(BaseModel):
     error: str | None = Field(description="Why the job itself failed, if it did.")
     options: dict[str, Any] = Field(description="The pipeline options the job runs with.")
     recent_errors: list[ItemError] = Field(description="The latest items that failed.")
+    batch_api: dict[str, Any] | None = Field(
+        default=None,
+        description='A job in "mode": "batch": its rows inverted and finished, each '
+        "stage's requests by status, and each Batch API input file's step, batch id, "
+        "status and request counts.",
+    )
+
+
+JobMode = Literal["sync", "batch"]
+
+
+class BatchJobRequest(JobRequest):
+    """``POST /jobs``: :class:`JobRequest`, and how its API calls are made."""
+
+    mode: JobMode = Field(
+        default="sync",
+        description="sync: calls as the items run; batch: the evaluations through "
+        "OpenAI's Batch API (half the price, results within 24 h; needs "
+        "evaluate_quality and a server whose generator is openai).",
+    )
+
+
+def _check_mode(mode: JobMode, options: PipelineOptions, settings: Settings) -> None:
+    if mode != "batch":
+        return
+    if not options.evaluate_quality:
+        raise InputError(
+            '"mode": "batch" sends the evaluations as batches: it needs evaluate_quality true'
+        )
+    if options.aligner is not None:
+        raise InputError('"mode": "batch" does not take an aligner yet')
+    if settings.generator != "openai":
+        raise InputError(
+            '"mode": "batch" needs a server whose generator is openai '
+            "(EMBED2PROMPT_GENERATOR=openai)"
+        )
 
 
 class JobResultsPage(BaseModel):
@@ -68,12 +107,17 @@ async def _status(runner: JobRunner, job_id: str) -> JobStatusResponse:
     if status is None:
         shown = repr(job_id) if len(job_id) <= 64 else "with that id"  # bounded echo
         raise HTTPException(status_code=404, detail=f"no job {shown}")
-    return JobStatusResponse.model_validate(status.as_dict())
+    response = JobStatusResponse.model_validate(status.as_dict())
+    folder = runner.store.batch_folder(job_id)
+    if status.options.get("mode") == "batch" and (folder / "state.sqlite3").is_file():
+        report = await asyncio.to_thread(status_report, folder)
+        response = response.model_copy(update={"batch_api": report})
+    return response
 
 
 @router.post("/jobs", status_code=202, responses=error_responses(400, 413, 422, 503))
 async def create_job(
-    body: JobRequest, settings: SettingsDep, models: ModelsDep, request: Request
+    body: BatchJobRequest, settings: SettingsDep, models: ModelsDep, request: Request
 ) -> JobStatusResponse:
     """A batch too large for one request: stored, run in the background, resumable.
 
@@ -84,7 +128,9 @@ async def create_job(
             f"{len(body.embeddings)} embeddings in one job; at most {limit} "
             "(max_embeddings_per_job)"
         )
-    vectors = check_vectors(body.embeddings, models.loaded().dimension)
+    _check_mode(body.mode, body, settings)
+    inverter = models.inverter_for(body.aligner)
+    vectors = check_vectors(body.embeddings, inverter.dimension, expected=inverter.expects)
     options = body.model_dump(exclude={"embeddings"})
     runner = job_runner(request)
     job_id = await asyncio.to_thread(runner.store.create, vectors, options)
@@ -103,25 +149,25 @@ async def upload_job(
     options: Annotated[PipelineOptions, Query()],
     settings: SettingsDep,
     models: ModelsDep,
+    mode: Annotated[JobMode, Query(description="sync, or batch: see POST /jobs")] = "sync",
 ) -> JobStatusResponse:
     """A job of up to ``max_embeddings_per_job`` embeddings streamed in the body as
     JSON lines (``application/x-ndjson``: an array of numbers, or an object with an
-    ``embedding`` field, a line) or as little-endian float32 rows
-    (``application/octet-stream``); the options in the query string. Stored as it
+    ``embedding`` field, a line), as little-endian float32 rows
+    (``application/octet-stream``), or as a ``.npy`` or ``.parquet`` file
+    (``application/x-npy``, ``application/vnd.apache.parquet``); the options in the
+    query string. Stored as it
     arrives; the job starts once the upload is complete."""
     encoding = upload_encoding(request.headers.get("content-type"))
     body = RequestBody(request.receive)
     if encoding is None:
         await body.drain()
-        raise HTTPException(
-            status_code=415,
-            detail="send the embeddings as application/x-ndjson (one JSON array a line) "
-            "or application/octet-stream (little-endian float32 rows)",
-        )
-    dimension = models.loaded().dimension
+        raise HTTPException(status_code=415, detail=UNSUPPORTED)
+    _check_mode(mode, options, settings)
+    dimension = models.inverter_for(options.aligner).dimension
     runner = job_runner(request)
     store = runner.store
-    job_id = await asyncio.to_thread(store.begin_upload, options.model_dump())
+    job_id = await asyncio.to_thread(store.begin_upload, {**options.model_dump(), "mode": mode})
     total = 0
     try:
         rows = read_vectors(body.chunks(), encoding, dimension, settings.max_embeddings_per_job)
@@ -149,7 +195,16 @@ async def get_job(job_id: str, request: Request) -> JobStatusResponse:
 @router.get(
     "/jobs/{job_id}/results",
     response_model=JobResultsPage,
-    responses=error_responses(404, 422),
+    responses={
+        200: {
+            "content": {
+                "application/x-ndjson": {
+                    "schema": {"type": "string", "description": "format=jsonl: a result a line"}
+                }
+            }
+        },
+        **error_responses(404, 422),
+    },
 )
 async def get_job_results(
     job_id: str,
