@@ -344,6 +344,80 @@ async def memory() -> list[Row]:
 # ---------------------------------------------------------------------------- 6. learn a limit
 
 
+@dataclass(frozen=True)
+class LimitRun:
+    """One client's run against a server's limit, from the server's own records."""
+
+    share: float  # successful requests over what the limit allowed in the run's time
+    rate_limited: int  # 429 rate_limit_exceeded answers
+    later_429s: int  # of them, after the first minute
+    later_requests: int  # requests after the first minute
+    worst_attempts: int  # most requests the server saw for one item
+    failed: int  # items never embedded
+    once: bool  # every item embedded exactly once
+    seconds: float  # first to last arrival
+
+    @property
+    def later_share(self) -> float:
+        return self.later_429s / self.later_requests if self.later_requests else 0.0
+
+    def describe(self) -> str:
+        return (
+            f"{self.share:.1%} of the limit; {self.rate_limited} 429s, "
+            f"{self.later_429s}/{self.later_requests} ({self.later_share:.1%}) after the first "
+            f"minute; worst item {self.worst_attempts} attempts; {self.failed} failed; "
+            f"once: {self.once}; {self.seconds:.1f} s"
+        )
+
+
+def limit_run(stats: dict[str, Any], texts: list[str], limit_per_minute: float) -> LimitRun:
+    """What the server saw of one-input embedding requests for ``texts``."""
+    arrivals = stats["arrivals"]
+    first, last = arrivals[0]["t"], arrivals[-1]["t"]
+    done = stats["succeeded_inputs"]
+    attempts: dict[str, int] = {}
+    for arrival in arrivals:
+        attempts[arrival["label"]] = attempts.get(arrival["label"], 0) + 1
+    later = [a for a in arrivals if a["t"] - first >= 60]
+    return LimitRun(
+        share=sum(done.values()) / (limit_per_minute / 60 * max(last - first, 1e-9)),
+        rate_limited=sum(a["outcome"] == "429_limit" for a in arrivals),
+        later_429s=sum(a["outcome"] == "429_limit" for a in later),
+        later_requests=len(later),
+        worst_attempts=max(attempts.get(text, 0) for text in texts),
+        failed=sum(text not in done for text in texts),
+        once=len(done) == len(texts) and all(done.get(text) == 1 for text in texts),
+        seconds=last - first,
+    )
+
+
+async def embed_with_engine(server: OpenAITestServer, rpm: float, texts: list[str]) -> None:
+    """embed2prompt's engine told ``rpm``: one-input embedding requests, 50 at a time,
+    through ``AsyncEmbeddingProcessor`` and the in-process limiter."""
+    async with client_for(server) as client:
+        limiter = OpenAIRateLimiter(limits(requests_per_minute=rpm, concurrent_requests=50))
+        processor = AsyncEmbeddingProcessor(
+            limiter=limiter, retry_policy=RetryPolicy(), max_concurrent=50
+        )
+
+        async def embed(text: str) -> object:
+            return await client.create_embeddings([text], model=MODEL)
+
+        await processor.run(embed, texts)
+
+
+def sliding_window_server(limit: float) -> ServerConfig:
+    """Issue 18's server: ``limit`` requests in any 60 s, refused ones counted, 429 with
+    ``retry-after: 1`` and no limit headers, 200 ms a call."""
+    return ServerConfig(
+        rpm=limit,
+        sliding_window=True,
+        send_rate_limit_headers=False,
+        limit_retry_after_s=1,
+        latency_ms=200,
+    )
+
+
 async def learn_limit(told: tuple[int, ...] = (600, 900, 1200), items: int = 1200) -> list[Row]:
     """Issue 18: the client told 600, 900 or 1,200 RPM against a server allowing 600 in
     any 60 s, counting refused requests, answering 429 with ``retry-after: 1`` and no
@@ -351,45 +425,24 @@ async def learn_limit(told: tuple[int, ...] = (600, 900, 1200), items: int = 120
     limit = 600
     rows = []
     for rpm in told:
-        server_config = ServerConfig(
-            rpm=limit,
-            sliding_window=True,
-            send_rate_limit_headers=False,
-            limit_retry_after_s=1,
-            latency_ms=200,
-        )
-        with OpenAITestServer(server_config) as server:
-            async with client_for(server) as client:
-                limiter = OpenAIRateLimiter(limits(requests_per_minute=rpm, concurrent_requests=50))
-                processor = AsyncEmbeddingProcessor(
-                    limiter=limiter, retry_policy=RetryPolicy(), max_concurrent=50
-                )
-
-                async def embed(text: str, client: OpenAIClient = client) -> object:
-                    return await client.create_embeddings([text], model=MODEL)
-
-                texts = [f"learning the limit, item {i}" for i in range(items)]
-                report = await processor.run(embed, texts)
-            stats = server.stats()
-        arrivals = stats["arrivals"]
-        first, last = arrivals[0]["t"], arrivals[-1]["t"]
-        share = report.metrics.successful / (limit / 60 * max(last - first, 1e-9))
-        later = [a for a in arrivals if a["t"] - first >= 60]
-        later_429s = sum(a["outcome"] == "429_limit" for a in later)
-        later_share = later_429s / len(later) if later else 0.0
-        worst = max(result.attempts for result in report.results)
-        done = stats["succeeded_inputs"]
-        once = len(done) == items and all(count == 1 for count in done.values())
+        texts = [f"learning the limit, item {i}" for i in range(items)]
+        with OpenAITestServer(sliding_window_server(limit)) as server:
+            await embed_with_engine(server, rpm, texts)
+            run = limit_run(server.stats(), texts, limit)
         judged = rpm > limit
         rows.append(
             Row(
                 f"6. told {rpm} RPM, server 600 in a sliding 60 s, no headers, n={items}",
-                f"{share:.1%} of the limit; {report.metrics.rate_limited} 429s, "
-                f"{later_429s}/{len(later)} ({later_share:.1%}) after the first minute; "
-                f"worst item {worst} attempts; {report.metrics.failed} failed; once: {once}; "
-                f"{last - first:.1f} s",
+                run.describe(),
                 ">= 95%, <= 2% 429s after 1 min, <= 3 attempts" if judged else "(reference)",
-                (share >= 0.95 and later_share <= 0.02 and worst <= 3 and once) if judged else None,
+                (
+                    run.share >= 0.95
+                    and run.later_share <= 0.02
+                    and run.worst_attempts <= 3
+                    and run.once
+                )
+                if judged
+                else None,
             )
         )
     return rows

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from embed2prompt.errors import InputError
+from embed2prompt.inputs import check_embeddings
 from embed2prompt.service.app import create_app
 from embed2prompt.service.errors import MAX_ERRORS
 from embed2prompt.service.health import public_url
@@ -391,7 +392,7 @@ def test_a_chunked_body_over_the_limit_is_a_413_through_the_whole_app(client: Cl
         ({"embeddings": [[True, False]]}, ["body", "embeddings", 0, 0], "valid number"),
         ({"embeddings": [[0.1]], "max_concurrent": "5"}, ["body", "max_concurrent"], "integer"),
         ({"embeddings": [[0.1]], "max_concurrent": True}, ["body", "max_concurrent"], "integer"),
-        ({"embeddings": [[0.1]], "max_concurrent": 5.0}, ["body", "max_concurrent"], "integer"),
+        ({"embeddings": [[0.1]], "max_concurrent": 5.5}, ["body", "max_concurrent"], "integer"),
         (
             {"embeddings": [[0.1]], "evaluate_quality": "false"},
             ["body", "evaluate_quality"],
@@ -411,26 +412,31 @@ def test_values_of_another_type_are_refused_not_coerced(
     assert message in error["msg"]
 
 
-def test_vectors_that_cannot_be_normalised_are_refused_naming_why() -> None:
+def test_values_no_embedding_holds_are_refused_naming_why() -> None:
+    """One rule in every layer (inputs.check_embeddings; the service's check_vectors is
+    it): denormal numbers and values beyond float32's range are refused up front."""
     good = [0.5] * 4
     cases = [
-        ([good, [1e308] * 4], "embedding 1 cannot be normalised: its length overflows"),
+        ([good, [1e308] * 4], "embedding 1 contains 1e+308, beyond float32's range"),
+        ([[4e38, 0, 0, 0]], "embedding 0 contains 4e+38, beyond float32's range"),
         ([[1e-320, 0, 0, 0]], "embedding 0 contains a denormal number (1e-320"),
         ([good, [0.5, 0.5, 5e-324, 0.5]], "embedding 1 contains a denormal number"),
-        ([[1e-170] * 4], "embedding 0 cannot be normalised: its length underflows to 0"),
     ]
     for rows, message in cases:
-        with pytest.raises(InputError) as caught:
-            check_vectors(rows, 4)
-        assert message in str(caught.value)
-    with pytest.raises(InputError, match="embedding 12 cannot be normalised"):
+        for check in (check_vectors, check_embeddings):
+            with pytest.raises(InputError) as caught:
+                check(rows, 4)
+            assert message in str(caught.value)
+    with pytest.raises(InputError, match="embedding 12 contains 1e"):
         check_vectors([[1e308] * 4], 4, first_index=12)
-    # What check_embeddings itself refuses keeps its message.
     with pytest.raises(InputError, match="embedding 0 contains NaN"):
         check_vectors([[float("nan")] * 4], 4)
-    # Valid rows, large and small ones included, come out as unit rows.
-    unit = check_vectors([good, [1e150] * 4, [1e-150] * 4, [3, 0, 0, 4]], 4)
+    # Everything else within range is normalised, however large or small: the length
+    # neither overflows nor underflows (values near 1e-300 had a length of 0).
+    rows = [good, [3e38] * 4, [1e-150] * 4, [1e-300, 0, 0, 0], [3, 0, 0, 4]]
+    unit = check_vectors(rows, 4)
     np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1, rtol=1e-6)
+    np.testing.assert_allclose(unit[4], [0.6, 0, 0, 0.8], rtol=1e-6)
 
 
 # --- 5. the documents agree with the service -------------------------------------

@@ -69,7 +69,7 @@ def test_updated_at_moves_as_each_result_lands(tmp_path: Path) -> None:
         pipeline = ReleasedOneByOne()
         landed = asyncio.Event()
 
-        def pipeline_for(_tier: str) -> Any:
+        def pipeline_for(_tier: str, _aligner: str | None) -> Any:
             return pipeline
 
         runner = JobRunner(store, pipeline_for, lambda _results: landed.set())

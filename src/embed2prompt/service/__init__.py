@@ -7,9 +7,9 @@ dependencies  what a route needs (settings, models, metrics, jobs) as Annotated 
 schemas     the request bodies (the seed's, validated strictly)
 errors      the one error shape of every 4xx, and its handlers
 security    the API key check and the request-size limit, before the body is read
-openapi     the schema's account of the key, from the guard's open paths
+openapi     what the schema cannot see: the key (the guard's open paths), run-time limits
 health      /health (from memory, no secrets) and /ready (probes the API backends)
-vectors     the embeddings accepted: check_embeddings, and rows it cannot normalise
+vectors     the embeddings accepted: check_embeddings's rule, and the same as JSON Schema
 uploads     streamed job uploads, parsed and checked as they arrive
 jobs        running jobs; job_store keeps them in SQLite
 metrics     the Prometheus metrics

@@ -17,9 +17,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from embed2prompt.errors import ConfigurationError, InputError
 
@@ -90,6 +93,15 @@ def install_error_handlers(app: FastAPI) -> None:
         body = ErrorResponse(detail=validation_detail(errors, len(raw)), errors=errors)
         return JSONResponse(status_code=422, content=body.model_dump(exclude_none=True))
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        if error.status_code == 405:
+            # Starlette's Allow names the methods of the first route on the path only;
+            # a path served by several routes (GET and DELETE /jobs/{id}) has them all.
+            headers = {**(error.headers or {}), "Allow": ", ".join(_allowed(request))}
+            error = HTTPException(405, detail=error.detail, headers=headers)
+        return await http_exception_handler(request, error)
+
     @app.exception_handler(InputError)
     async def bad_input(_request: Request, error: InputError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(error)})
@@ -108,6 +120,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(status_code=500, content={"detail": detail})
 
 
+def _allowed(request: Request) -> list[str]:
+    """Every method that some route serves on the request's path."""
+    scope = {**request.scope, "method": ""}  # so that a route's path alone decides
+    methods: set[str] = set()
+    for route in request.app.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(scope)[0] != Match.NONE:
+            methods |= route_methods
+    return sorted(methods)
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of a route for these error statuses, in the one shape."""
     return {
@@ -120,7 +143,8 @@ _MEANINGS = {
     401: "API key missing or wrong (send Authorization: Bearer KEY or X-API-Key: KEY)",
     404: "No job with this id",
     413: "Request body larger than the limit (max_request_bytes, or max_upload_bytes for uploads)",
-    415: "Neither JSON lines nor float32 rows",
+    409: "The job has no results yet: ask again once some rows are done",
+    415: "Not an upload encoding: JSON lines, float32 rows, a .npy or a .parquet file",
     422: "Invalid request: the message names the field or the embedding's index, and the problem",
     500: "An internal error; the server's log has the details",
     503: "The server's settings are incomplete, or a backend is not ready",

@@ -11,6 +11,7 @@ import sys
 
 import pydantic
 
+from embed2prompt import redaction
 from embed2prompt.errors import Embed2PromptError
 from embed2prompt.settings import Settings
 
@@ -27,13 +28,16 @@ def serve(settings: Settings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     app = create_app(settings)
     app.state.models.load()  # a missing or bad checkpoint is an error before listening
-    uvicorn.run(
+    config = uvicorn.Config(  # sets up uvicorn's loggers, which the filter then joins
         app,
         host=settings.host,
         port=settings.port,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         log_level="info",
     )
+    # httpx logs each upstream URL, with a proxy's user:password@ in it when there is one.
+    redaction.install(redaction.secrets_of(settings), ("", "uvicorn", "uvicorn.access"))
+    uvicorn.Server(config).run()
 
 
 def main() -> int:

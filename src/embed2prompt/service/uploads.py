@@ -2,36 +2,55 @@
 
 A job of 100,000 embeddings is 0.4-0.8 GB as one JSON document, more than a request
 body should be and several GB once parsed into Python lists. ``POST /jobs/upload``
-takes the embeddings as a stream instead, in one of two encodings:
+takes the embeddings as a stream instead, in one of these encodings:
 
 - JSON lines (``application/x-ndjson``): one embedding a line, a JSON array of numbers
   or an object with an ``embedding`` field (other fields are ignored); blank lines
   are skipped.
 - float32 rows (``application/octet-stream``): little-endian float32, row after row,
   each of the model's dimension (``array.astype("<f4").tobytes()`` in NumPy).
+- a ``.npy`` file (``application/x-npy``) or a ``.parquet`` file
+  (``application/vnd.apache.parquet``, a list column ``embedding``), as they are: the
+  files ``embed2prompt invert`` reads. Their header or footer says how to read the rest,
+  so the body is spooled to a temporary file first, then read as the command reads it.
 
-Rows are checked (dimension, NaN, infinities, zero vectors, denormals, lengths that
-overflow) a chunk at a time, and each error names the embedding's index and, for JSON
+Rows are checked (dimension, NaN, infinities, zero vectors, denormals, values beyond
+float32's range) a chunk at a time, and each error names the embedding's index and, for JSON
 lines, the line (``line 7: embedding 5 contains NaN or infinite values``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import tempfile
 from collections.abc import AsyncIterator
+from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from embed2prompt.batch.readers import EmbeddingFile, Row
 from embed2prompt.errors import InputError
 from embed2prompt.service.security import Message, Receive
 from embed2prompt.service.vectors import check_vectors
 
 JSON_LINES = "application/x-ndjson"
 FLOAT32_ROWS = "application/octet-stream"
+NPY_FILE = "application/x-npy"
+PARQUET_FILE = "application/vnd.apache.parquet"  # IANA-registered in 2024
+# Whole files, spooled before they are read, and the suffix their reader goes by.
+FILE_SUFFIXES = {NPY_FILE: ".npy", PARQUET_FILE: ".parquet"}
 # Media types that clients use for JSON lines besides the registered-looking one.
 JSON_LINES_ALIASES = {JSON_LINES, "application/jsonl", "application/x-jsonlines"}
+PARQUET_ALIASES = {PARQUET_FILE, "application/x-parquet"}
+UNSUPPORTED = (
+    "send the embeddings as application/x-ndjson (one JSON array a line), "
+    "application/octet-stream (little-endian float32 rows), application/x-npy (a .npy "
+    "file) or application/vnd.apache.parquet (a .parquet file with an 'embedding' column)"
+)
 ROWS_PER_CHUNK = 1024  # rows checked and stored at a time
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a 4,096-dimensional row is about 100 kB of JSON
 
@@ -39,22 +58,30 @@ MAX_LINE_BYTES = 16 * 1024 * 1024  # a 4,096-dimensional row is about 100 kB of 
 OPENAPI_REQUEST_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "The embeddings: JSON lines, or little-endian float32 rows.",
+        "description": "The embeddings: JSON lines, little-endian float32 rows, a .npy "
+        "file or a .parquet file.",
         "content": {
-            JSON_LINES: {"schema": {"type": "string"}, "example": "[0.1, 0.2, 0.3]\n"},
+            # The embeddings, written one a line (what OpenAPI 3.1 cannot say of a body):
+            # the schema's items come from the loaded model (service.openapi).
+            JSON_LINES: {"schema": {"type": "array", "minItems": 1}},
             FLOAT32_ROWS: {"schema": {"type": "string", "format": "binary"}},
+            NPY_FILE: {"schema": {"type": "string", "format": "binary"}},
+            PARQUET_FILE: {"schema": {"type": "string", "format": "binary"}},
         },
     }
 }
 
 
 def upload_encoding(content_type: str | None) -> str | None:
-    """The encoding a Content-Type header names (``JSON_LINES`` or ``FLOAT32_ROWS``)."""
+    """The encoding a Content-Type header names (``JSON_LINES``, ``FLOAT32_ROWS``,
+    ``NPY_FILE`` or ``PARQUET_FILE``), or ``None``."""
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type in JSON_LINES_ALIASES:
         return JSON_LINES
-    if media_type == FLOAT32_ROWS:
-        return FLOAT32_ROWS
+    if media_type in PARQUET_ALIASES:
+        return PARQUET_FILE
+    if media_type in (FLOAT32_ROWS, NPY_FILE):
+        return media_type
     return None
 
 
@@ -91,9 +118,13 @@ async def read_vectors(
     chunks: AsyncIterator[bytes], encoding: str, dimension: int, max_rows: int
 ) -> AsyncIterator[npt.NDArray[np.float32]]:
     """Checked unit rows, up to ``ROWS_PER_CHUNK`` at a time, in upload order."""
-    rows: AsyncIterator[tuple[Any, int | None]] = (
-        _json_lines(chunks) if encoding == JSON_LINES else _float32_rows(chunks, dimension)
-    )
+    rows: AsyncIterator[tuple[Any, int | None]]
+    if encoding == JSON_LINES:
+        rows = _json_lines(chunks)
+    elif encoding == FLOAT32_ROWS:
+        rows = _float32_rows(chunks, dimension)
+    else:
+        rows = _file_rows(chunks, FILE_SUFFIXES[encoding], max_rows)
     batch: list[Any] = []
     lines: list[int | None] = []  # each row's line in the upload (JSON lines)
     first_index = 0
@@ -196,3 +227,34 @@ async def _float32_rows(
             f"the upload ends with {len(pending)} bytes that are not a whole row; expected "
             f"little-endian float32 rows of {dimension} values ({row_bytes} bytes each)"
         )
+
+
+async def _file_rows(
+    chunks: AsyncIterator[bytes], suffix: str, max_rows: int
+) -> AsyncIterator[tuple[Any, None]]:
+    """Each row of a whole ``.npy`` or ``.parquet`` file, and no line: the body spooled
+    to a temporary file (deleted after), then read as ``embed2prompt invert`` reads it."""
+    with tempfile.TemporaryDirectory(prefix="embed2prompt-upload-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        with path.open("wb") as spool:
+            async for chunk in chunks:
+                await asyncio.to_thread(spool.write, chunk)
+        try:
+            file = await asyncio.to_thread(EmbeddingFile, path)
+        except InputError as error:  # named for the temporary file: name the upload
+            raise InputError(str(error).replace(str(path), "the upload", 1)) from None
+        if file.rows_total > max_rows:
+            raise InputError(
+                f"the upload holds {file.rows_total} embeddings; at most {max_rows} "
+                "(max_embeddings_per_job)"
+            )
+        rows = file.rows()
+        while batch := await asyncio.to_thread(_take, rows, ROWS_PER_CHUNK):
+            for row in batch:
+                if row.error is not None:
+                    raise InputError(f"embedding {row.index}: {row.error}")
+                yield row.vector, None
+
+
+def _take(rows: Any, count: int) -> list[Row]:
+    return list(islice(rows, count))

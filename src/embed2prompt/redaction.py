@@ -1,0 +1,76 @@
+"""Credentials kept out of log lines: :class:`CredentialFilter` on the log handlers.
+
+Libraries log what they do with the settings' values: httpx logs each request's URL
+(``http://user:password@host/v1/...`` when the base URL carries a proxy's credentials),
+and a traceback may quote a key. The filter rewrites every record that reaches a
+handler, its message and its traceback, with a URL's ``user:password@`` and each known
+secret replaced by ``***``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+
+import pydantic
+
+from embed2prompt.settings import Settings
+
+HIDDEN = "***"
+# scheme://user[:password]@ : what a URL carries before its host
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@]+@")
+
+
+def hide_credentials(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with URL credentials and each of ``secrets`` replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, HIDDEN)
+    return _URL_CREDENTIALS.sub(rf"\g<scheme>{HIDDEN}@", text)
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Every secret value in ``settings`` (keys, and URLs whose credentials must go)."""
+    found = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if hasattr(value, "get_secret_value"):
+            found.append(str(value.get_secret_value()))
+    return [secret for secret in found if secret]
+
+
+def secrets_of_environment() -> list[str]:
+    """The secrets of the settings that the environment gives, or none if it gives
+    invalid settings (that error is reported where the settings are read)."""
+    try:
+        return secrets_of(Settings())
+    except pydantic.ValidationError:
+        return []
+
+
+class CredentialFilter(logging.Filter):
+    """A handler filter: each record's message and traceback without credentials."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._secrets = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        hidden = hide_credentials(message, self._secrets)
+        if hidden != message:
+            record.msg, record.args = hidden, None
+        if record.exc_info and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = hide_credentials(text, self._secrets)
+        return True
+
+
+def install(secrets: Iterable[str], logger_names: Iterable[str] = ("",)) -> None:
+    """Put a :class:`CredentialFilter` on every handler of these loggers (the root's by
+    default): records from any logger that reach them pass through it."""
+    credential_filter = CredentialFilter(secrets)
+    for name in logger_names:
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(credential_filter)
