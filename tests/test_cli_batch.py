@@ -537,7 +537,7 @@ def test_help_states_the_defaults_the_run_uses(monkeypatch: pytest.MonkeyPatch) 
         ("--inverter", "model_path"),
     ):
         value = getattr(used, setting)
-        shown = getattr(value, "value", value)
+        shown = "the model's own" if value is None else getattr(value, "value", value)
         assert f"default: EMBED2PROMPT_{setting.upper()}, else {shown}" in str(helps[option])
     assert used.rate_limit_tier.value == "tier_2"
     printed = " ".join(run("invert", "--help", timeout=60).stdout.split())

@@ -10,6 +10,7 @@ a new bank with a few hundred texts or more).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from pathlib import Path
@@ -17,10 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from embed2prompt.backends import create_embedder
+from embed2prompt.cli import _settings
 from embed2prompt.embedders.base import Embedder, Vectors
 from embed2prompt.errors import ConfigurationError
-from embed2prompt.inversion.checkpoint import load_checkpoint
-from embed2prompt.inversion.inference import locate_model
 from embed2prompt.inversion.retrieval import PromptBank, bank_path
 from embed2prompt.settings import Settings
 from embed2prompt.textio import read_texts
@@ -28,7 +28,42 @@ from embed2prompt.textio import read_texts
 _CHUNK = 4096  # texts embedded at a time, for the progress report
 
 
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "bank",
+        help="add texts like those you invert to a model's prompt bank",
+        description=(
+            "Embed texts (one a line) with the model's embedder and add them to its prompt\n"
+            "bank, the training texts the search starts from: texts of the kind you invert\n"
+            "bring prompts closer to their targets without retraining. The bank keeps them\n"
+            "verbatim: do not share a model with a bank of private text.\n\n"
+            "example:\n"
+            "  embed2prompt bank add my_prompts.txt --model runs/minilm/model.pt"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("action", choices=["add"])
+    parser.add_argument(
+        "files", type=Path, nargs="+", help=".txt (one text a line) or .jsonl (field text)"
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="the checkpoint whose bank grows (no default: the repository's model is shared)",
+    )
+    parser.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    run_bank_add(args.model, args.files, settings=_settings())
+    return 0
+
+
 def run_bank_add(model: Path, files: list[Path], *, settings: Settings) -> None:
+    from embed2prompt.inversion.checkpoint import load_checkpoint  # torch: not for --help
+    from embed2prompt.inversion.inference import locate_model
+
     model = locate_model(model)
     _, _, info = load_checkpoint(model)
     # .txt (one text a line) or .jsonl (field text), as `embed` reads them.

@@ -2,14 +2,60 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from tqdm import tqdm
-
 from embed2prompt.corpus.build import DEFAULT_CACHE, build_corpus
 from embed2prompt.errors import InputError
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "corpus",
+        help="build the inversion model's training text",
+        description=(
+            "Assemble training text from Debian packages (fetched with apt-get download,\n"
+            "unpacked with dpkg -x, nothing installed) plus synthetic prompts written by\n"
+            "the local generator; deduplicate; split into train, val and test.\n\n"
+            "`corpus synthetic` appends only the synthetic prompts, one a line, to the file\n"
+            "--out names (for `bank add` and `train --fluent --texts`); run it again with\n"
+            "another --seed for more, different prompts.\n\n"
+            "example:\n"
+            "  embed2prompt corpus build --out data/corpus --synthetic 2000\n"
+            "  embed2prompt corpus synthetic --out data/synthetic.txt --synthetic 1000"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("action", choices=["build", "synthetic"])
+    parser.add_argument("--out", type=Path, default=Path("data/corpus"), help="output folder")
+    parser.add_argument("--sources", help="comma-separated source names (default: all)")
+    parser.add_argument(
+        "--synthetic", type=int, default=0, help="synthetic prompts to generate (default 0)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic prompts (default 0)"
+    )
+    parser.add_argument("--root", type=Path, help="an already unpacked package tree to read")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    if args.action == "synthetic":
+        run_corpus_synthetic(
+            args.out, count=args.synthetic, seed=args.seed, progress=not args.no_progress
+        )
+    else:
+        run_corpus_build(
+            args.out,
+            sources=args.sources.split(",") if args.sources else None,
+            synthetic=args.synthetic,
+            root=args.root,
+            progress=not args.no_progress,
+        )
+    return 0
 
 
 def run_corpus_build(
@@ -52,6 +98,8 @@ def run_corpus_synthetic(out: Path, *, count: int, seed: int, progress: bool) ->
 
 
 def _synthetic(count: int, progress: bool, *, seed: int = 0) -> Iterator[tuple[str, str]]:
+    from tqdm import tqdm
+
     from embed2prompt.corpus.synthetic import synthetic_prompts
     from embed2prompt.corpus.writers import BatchedLMWriter
 

@@ -9,14 +9,14 @@ once.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from embed2prompt.backends import create_embedder
 from embed2prompt.batch.stopping import graceful_stop
+from embed2prompt.cli import _command_line, _default, _settings
 from embed2prompt.settings import Settings
 from embed2prompt.textio import EmbeddingLog, TextRecord, read_texts
 
@@ -29,6 +29,45 @@ LOCAL_CHUNK = 256
 OPENAI_REQUESTS_PER_CHUNK = 8
 # Shorter inputs finish too fast for a progress bar to help.
 PROGRESS_FROM = 1_000
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "embed",
+        help="embed a file of texts",
+        description=(
+            "Embed every text of INPUT (.txt: one a line; .jsonl: field 'text', optional 'id')\n"
+            "into OUTPUT (.npy: rows in input order; .jsonl: id, text, embedding). Resumable:\n"
+            "embeddings are written as they come, and running the same command again after a\n"
+            "crash, a kill or Ctrl-C embeds only the texts left. OpenAI requests are packed\n"
+            "up to 2,048 inputs and 300,000 tokens. Exit 0 done, 2 bad usage, unreadable\n"
+            "input or an output that cannot be written, 130 stopped early.\n\n"
+            "examples:\n"
+            "  embed2prompt embed questions.txt -o questions.npy\n"
+            "  embed2prompt embed docs.jsonl -o docs.jsonl \\\n"
+            "      --embedder openai --model text-embedding-3-small   # needs OPENAI_API_KEY"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("input", type=Path, help="a .txt or .jsonl file of texts")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="a .npy or .jsonl file")
+    parser.add_argument("--embedder", choices=["local", "openai"], help=_default("embedder"))
+    parser.add_argument("--model", help="embedding model name (default depends on --embedder)")
+    parser.add_argument("--base-url", help="OpenAI-compatible base URL (default: OPENAI_BASE_URL)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    return run_embed(
+        args.input,
+        args.output,
+        settings=_settings(
+            embedder=args.embedder, embedding_model=args.model, openai_base_url=args.base_url
+        ),
+        progress=not args.no_progress,
+        command=_command_line(args.argv),
+    )
 
 
 def run_embed(
@@ -93,6 +132,8 @@ async def _embed_rest(
     """Embed and write the texts after those done; the number truncated. Returns early
     after a Ctrl-C (the chunk in progress written), or with nothing more written after a
     second one."""
+    from tqdm import tqdm
+
     show = progress and len(records) >= PROGRESS_FROM
     bar = tqdm(
         total=len(records), initial=output.done, unit="text", disable=not show, file=sys.stderr

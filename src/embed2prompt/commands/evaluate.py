@@ -2,20 +2,127 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from embed2prompt.backends import create_inverter
+from embed2prompt.cli import _at_least_one, _at_least_zero
 from embed2prompt.corpus.held_out import EVALUATION_SETS, held_out_prompts, out_of_domain_texts
-from embed2prompt.inversion.evaluation import evaluate_inversion
-from embed2prompt.inversion.inference import (
-    DEFAULT_NEIGHBOURS,
-    EmbeddingToPromptInference,
-)
 from embed2prompt.inversion.readability import ReadabilityJudge
-from embed2prompt.inversion.training import read_split
+from embed2prompt.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "eval",
+        help="score the inverter: BLEU, token F1, exact match, cosine, cost",
+        description=(
+            "Invert embeddings of the corpus's test split and of out-of-domain questions\n"
+            "and instructions, and compare the prompts with the original texts.\n\n"
+            "example:\n"
+            "  embed2prompt eval --samples 200 --steps 0,12"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", type=Path, default=Path("models/best_model.pt"))
+    parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    parser.add_argument(
+        "--samples", type=_at_least_zero, default=200, help="test texts to use (0: all)"
+    )
+    parser.add_argument(
+        "--steps", type=_step_counts, default=[0, 12], help="comma-separated refinement steps"
+    )
+    parser.add_argument(
+        "--batch", type=_at_least_one, default=32, help="targets inverted together (default 32)"
+    )
+    parser.add_argument("--beam", type=int, help="sequence beam (default: the model's own)")
+    parser.add_argument(
+        "--edits", type=int, help="word edits per hypothesis a step (default: the model's own)"
+    )
+    parser.add_argument(
+        "--fluency",
+        type=float,
+        help="weight of readability against cosine in refinement (0: cosine alone; "
+        "default: the model's own)",
+    )
+    parser.add_argument(
+        "--neighbours",
+        type=_at_least_zero,
+        help="training texts from the model's prompt bank added to the first guesses "
+        "(0: none; default: the model's own)",
+    )
+    parser.add_argument(
+        "--completions",
+        type=_at_least_zero,
+        help="the inverter's rewrites of each hypothesis's tail a step (default: the model's)",
+    )
+    parser.add_argument(
+        "--strength",
+        type=float,
+        help="re-decode conditioned on target + S x (target - hypothesis) a step (0: off; "
+        "default: the model's own)",
+    )
+    parser.add_argument(
+        "--sets",
+        type=_evaluation_sets,
+        default=list(EVALUATION_SETS),
+        help=f"comma-separated sets to score (default: all of {', '.join(EVALUATION_SETS)})",
+    )
+    parser.add_argument(
+        "--readability",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="judge whether prompts read as English with Gemma-3-270M (about 0.1 s a text)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    run_eval(
+        model=args.model,
+        corpus=args.corpus,
+        samples=args.samples,
+        steps=args.steps,
+        search={
+            "beam": args.beam,
+            "edits": args.edits,
+            "neighbours": args.neighbours,
+            "fluency": args.fluency,
+            "completions": args.completions,
+            "strength": args.strength,
+        },
+        batch=args.batch,
+        sets=args.sets,
+        readability=args.readability,
+        as_json=args.json,
+    )
+    return 0
+
+
+def _step_counts(value: str) -> list[int]:
+    """``0,12,20``: refinement step counts, each a whole number >= 0."""
+    try:
+        return [_at_least_zero(part.strip()) for part in value.split(",")]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers >= 0 such as 0,12, got {value!r}"
+        ) from None
+
+
+def _evaluation_sets(value: str) -> list[str]:
+    """``held-out,out-of-domain``: names of evaluation sets."""
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [name for name in names if name not in EVALUATION_SETS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated names among {', '.join(EVALUATION_SETS)}, got {value!r}"
+        )
+    return names
 
 
 def run_eval(
@@ -24,18 +131,22 @@ def run_eval(
     corpus: Path,
     samples: int,
     steps: list[int],
-    beam: int | None = None,
-    edits: int | None = None,
-    neighbours: int = DEFAULT_NEIGHBOURS,
+    search: Mapping[str, Any] | None = None,
     batch: int = 32,
-    fluency: float | None = None,
-    completions: int | None = None,
-    strength: float | None = None,
     sets: Sequence[str] = tuple(EVALUATION_SETS),
     readability: bool = True,
     as_json: bool,
+    settings: Settings | None = None,
 ) -> None:
-    inverter = EmbeddingToPromptInference(model, neighbours=neighbours)
+    """Score ``model`` at each of ``steps``, its search otherwise the model's own with
+    ``search``'s choices (:class:`SearchBudget` fields; ``None`` values: the model's).
+    The inverter is the settings' (its embedder), without an aligner: the texts are
+    embedded by the inverter's own embedder."""
+    from embed2prompt.inversion.evaluation import evaluate_inversion  # torch: not for --help
+    from embed2prompt.inversion.training import read_split
+
+    settings = (settings or Settings()).model_copy(update={"aligner": None})
+    inverter = create_inverter(settings, model_path=model)
     judge = ReadabilityJudge() if readability else None
     readers = {
         "in-domain": lambda: read_split(corpus, "test", samples),
@@ -46,17 +157,9 @@ def run_eval(
     rows: list[dict[str, Any]] = []
     for name, texts in evaluated.items():
         for step_count in steps:
+            budget = inverter.search_budget(search, steps=step_count)
             scores, examples = evaluate_inversion(
-                inverter,
-                texts,
-                steps=step_count,
-                beam=beam,
-                edits=edits,
-                batch=batch,
-                fluency=fluency,
-                completions=completions,
-                strength=strength,
-                judge=judge,
+                inverter, texts, budget=budget, batch=batch, judge=judge
             )
             rows.append({"set": name, **scores.as_dict(), "examples": examples[:3]})
     if as_json:

@@ -8,26 +8,226 @@ left. An output path that cannot be written is refused before the model loads.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import itertools
 import json
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
+import numpy as np
 
-from embed2prompt.backends import create_embedder
+from embed2prompt.backends import create_inverter
 from embed2prompt.batch.output import OUTPUT_FORMATS, ResultLog, check_output_path, lock_output
-from embed2prompt.batch.ray_engine import RayOptions
 from embed2prompt.batch.readers import EmbeddingInputs
-from embed2prompt.batch.run import BatchOptions, BatchOutcome, BatchRun
 from embed2prompt.batch.stopping import graceful_stop
-from embed2prompt.errors import ConfigurationError
+from embed2prompt.cli import _command_line, _default, _settings
+from embed2prompt.errors import ConfigurationError, InputError
 from embed2prompt.inversion.alignment import Aligner
-from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.settings import Settings
 
+if TYPE_CHECKING:  # these import torch: at run time only, not for --help
+    from tqdm import tqdm
+
+    from embed2prompt.batch.ray_engine import RayOptions
+    from embed2prompt.batch.run import BatchOptions, BatchOutcome, BatchRun
+    from embed2prompt.inversion.inference import EmbeddingToPromptInference
+
 INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C
+SPACE_SAMPLE_ROWS = 16  # rows whose first pass says whether the inputs fit the inverter
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "invert",
+        help="turn a file of embeddings back into prompts (resumable)",
+        description=(
+            "Invert every row of INPUT (.npy rows; .jsonl with field 'embedding' and optional\n"
+            "'id'; .parquet with a list column 'embedding' and optional 'id') into OUTPUT\n"
+            "(.jsonl or .parquet): index, id, prompt, prompt_similarity, similarity,\n"
+            "best_variant, success, error, processing_time. Rows are streamed (flat memory)\n"
+            "and written as they finish. Run the same command again after a crash or Ctrl-C\n"
+            "to finish the rows left. Exit 0 all rows succeeded, 1 some failed (see their\n"
+            "error), 2 bad usage, unreadable input or an output that cannot be written,\n"
+            "130 stopped early.\n\n"
+            "examples:\n"
+            "  embed2prompt invert vectors.npy -o prompts.jsonl\n"
+            "  embed2prompt invert vectors.parquet -o prompts.parquet --evaluate --variants 3 \\\n"
+            "      --generator openai --model gpt-4o-mini --tier tier_2 --concurrency 20\n"
+            "  embed2prompt invert shards/ -o prompts.parquet --engine ray --ray-address auto"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "input", type=Path, help="a .npy, .jsonl or .parquet file of embeddings, or a folder"
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True, help="a .jsonl or .parquet file"
+    )
+    parser.add_argument(
+        "--inverter",
+        type=Path,
+        help=f"the inversion model checkpoint ({_default('model_path')})",
+    )
+    parser.add_argument(
+        "--aligner",
+        type=Path,
+        help="an aligner from `embed2prompt align`: the input is that embedder's vectors "
+        "(default: EMBED2PROMPT_ALIGNER, else none)",
+    )
+    parser.add_argument(
+        "--feedback",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with an aligner that records its embedder, refine by cosine in that embedder's "
+        "space (default: on; --no-feedback: in the mapped space, no calls to it)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=10, help="rows in progress at once (default 10)"
+    )
+    parser.add_argument(
+        "--evaluate",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="judge each prompt by what the generator writes from it (default: off)",
+    )
+    parser.add_argument(
+        "--variants", type=int, default=0, help="refined variants per prompt (default 0: none)"
+    )
+    parser.add_argument(
+        "--retry-failed", action="store_true", help="when resuming, run failed rows again"
+    )
+    parser.add_argument(
+        "--tier", help=f"OpenAI rate-limit tier, tier_1..tier_5 ({_default('rate_limit_tier')})"
+    )
+    parser.add_argument("--rpm", type=float, help="requests per minute (overrides the tier's)")
+    parser.add_argument("--tpm", type=float, help="tokens per minute (overrides the tier's)")
+    parser.add_argument(
+        "--embedder",
+        choices=["local", "openai"],
+        help=f"the embedder the inverter was trained for ({_default('embedder')})",
+    )
+    parser.add_argument(
+        "--embedding-model", help="the API embedding model (with --embedder openai)"
+    )
+    parser.add_argument("--generator", choices=["local", "openai"], help=_default("generator"))
+    parser.add_argument(
+        "--model", help="the generator's model name (default depends on --generator)"
+    )
+    parser.add_argument("--base-url", help="OpenAI-compatible base URL (default: OPENAI_BASE_URL)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help=f"refinement steps per prompt ({_default('refinement_steps')})",
+    )
+    parser.add_argument(
+        "--beam", type=int, help=f"sequence beam width ({_default('refinement_beam')})"
+    )
+    parser.add_argument(
+        "--edits",
+        type=int,
+        help=f"word edits tried per hypothesis a step ({_default('refinement_edits')})",
+    )
+    parser.add_argument(
+        "--fluency",
+        type=float,
+        help="weight of readability against cosine in refinement, 0: cosine alone "
+        f"({_default('refinement_fluency')})",
+    )
+    parser.add_argument(
+        "--neighbours",
+        type=int,
+        help="training texts from the model's prompt bank among the first guesses "
+        f"({_default('retrieval_neighbours')})",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (default); ray: Ray Data, on a local instance or a cluster",
+    )
+    parser.add_argument(
+        "--ray-address", help="an existing Ray cluster (auto, ray://HOST:10001); default: local"
+    )
+    parser.add_argument(
+        "--actors", type=int, help="Ray actors inverting at once (default: one per CPU)"
+    )
+    parser.add_argument(
+        "--batch-api",
+        action="store_true",
+        help="send the evaluations' API calls through OpenAI's Batch API (half the price, "
+        "up to 24 h; needs --evaluate and --generator openai); resumable from "
+        "OUTPUT.batch-api/",
+    )
+    parser.add_argument(
+        "--status",
+        action="store_true",
+        help="with --batch-api: show where the run's batches stand, and do nothing else",
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    from embed2prompt.batch.ray_engine import RayOptions
+    from embed2prompt.batch.run import BatchOptions
+
+    settings = _settings(
+        rate_limit_tier=args.tier,
+        requests_per_minute=args.rpm,
+        tokens_per_minute=args.tpm,
+        embedder=args.embedder,
+        embedding_model=args.embedding_model,
+        generator=args.generator,
+        generator_model=args.model,
+        openai_base_url=args.base_url,
+        refinement_steps=args.steps,
+        refinement_beam=args.beam,
+        refinement_edits=args.edits,
+        refinement_fluency=args.fluency,
+        retrieval_neighbours=args.neighbours,
+        feedback=args.feedback,
+    )
+    if args.status:
+        return show_batch_api_status(args.output, as_json=args.json)
+    if args.batch_api:
+        if args.engine != "local" or args.aligner is not None:
+            raise ConfigurationError("--batch-api runs on the local engine, no aligner")
+        return run_invert_batch_api(
+            args.input,
+            args.output,
+            inverter_path=args.inverter or Path(settings.model_path),
+            settings=settings,
+            options=BatchOptions(
+                evaluate=args.evaluate, variants=args.variants, retry_failed=args.retry_failed
+            ),
+            as_json=args.json,
+            command=_command_line(args.argv),
+        )
+    return run_invert(
+        args.input,
+        args.output,
+        inverter_path=args.inverter or Path(settings.model_path),
+        settings=settings,
+        options=BatchOptions(
+            concurrency=args.concurrency,
+            evaluate=args.evaluate,
+            variants=args.variants,
+            retry_failed=args.retry_failed,
+        ),
+        progress=not args.no_progress,
+        as_json=args.json,
+        ray_options=(
+            RayOptions(address=args.ray_address, actors=args.actors)
+            if args.engine == "ray"
+            else None
+        ),
+        command=_command_line(args.argv),
+        aligner_path=args.aligner,
+    )
 
 
 def run_invert(
@@ -46,16 +246,21 @@ def run_invert(
     """The exit code: 0 every row succeeded, 1 some failed, 130 stopped early. With
     ``ray_options``, the run goes to Ray (:mod:`embed2prompt.batch.ray_engine`).
     ``command`` is the command line that runs this again (printed after a stop). With
-    ``aligner_path``, the rows are another embedder's vectors, mapped by that aligner
-    (``prompt_similarity`` is then measured in the inverter's space)."""
+    an aligner (``aligner_path``, else the settings'), the rows are another embedder's
+    vectors, mapped by that aligner; when the aligner records how to call that embedder
+    (and ``settings.feedback`` is on), refinement, ``prompt_similarity`` and the quality
+    evaluation are measured in its space, else in the mapped space (said on stderr)."""
+    from embed2prompt.batch.run import BatchRun
+
     check_output_path(output_path, OUTPUT_FORMATS, input_path=input_path)
-    aligner = Aligner.load(aligner_path) if aligner_path is not None else None
-    if aligner is not None and ray_options is not None:
-        raise ConfigurationError("--aligner runs on the local engine only, not with --engine ray")
-    if aligner is not None and options.evaluate:
-        # The quality evaluation compares a generation's embedding with the target, which
-        # is in the foreign space: it needs that embedder, which an aligner does not carry.
-        raise ConfigurationError("--aligner cannot be combined with --evaluate yet")
+    if aligner_path is not None:
+        settings = settings.model_copy(update={"aligner": str(aligner_path)})
+    if settings.aligner is not None:
+        Aligner.load(settings.aligner)  # a missing or bad file: one clear error, first
+        if ray_options is not None:
+            raise ConfigurationError(
+                "an aligner runs on the local engine only, not with --engine ray"
+            )
     command = command or f"embed2prompt invert {input_path} -o {output_path}"
     if ray_options is not None:
         lock_output(output_path).close()  # writable, and free: found before Ray starts
@@ -66,13 +271,11 @@ def run_invert(
     source = EmbeddingInputs(input_path)
     output = ResultLog(output_path, source.rows_total)
     output.lock()  # an output that cannot be written: refused before the model loads
-    embedder = create_embedder(settings) if settings.embedder != "local" else None
-    inverter = EmbeddingToPromptInference(
-        inverter_path,
-        embedder=embedder,
-        neighbours=settings.retrieval_neighbours,
-        aligner=aligner,
-    )
+    inverter = create_inverter(settings, model_path=inverter_path)
+    _say_where_similarity_is_measured(inverter)
+    warning = _space_warning(source, inverter)
+    if warning is not None:
+        print(f"warning: {warning}", file=sys.stderr)
     run = BatchRun(source, output, inverter, settings, options)
     done_before = run.resume()
     if done_before:
@@ -82,6 +285,41 @@ def run_invert(
         )
     outcome = asyncio.run(_run(run, done_before, progress))
     return _finish(output_path, outcome, as_json, command)
+
+
+def _say_where_similarity_is_measured(inverter: EmbeddingToPromptInference) -> None:
+    if inverter.aligner is None:
+        return
+    name = inverter.aligner.info.foreign_name
+    if inverter.space == "foreign":
+        print(
+            f"refining with {name} as feedback: prompt_similarity is the cosine in its space",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"refining in the mapped space ({inverter.embedder.name}): the aligner does not "
+            f"say how to call {name}, or feedback is off; prompt_similarity is the cosine "
+            "to the mapped target",
+            file=sys.stderr,
+        )
+
+
+def _space_warning(source: EmbeddingInputs, inverter: EmbeddingToPromptInference) -> str | None:
+    """Whether the first rows look like another embedder's vectors: one pass over a few
+    of them (about a second) before hours of work, rather than a note at the end."""
+    vectors = []
+    for row in itertools.islice(source.rows(), SPACE_SAMPLE_ROWS * 4):
+        try:
+            vectors.append(inverter.check_inputs(row.vector)[0])
+        except (InputError, TypeError, ValueError):
+            continue  # the run reports bad rows itself
+        if len(vectors) == SPACE_SAMPLE_ROWS:
+            break
+    if not vectors or inverter.aligner is not None:
+        return None
+    results = inverter.invert_batch(np.stack(vectors))  # one pass: the default search
+    return inverter.space_warning([result.trace[0] for result in results])
 
 
 def _finish(output_path: Path, outcome: BatchOutcome | None, as_json: bool, command: str) -> int:
@@ -100,6 +338,105 @@ def _finish(output_path: Path, outcome: BatchOutcome | None, as_json: bool, comm
     return 1 if outcome.summary.failed else 0
 
 
+def run_invert_batch_api(
+    input_path: Path,
+    output_path: Path,
+    *,
+    inverter_path: Path,
+    settings: Settings,
+    options: BatchOptions,
+    as_json: bool,
+    command: str | None = None,
+) -> int:
+    """``invert --batch-api``: the rows inverted here, their evaluations through
+    OpenAI's Batch API (:mod:`embed2prompt.batch_api`), the state in
+    ``OUTPUT.batch-api/`` beside the output. The exit codes of :func:`run_invert`."""
+    from embed2prompt.batch.readers import Row
+    from embed2prompt.batch.run import BatchOutcome
+    from embed2prompt.batch.run import _record as record_of
+    from embed2prompt.batch.summary import RunningSummary
+    from embed2prompt.batch_api import BatchApiRun
+    from embed2prompt.batch_api.status import state_folder
+
+    check_output_path(output_path, OUTPUT_FORMATS, input_path=input_path)
+    if not options.evaluate:
+        raise ConfigurationError(
+            "--batch-api sends the evaluations' calls as batches: it needs --evaluate"
+        )
+    if settings.generator != "openai":
+        raise ConfigurationError(
+            "--batch-api sends the generator's calls as batches: it needs --generator openai"
+        )
+    if settings.aligner is not None:
+        raise ConfigurationError("--batch-api does not take an aligner yet")
+    settings.require_openai_api_key()
+    command = command or f"embed2prompt invert {input_path} -o {output_path} --batch-api"
+    source = EmbeddingInputs(input_path)
+    output = ResultLog(output_path, source.rows_total)
+    output.lock()  # one run at a time, and an unwritable output refused before any work
+    summary = RunningSummary()
+    output.resume(summary.add, retry_failed=options.retry_failed)
+    resumed = summary.processed
+    inverter = create_inverter(settings, model_path=inverter_path)
+    written = 0
+
+    def emit(index: int, identifier: str, result: Any) -> None:
+        nonlocal written
+        record = record_of(Row(index, identifier, None), result)
+        output.write(record)
+        summary.add(record)
+        written += 1
+
+    run = BatchApiRun(
+        source.rows,
+        source.rows_total,
+        state_folder(output_path),
+        inverter,
+        settings,
+        variants=options.variants,
+        emit=emit,
+        is_emitted=lambda index: bool(output.done[index]),
+        on_event=lambda message: print(message, file=sys.stderr, flush=True),
+    )
+    started = time.perf_counter()
+
+    async def main() -> bool:
+        with graceful_stop("step", lambda message: print(message, file=sys.stderr)) as stop:
+            return await run.run(stop)
+
+    try:
+        complete = asyncio.run(main())
+    except asyncio.CancelledError:
+        complete = False
+    finally:
+        run.close()
+        output.close()
+    if not complete:
+        print(
+            "stopped: the batches submitted go on at OpenAI and nothing done is lost; to "
+            f"pick up where the run was, run the same command again:\n  {command}",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+    outcome = BatchOutcome(
+        summary=summary.summary(time.perf_counter() - started),
+        rows_total=source.rows_total,
+        resumed=resumed,
+        written=written,
+        complete=output.complete,
+    )
+    return _finish(output_path, outcome, as_json, command)
+
+
+def show_batch_api_status(output_path: Path, *, as_json: bool) -> int:
+    """``invert ... --batch-api --status``: where the run stands, from its state file."""
+    from embed2prompt.batch_api.status import state_folder, status_report, status_table
+
+    report = status_report(state_folder(output_path))
+    print(json.dumps(report) if as_json else status_table(report))
+    return 0
+
+
 def _run_on_ray(
     input_path: Path,
     output_path: Path,
@@ -110,6 +447,8 @@ def _run_on_ray(
     progress: bool,
 ) -> BatchOutcome | None:
     """The run on Ray; None if Ctrl-C stopped it (the rows written so far stay)."""
+    from tqdm import tqdm
+
     from embed2prompt.batch.ray_engine import check_ray_available, run_on_ray
 
     check_ray_available()
@@ -144,6 +483,8 @@ def _advance(bar: tqdm[Any]) -> None:
 
 async def _run(run: BatchRun, done_before: int, progress: bool) -> BatchOutcome | None:
     """The run under Ctrl-C handling; None when a second Ctrl-C stopped it at once."""
+    from tqdm import tqdm
+
     bar = tqdm(
         total=run.source.rows_total,
         initial=done_before,

@@ -2,21 +2,135 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embed2prompt.backends import create_embedder
+from embed2prompt.cli import _at_least_one, _settings
 from embed2prompt.corpus.held_out import is_evaluation_text
 from embed2prompt.errors import InputError
-from embed2prompt.inversion.prefix_training import PrefixTrainingOptions, train_prefix
 from embed2prompt.inversion.retrieval import PromptBank
-from embed2prompt.inversion.training import TrainingOptions, train
 from embed2prompt.settings import Settings
 from embed2prompt.textio import read_texts
 
+if TYPE_CHECKING:  # training imports torch: at run time only, not for --help
+    from embed2prompt.inversion.prefix_training import PrefixTrainingOptions
+    from embed2prompt.inversion.training import TrainingOptions
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "train",
+        help="train an inverter for an embedder",
+        description=(
+            "Train the embedding-to-text model on a corpus (see corpus build), for the\n"
+            "local embedder or an API one. Embeddings are cached beside the checkpoint and\n"
+            "training resumes from the last checkpoint when run again.\n\n"
+            "example:\n"
+            "  embed2prompt train --corpus data/corpus --out runs/minilm/model.pt --steps 20000"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--fluent",
+        action="store_true",
+        help="train the fluent inverter (an adapter into the frozen SmolLM2) instead",
+    )
+    parser.add_argument(
+        "--texts",
+        type=Path,
+        action="append",
+        default=[],
+        help="--fluent: a .txt or .jsonl file of training texts (repeatable)",
+    )
+    parser.add_argument(
+        "--bank",
+        type=Path,
+        action="append",
+        default=[],
+        help="--fluent: a prompt bank (NAME.bank.npz) whose texts to train on (repeatable)",
+    )
+    parser.add_argument(
+        "--emphasis",
+        type=_at_least_one,
+        default=1,
+        help="--fluent: times an epoch each --texts text is seen (bank texts: once)",
+    )
+    parser.add_argument(
+        "--prefix-length",
+        type=_at_least_one,
+        help="--fluent: vectors the embedding becomes (default: AdapterConfig's, 4)",
+    )
+    parser.add_argument(
+        "--adapter-hidden",
+        type=_at_least_one,
+        help="--fluent: the adapter's hidden width (default: AdapterConfig's, 2,048)",
+    )
+    parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    parser.add_argument("--out", type=Path, default=Path("runs/inverter/model.pt"))
+    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--eval-every", type=int, default=1_000)
+    parser.add_argument("--max-texts", type=int, help="use only the first N training texts")
+    parser.add_argument("--embedding-noise", type=float, default=0.0)
+    parser.add_argument("--embedder", choices=["local", "openai"], help="default: local")
+    parser.add_argument("--model", help="embedding model name")
+    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    if args.fluent:
+        from embed2prompt.inversion.prefix_lm import AdapterConfig
+        from embed2prompt.inversion.prefix_training import PrefixTrainingOptions
+
+        given = {"prefix_length": args.prefix_length, "hidden": args.adapter_hidden}
+        sizes = {name: value for name, value in given.items() if value is not None}
+        run_train_fluent(
+            PrefixTrainingOptions(
+                checkpoint=args.out,
+                steps=args.steps,
+                batch_size=args.batch_size,
+                learning_rate=args.learning_rate,
+                save_every=args.eval_every,
+                embedding_noise=args.embedding_noise,
+                threads=args.threads,
+                emphasis=args.emphasis,
+                adapter=AdapterConfig(**sizes),
+            ),
+            settings=_settings(embedder=args.embedder, embedding_model=args.model),
+            text_files=args.texts,
+            banks=args.bank,
+        )
+    else:
+        from embed2prompt.inversion.training import TrainingOptions
+
+        run_train(
+            TrainingOptions(
+                corpus=args.corpus,
+                checkpoint=args.out,
+                steps=args.steps,
+                batch_size=args.batch_size,
+                learning_rate=args.learning_rate,
+                eval_every=args.eval_every,
+                max_texts=args.max_texts,
+                embedding_noise=args.embedding_noise,
+                threads=args.threads,
+            ),
+            settings=_settings(embedder=args.embedder, embedding_model=args.model),
+            progress=not args.no_progress,
+        )
+    return 0
+
 
 def run_train(options: TrainingOptions, *, settings: Settings, progress: bool) -> None:
+    from embed2prompt.inversion.training import train
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     embedder = create_embedder(settings)
     path = train(options, embedder, progress=progress)
@@ -49,6 +163,8 @@ def run_train_fluent(
     text_files: list[Path],
     banks: list[Path],
 ) -> None:
+    from embed2prompt.inversion.prefix_training import train_prefix
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     texts, from_files = fluent_training_texts(text_files, banks)
     embedder = create_embedder(settings)
