@@ -1,10 +1,13 @@
 """``python -m bench [NAME ...]``: run the benchmarks and print one table.
 
-Names: speedup, compliance, storm, overhead, memory, learn-limit (the engine), embedder, batching,
-generator, fluent-decoding (the local models), pipeline-speedup, pipeline-local,
-pipeline-quality, pipeline-fluency
-(the pipeline), service-load, service-upload (the HTTP service), batch-memory
-(command-line batch runs), ray-throughput, shared-limit (scale-out); default: all. Each figure is a
+Names: speedup, compliance, storm, overhead, memory, learn-limit, peer, invert-limit (the
+engine; the last two against a server allowing less than the client was told), embedder,
+batching, generator, synthetic-writers, fluent-decoding (the local models), pipeline-speedup,
+pipeline-local, pipeline-quality, pipeline-fluency
+(the pipeline), service-load, service-upload, fuzz (the HTTP service), page (the web page),
+batch-memory
+(command-line batch runs), batch-api (the Batch API mode), ray-throughput, shared-limit
+(scale-out), align-fit, align-invert (aligners); default: all. Each figure is a
 median of repeated runs measured side by side in this process, against the local
 OpenAI-compatible server running as a separate process on loopback.
 """
@@ -14,17 +17,35 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import batch, engine, fluent, models, pipeline, scale, service
+from bench import (
+    alignment,
+    batch,
+    batch_api,
+    engine,
+    fluent,
+    fuzz,
+    models,
+    page,
+    peer,
+    pipeline,
+    scale,
+    service,
+)
 from bench.engine import Row
 
 BENCHMARKS = {
     **engine.BENCHMARKS,
+    **peer.BENCHMARKS,
     **models.BENCHMARKS,
     **fluent.BENCHMARKS,
     **pipeline.BENCHMARKS,
     **service.BENCHMARKS,
+    **fuzz.BENCHMARKS,
+    **page.BENCHMARKS,
     **batch.BENCHMARKS,
+    **batch_api.BENCHMARKS,
     **scale.BENCHMARKS,
+    **alignment.BENCHMARKS,
 }
 
 
