@@ -1,15 +1,16 @@
 """``python -m bench [NAME ...]``: run the benchmarks and print one table.
 
-Names: speedup, compliance, storm, overhead, memory, learn-limit, peer, invert-limit (the
-engine; the last two against a server allowing less than the client was told), embedder,
-batching, generator, synthetic-writers, fluent-decoding (the local models), pipeline-speedup,
-pipeline-local, pipeline-quality, pipeline-fluency
-(the pipeline), service-load, service-upload, fuzz (the HTTP service), page (the web page),
-batch-memory
-(command-line batch runs), batch-api (the Batch API mode), ray-throughput, shared-limit
-(scale-out), align-fit, align-invert (aligners); default: all. Each figure is a
-median of repeated runs measured side by side in this process, against the local
-OpenAI-compatible server running as a separate process on loopback.
+Names, by part (default: all):
+- the engine: speedup, compliance, storm, overhead, memory, learn-limit, peer,
+  invert-limit (the last two against a server allowing less than the client was told);
+- the local models: embedder, batching, generator, synthetic-writers, fluent-decoding;
+- the pipeline: pipeline-speedup, pipeline-local, pipeline-quality, pipeline-fluency;
+- the HTTP service: service-load, service-upload, fuzz; the web page: page;
+- command-line batch runs: batch-memory; the Batch API mode: batch-api;
+- scale-out: ray-throughput, shared-limit; aligners: align-fit, align-invert.
+
+Each figure is a median of repeated runs measured side by side in this process, against
+the local OpenAI-compatible server running as a separate process on loopback.
 """
 
 from __future__ import annotations
