@@ -20,10 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import hypothesis
 import numpy as np
 import pytest
-import schemathesis
 from pydantic import SecretStr
 
 from embed2prompt.embedders.local import LocalEmbedder
@@ -583,29 +581,6 @@ def test_metrics_count_requests_items_and_latencies(
     assert 'embed2prompt_items_total{outcome="success"}' in raw
     assert "embed2prompt_http_request_duration_seconds_bucket" in raw
     assert "gen_ai_client_token_usage_total" in raw
-
-
-def test_no_generated_request_gets_a_500(service: Service) -> None:
-    """Schemathesis generates requests for every operation of the OpenAPI schema (valid
-    and invalid ones); none may make the server fail."""
-    schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
-    # health, ready, generate, metrics, embed, the five of jobs, a job's Parquet and report
-    assert len(operations) == 12
-    for operation in operations:
-
-        @hypothesis.given(case=operation.as_strategy())
-        @hypothesis.settings(
-            max_examples=25,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(hypothesis.HealthCheck),
-        )
-        def no_server_error(case: schemathesis.Case) -> None:
-            response = case.call(headers=AUTH, timeout=120)
-            assert response.status_code < 500, (case.method, case.path, response.text[:300])
-
-        no_server_error()
 
 
 def test_health_probes_an_api_backend(server: OpenAITestServer) -> None:
