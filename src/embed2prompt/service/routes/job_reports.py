@@ -52,7 +52,7 @@ class JobReport(BaseModel):
     )
 
 
-@router.get("/jobs/{job_id}/report", responses=error_responses(404, 409))
+@router.get("/jobs/{job_id}/report", responses=error_responses(404, 409, 422))
 async def job_report(job_id: str, request: Request) -> JobReport:
     """The report's summary and plots for the results stored so far; 409 while the job
     has none (a state of the job, not a fault of the request)."""
