@@ -11,22 +11,16 @@ service.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.fuzz import running_service
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service as DriverService
 
-ROOT = Path(__file__).resolve().parents[1]
 DESKTOP = (1100, 1500)
 PHONE = (390, 844)  # CSS pixels of a common phone
 
@@ -83,40 +77,9 @@ def requested_urls(driver: webdriver.Chrome) -> list[str]:
     return urls
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
-def service_process(log: Path, **settings: str) -> Iterator[str]:
-    """``python api/app.py`` with these settings (environment variables), once
-    ``/health`` answers: its URL."""
-    port = free_port()
-    env = {**os.environ, "EMBED2PROMPT_PORT": str(port), **settings}
-    with log.open("a") as output:
-        process = subprocess.Popen(
-            [sys.executable, "api/app.py"], cwd=ROOT, env=env, stdout=output, stderr=output
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the service did not start:\n{log.read_text()}")
-            time.sleep(0.2)  # polling a process that is starting, not waiting on a clock
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def service_process(folder: Path, **settings: str) -> Iterator[str]:
+    """``python api/app.py`` with these settings, as ``bench fuzz`` runs it (its log in
+    ``folder``), once ``/health`` answers: its URL."""
+    with running_service(folder, **settings) as service:
+        yield service.url

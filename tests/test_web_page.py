@@ -47,9 +47,8 @@ def service(
 ) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("page-service")
     with service_process(
-        folder / "server.log",
+        folder,
         API_KEY=KEY,
-        EMBED2PROMPT_JOBS_DATABASE=str(folder / "jobs.sqlite3"),
         EMBED2PROMPT_REFINEMENT_STEPS=str(STEPS),
         EMBED2PROMPT_GENERATOR="openai",
         OPENAI_API_KEY=TEST_KEY,
