@@ -7,6 +7,8 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -46,28 +48,32 @@ def settings(server: OpenAITestServer) -> Settings:
     )
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server on loopback for the session (installed by `make test`)."""
+@contextmanager
+def redis_server(folder: Path, password: str | None = None) -> Iterator[int]:
+    """A real redis-server on loopback (installed by `make test`), with ``password``
+    required if given, until the block ends: its port."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed: run `make test` (it installs it)")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    folder = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", str(folder)],
+         "no", "--dir", str(folder), *(["--requirepass", password] if password else [])],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    hello = (f"AUTH {password}\r\n" if password else "") + "PING\r\n"
     deadline = time.monotonic() + 20
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
-                connection.sendall(b"PING\r\n")
-                if connection.recv(16).startswith(b"+PONG"):
+                connection.sendall(hello.encode())
+                answer = b""
+                while b"+PONG" not in answer and (part := connection.recv(64)):
+                    answer += part
+                if b"+PONG" in answer:
                     break
         except OSError:
             pass
@@ -75,6 +81,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.kill()
             raise RuntimeError("redis-server did not start")
         time.sleep(0.05)  # polling a server that is starting
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on loopback for the session."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as port:
+        yield f"redis://127.0.0.1:{port}/0"

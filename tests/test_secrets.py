@@ -17,9 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +34,7 @@ from bench.fuzz import ROOT, running_service
 from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.settings import Settings
 from embed2prompt.testing import OpenAITestServer, ServerConfig
+from tests.conftest import redis_server
 
 OPENAI_KEY = "sk-SECRET-openai-3f9c2a71"
 SERVICE_KEY = "SECRET-service-key-8d20e4"
@@ -86,38 +85,8 @@ def _assert_files_clean(folder: Path) -> int:
 @pytest.fixture(scope="module")
 def redis_with_password(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server on loopback that requires ``REDIS_PASSWORD``."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed: run `make test` (it installs it)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    folder = tmp_path_factory.mktemp("redis-secret")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", str(folder), "--requirepass", REDIS_PASSWORD],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
-                connection.sendall(f"AUTH {REDIS_PASSWORD}\r\nPING\r\n".encode())
-                answer = b""
-                while b"+PONG" not in answer and (part := connection.recv(64)):
-                    answer += part
-                if b"+PONG" in answer:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("redis-server did not start")
-        time.sleep(0.05)  # polling a server that is starting
-    yield f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(timeout=10)
+    with redis_server(tmp_path_factory.mktemp("redis-secret"), REDIS_PASSWORD) as port:
+        yield f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
 
 
 @pytest.fixture(scope="module")
