@@ -69,6 +69,9 @@ class BatchEndpoints:
         self._files: dict[str, dict[str, Any]] = {}
         self._batches: dict[str, dict[str, Any]] = {}
         self._input_tokens: dict[str, tuple[str, int]] = {}  # batch id: (model, tokens)
+        # Batches are validated one at a time, in the order they were created, as OpenAI
+        # queues them: otherwise a later, smaller file parsed first could take the queue.
+        self._validating = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.reset()
 
@@ -290,16 +293,17 @@ class BatchEndpoints:
         delay = self._config().batch_delay_s
         await asyncio.sleep(delay * 0.1)
         path = Path(self._folder.name) / batch["input_file_id"]
-        lines, problem = await asyncio.to_thread(_parse, path, batch["endpoint"])
-        if problem is None and self._fail_left > 0:
-            self._fail_left -= 1
-            problem = {
-                "code": "injected_failure",
-                "message": "The batch failed (injected by the test server).",
-                "line": None,
-            }
-        if problem is None:
-            problem = self._enqueue(batch, lines)
+        async with self._validating:
+            lines, problem = await asyncio.to_thread(_parse, path, batch["endpoint"])
+            if problem is None and self._fail_left > 0:
+                self._fail_left -= 1
+                problem = {
+                    "code": "injected_failure",
+                    "message": "The batch failed (injected by the test server).",
+                    "line": None,
+                }
+            if problem is None:
+                problem = self._enqueue(batch, lines)
         if problem is not None:
             batch["errors"] = {"object": "list", "data": [{"param": None, **problem}]}
             batch["status"], batch["failed_at"] = "failed", int(time.time())
