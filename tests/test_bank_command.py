@@ -81,3 +81,22 @@ def test_a_bank_of_another_embedder_is_not_extended(model: Path, tmp_path: Path)
     assert result.returncode != 0
     assert "was built with another-embedder" in result.stderr
     assert PromptBank.load(bank_path(model)).texts == ["a text"]  # left as it was
+
+
+def test_the_fluent_inverter_gets_a_bank_too(tmp_path: Path) -> None:
+    from embed2prompt.inversion.model_paths import FLUENT_MODEL
+
+    source = locate_model(FLUENT_MODEL)
+    if not source.is_file():
+        pytest.skip(f"{FLUENT_MODEL} is not in this checkout")
+    model = tmp_path / "fluent.pt"
+    shutil.copy(source, model)
+    shutil.copy(source.with_suffix(".json"), model.with_suffix(".json"))
+    texts = tmp_path / "prompts.txt"
+    texts.write_text("How do I reset my router?\nWhat is a VLAN?\n")
+    result = run("bank", "add", str(texts), "--model", str(model))
+    assert result.returncode == 0, result.stderr
+    assert PromptBank.load(bank_path(model)).texts == [
+        "How do I reset my router?",
+        "What is a VLAN?",
+    ]
