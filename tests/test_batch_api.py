@@ -1,6 +1,9 @@
 """``invert --batch-api`` and jobs in ``"mode": "batch"``, end to end against the local
-server's Batch API through the official SDK: the same rows as the synchronous pipeline,
-costs up front, faults resubmitted alone, the queue limit kept, the service's jobs."""
+server's Batch API through the official SDK: the same rows as the synchronous pipeline
+(with the local embedder, and with embeddings batched to ``/v1/embeddings``), costs up
+front, faults resubmitted alone, the queue limit kept, the run's files deleted at the
+server once joined (or kept), a cancel and a resume, the service's jobs and their
+cancel."""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from embed2prompt.settings import Settings
 from embed2prompt.testing import OpenAITestServer
 from tests.conftest import TEST_KEY
 from tests.test_cli import run
+
+pytestmark = pytest.mark.slow  # Batch API runs wait on the local server's batches
 
 TEXTS = [
     "How do I reset my password?",
@@ -98,6 +103,8 @@ def test_the_batch_api_writes_the_rows_the_synchronous_pipeline_writes(
     # most, then a rewrite, its evaluation (4 each); the embeddings run locally.
     assert stats["batches_created"] == 5
     assert_each_request_once(server, tmp_path / "batch.jsonl.batch-api" / "state.sqlite3")
+    # Once joined, each batch's input and output files are deleted at the server.
+    assert (stats["files_held"], stats["files_deleted"]) == ({}, 5 + 5)
     synchronous = tmp_path / "sync.jsonl"
     done = run(*invert_args(server, source, synchronous), env=FAST_POLLS)
     assert done.returncode == 0, done.stderr
@@ -108,6 +115,31 @@ def test_the_batch_api_writes_the_rows_the_synchronous_pipeline_writes(
     assert "rows: 4, inverted 4, finished 4" in status.stdout
     assert "stage generate: 12 done" in status.stdout
     assert status.stdout.count("joined") == 5
+    assert status.stdout.count("files deleted at the API") == 5
+
+
+def test_embeddings_go_to_v1_embeddings_batches_with_the_openai_embedder(
+    tmp_path: Path, source: Path, server: OpenAITestServer
+) -> None:
+    server.configure(batch_delay_s=0.2)
+    # text-embedding-3-small shortened to the inverter's 384 dimensions.
+    env = {**FAST_POLLS, "EMBED2PROMPT_EMBEDDING_DIMENSIONS": "384"}
+    openai_embedder = ("--embedder", "openai", "--embedding-model", "text-embedding-3-small")
+    output = tmp_path / "batch.jsonl"
+    done = run(*invert_args(server, source, output, "--batch-api", *openai_embedder), env=env)
+    assert done.returncode == 0, done.stderr
+    stats = batch_stats(server)
+    # generate, rewrite and rewrite-evaluate as chat batches; embed and rewrite-embed as
+    # embeddings batches, each request once.
+    assert stats["batches_by_endpoint"] == {"/v1/chat/completions": 3, "/v1/embeddings": 2}
+    assert stats["custom_ids_submitted_twice"] == []
+    costs = done.stderr[: done.stderr.index("uploading")]
+    assert "text-embedding-3-small" in costs  # the embeddings' cost up front too
+    synchronous = tmp_path / "sync.jsonl"
+    done = run(*invert_args(server, source, synchronous, *openai_embedder), env=env)
+    assert done.returncode == 0, done.stderr
+    assert without_times(records(output)) == without_times(records(synchronous))
+    assert all(row["similarity"] is not None for row in records(output).values())
 
 
 def test_failed_expired_and_failing_requests_are_resubmitted_alone_then_recorded(
@@ -151,10 +183,14 @@ def test_the_queue_limit_cuts_submissions_and_is_never_passed(
     server.configure(batch_queue_tokens=limit, batch_delay_s=0.3)
     output = tmp_path / "prompts.jsonl"
     env = {**FAST_POLLS, "EMBED2PROMPT_BATCH_QUEUE_TOKENS": str(limit)}
-    done = run(*invert_args(server, source, output, "--batch-api"), env=env)
+    done = run(*invert_args(server, source, output, "--batch-api", "--keep-batch-files"), env=env)
     assert done.returncode == 0, done.stderr
     stats = batch_stats(server)
     assert "failed" not in stats["statuses"]  # never refused by the server
+    # Asked to keep them: every batch's input and output file is still at the server.
+    batches = stats["batches_created"]
+    assert stats["files_held"] == {"batch": batches, "batch_output": batches}
+    assert stats["files_deleted"] == 0
     assert stats["peak_enqueued_tokens"]["gpt-4o-mini"] <= limit
     assert stats["batches_created"] >= 5  # the 12 generations alone took 3 or more
     assert sorted(records(output)) == [0, 1, 2, 3]
@@ -172,9 +208,28 @@ def test_batch_api_needs_evaluation_and_the_openai_generator(
     done = run(*[a if a != "openai" else "local" for a in args], env=FAST_POLLS)
     assert done.returncode == 2
     assert "--generator openai" in done.stderr
-    done = run(*invert_args(server, source, tmp_path / "none.jsonl", "--status"))
-    assert done.returncode == 2
-    assert "no Batch API run here yet" in done.stderr
+    for action in ("--status", "--cancel"):
+        done = run(*invert_args(server, source, tmp_path / "none.jsonl", action))
+        assert done.returncode == 2
+        assert "no Batch API run here yet" in done.stderr
+    assert not list(tmp_path.glob("none.jsonl*"))  # nothing written
+
+
+def service_settings(server: OpenAITestServer, folder: Path) -> Settings:
+    """A service whose generator is the local server's, its jobs in ``folder``."""
+    return Settings(
+        openai_api_key=SecretStr(TEST_KEY),
+        openai_base_url=server.url,
+        generator="openai",
+        refinement_steps=0,
+        jobs_database=str(folder / "jobs.sqlite3"),
+        batch_poll_initial_s=0.05,
+        batch_poll_max_s=0.2,
+    )
+
+
+def batch_job(source: Path) -> dict[str, Any]:
+    return {"embeddings": np.load(source).tolist(), "mode": "batch", "generate_variants": True}
 
 
 def test_a_job_in_batch_mode_survives_a_restart_and_stores_every_row(
@@ -185,20 +240,8 @@ def test_a_job_in_batch_mode_survives_a_restart_and_stores_every_row(
     from embed2prompt.service.app import create_app
 
     server.configure(batch_delay_s=1.5)
-    settings = Settings(
-        openai_api_key=SecretStr(TEST_KEY),
-        openai_base_url=server.url,
-        generator="openai",
-        refinement_steps=0,
-        jobs_database=str(tmp_path / "jobs.sqlite3"),
-        batch_poll_initial_s=0.05,
-        batch_poll_max_s=0.2,
-    )
-    body = {
-        "embeddings": np.load(source).tolist(),
-        "mode": "batch",
-        "generate_variants": True,
-    }
+    settings = service_settings(server, tmp_path)
+    body = batch_job(source)
     with TestClient(create_app(settings)) as client:
         refused = client.post("/jobs", json={**body, "evaluate_quality": False})
         assert refused.status_code == 422
@@ -224,3 +267,35 @@ def test_a_job_in_batch_mode_survives_a_restart_and_stores_every_row(
     assert_each_request_once(
         server, tmp_path / "jobs.sqlite3.batch-api" / job["id"] / "state.sqlite3"
     )
+
+
+def test_cancelling_a_batch_job_cancels_its_batches_and_deletes_its_files(
+    tmp_path: Path, source: Path, server: OpenAITestServer
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from embed2prompt.service.app import create_app
+
+    server.configure(batch_delay_s=40.0)  # in progress until cancelled
+    with TestClient(create_app(service_settings(server, tmp_path))) as client:
+        job_id = client.post("/jobs", json=batch_job(source)).json()["id"]
+        deadline = time.monotonic() + 120
+        while batch_stats(server)["statuses"].get("in_progress") != 1:
+            status = client.get(f"/jobs/{job_id}").json()
+            assert status["state"] in ("queued", "running"), status
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)  # polling another process
+        answer = client.delete(f"/jobs/{job_id}")
+        listed = client.get("/jobs", params={"state": "cancelled"}).json()["jobs"]
+    assert answer.status_code == 200, answer.text
+    status = answer.json()
+    assert status["state"] == "cancelled"
+    report = status["batch_api"]
+    assert report["cancelled_at"] is not None
+    # The batch stopped halfway: its output joined, then its files deleted at the server.
+    [file] = report["files"]
+    assert (file["status"], file["step"], file["deleted"]) == ("cancelled", "joined", True)
+    assert report["stages"][0]["requests"] == {"done": 6, "pending": 6}
+    stats = batch_stats(server)
+    assert (stats["batches_cancelled"], stats["files_held"]) == (1, {})
+    assert [(job["id"], job["mode"]) for job in listed] == [(job_id, "batch")]

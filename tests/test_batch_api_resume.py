@@ -29,6 +29,8 @@ from tests.test_batch_api import (
 )
 from tests.test_cli import run
 
+pytestmark = pytest.mark.slow  # kills and reruns of Batch API runs
+
 F_SETPIPE_SZ = 1031  # Linux: a pipe's capacity
 
 
@@ -135,3 +137,30 @@ def _steps(state: Path) -> set[str]:
 def _done_requests(state: Path) -> int:
     with sqlite3.connect(state) as db:
         return int(db.execute("SELECT COUNT(*) FROM requests WHERE status = 'done'").fetchone()[0])
+
+
+def test_a_cancel_stops_the_batch_keeps_what_it_ran_and_the_rerun_sends_the_rest(
+    tmp_path: Path, source: Path, server: OpenAITestServer
+) -> None:
+    server.configure(batch_delay_s=40.0)  # in progress until cancelled
+    output = tmp_path / "prompts.jsonl"
+    process = start(invert_args(server, source, output, "--batch-api"), FAST_POLLS)
+    wait_until(lambda: batch_stats(server)["statuses"].get("in_progress") == 1, process)
+    process.send_signal(signal.SIGINT)  # Ctrl-C: the run stops, its batch goes on
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "--cancel" in stderr
+    done = run(*invert_args(server, source, output, "--batch-api", "--cancel"), env=FAST_POLLS)
+    assert done.returncode == 0, done.stderr
+    assert "cancelled 1 batch;" in done.stdout
+    stats = batch_stats(server)
+    assert (stats["batches_cancelled"], stats["statuses"]) == (1, {"cancelled": 1})
+    assert stats["files_held"] == {}  # its upload and its output: deleted
+    # It ran the first half of the 96 generations before it stopped; those are kept.
+    assert stats["requests_submitted"] == 48
+    state = Path(f"{output}.batch-api") / "state.sqlite3"
+    assert _done_requests(state) == 48
+    status = run(*invert_args(server, source, output, "--batch-api", "--status"))
+    assert "cancelled at" in status.stdout
+    finish_and_check(server, source, output)  # the other 48 sent, none twice
+    assert batch_stats(server)["files_held"] == {}

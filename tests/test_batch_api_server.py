@@ -159,3 +159,31 @@ def test_a_cancelled_batch_runs_nothing(server: OpenAITestServer) -> None:
     _, batch = finished(sdk, batch.id)
     assert batch.status == "cancelled"
     assert server.stats(arrivals=False)["batch"]["requests_submitted"] == 0
+
+
+def test_a_batch_cancelled_in_progress_keeps_the_half_it_ran_and_files_can_be_deleted(
+    server: OpenAITestServer,
+) -> None:
+    server.configure(batch_delay_s=30.0)  # in progress until cancelled
+    sdk = client(server)
+    uploaded = sdk.files.create(file=("in.jsonl", lines(4)), purpose="batch")
+    batch = sdk.batches.create(input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h")
+    deadline = time.monotonic() + 30
+    while sdk.batches.retrieve(batch.id).status != "in_progress":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)  # polling another process
+    assert sdk.batches.cancel(batch.id).status == "cancelling"
+    seen, batch = finished(sdk, batch.id)
+    assert seen[-1] == "cancelled"
+    assert batch.output_file_id is not None
+    output = sdk.files.content(batch.output_file_id).text.splitlines()
+    assert [json.loads(line)["custom_id"] for line in output] == ["request-0", "request-1"]
+    stats = server.stats(arrivals=False)["batch"]
+    assert (stats["batches_cancelled"], stats["requests_submitted"]) == (1, 2)
+    assert stats["files_held"] == {"batch": 1, "batch_output": 1}
+    assert sdk.files.delete(uploaded.id).deleted
+    assert sdk.files.delete(batch.output_file_id).deleted
+    with pytest.raises(openai.NotFoundError):
+        sdk.files.delete(uploaded.id)
+    stats = server.stats(arrivals=False)["batch"]
+    assert (stats["files_deleted"], stats["files_held"]) == (2, {})

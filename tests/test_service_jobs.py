@@ -108,3 +108,42 @@ def test_a_result_stored_twice_changes_nothing(tmp_path: Path) -> None:
     assert status is not None
     assert (status.updated_at, status.done, status.succeeded) == (20.0, 1, 1)
     store.close()
+
+
+def test_jobs_are_listed_newest_first_a_page_at_a_time(tmp_path: Path) -> None:
+    clock = FakeClock(100.0)
+    store = JobStore(tmp_path / "jobs.sqlite3", clock=clock)
+    vectors = np.ones((2, 4), dtype=np.float32)
+    first = store.create(vectors, OPTIONS)
+    clock.now = 200.0  # two jobs created in the same instant: ordered by id
+    sync, batch = (
+        store.create(vectors, OPTIONS),
+        store.create(vectors, {**OPTIONS, "mode": "batch"}),
+    )
+    tied = sorted((sync, batch), reverse=True)
+    clock.now = 300.0
+    newest = store.create(vectors, OPTIONS)
+    store.save_result(newest, 0, {"original_result": {"success": True}})
+    store.save_result(newest, 1, {"original_result": {"success": False}})
+    store.set_state(first, "completed")
+
+    listed, more = store.newest(10) or ([], True)
+    assert [job.id for job in listed] == [newest, *tied, first]
+    assert not more
+    top = listed[0].as_dict()
+    assert (top["done"], top["succeeded"], top["failed"], top["progress"]) == (2, 1, 1, 1.0)
+    modes = {job.id: job.mode for job in listed}
+    assert (modes[sync], modes[batch]) == ("sync", "batch")  # no mode stored: sync
+
+    pages, before = [], None
+    while True:  # two at a time, each page after the last one's oldest job
+        page = store.newest(2, before=before)
+        assert page is not None
+        pages.append([job.id for job in page[0]])
+        if not page[1]:
+            break
+        before = page[0][-1].id
+    assert pages == [[newest, tied[0]], [tied[1], first]]
+    assert [job.id for job in (store.newest(10, state="completed") or ([], False))[0]] == [first]
+    assert store.newest(10, before="no-such-job") is None
+    store.close()

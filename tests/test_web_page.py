@@ -15,6 +15,7 @@ import base64
 import io
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +35,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from embed2prompt.testing import OpenAITestServer
 from tests.browser import PHONE, chromium, requested_urls, service_process
 from tests.conftest import TEST_KEY
+
+pytestmark = pytest.mark.slow  # a real Chromium and a service process (about a minute)
 
 KEY = "page-key-0123456789"
 STEPS = 2
@@ -276,9 +279,10 @@ def test_an_uploaded_file_becomes_a_job_watched_to_the_end(
     steps.clear()
     steps.send_keys("0")
     page.find_element(By.ID, "upload").click()
-    job = _wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#job-list li.job"))[0]
+    started = _wait(page, lambda d: re.search(r"Job (\w+) started", _text(d, "upload-status")))
+    job_id = started.group(1)  # the list holds every job of the service: this one by its id
+    job = _wait(page, lambda d: d.find_element(By.CSS_SELECTOR, f"li.job[data-job-id='{job_id}']"))
     _wait(page, lambda _: job.get_attribute("data-state") == "completed")
-    job_id = job.get_attribute("data-job-id")
     assert job.find_element(By.CLASS_NAME, "job-figures").text.startswith("3 of 3 done")
     _, status = _api(service, "GET", f"/jobs/{job_id}")
     assert status["options"]["refinement_steps"] == 0
@@ -292,6 +296,67 @@ def test_an_uploaded_file_becomes_a_job_watched_to_the_end(
     assert all(page.execute_script("return arguments[0].naturalWidth", i) > 0 for i in images)
     assert images[0].get_attribute("alt") == "Similarity"
     _screenshot(page, "page-jobs.png")
+
+
+def test_the_jobs_list_shows_every_job_of_the_service_newest_first(
+    page: webdriver.Chrome, service: str
+) -> None:
+    # Two jobs started through the API, not by this browser: the page lists them too.
+    _, embedded = _api(service, "POST", "/embed", {"texts": ["listed once", "listed twice"]})
+    body = {"embeddings": embedded["embeddings"], "evaluate_quality": False, "refinement_steps": 0}
+    started = [_api(service, "POST", "/jobs", body)[1]["id"] for _ in range(2)]
+    _, listed = _api(service, "GET", "/jobs")
+    ids = [job["id"] for job in listed["jobs"]]
+    assert ids[:2] == started[::-1]  # newest first
+    page.find_element(By.ID, "nav-jobs").click()
+
+    def shown(driver: webdriver.Chrome) -> list[str | None]:
+        items = driver.find_elements(By.CSS_SELECTOR, "#job-list li.job")
+        return [item.get_attribute("data-job-id") for item in items]
+
+    _wait(page, lambda d: shown(d) == ids)
+    newest = page.find_element(By.CSS_SELECTOR, f"li.job[data-job-id='{started[1]}']")
+    _wait(page, lambda _: newest.get_attribute("data-state") == "completed")
+    assert newest.find_element(By.CLASS_NAME, "job-figures").text.startswith("2 of 2 done")
+    # A job started after the page opened appears at the top without a reload.
+    later = _api(service, "POST", "/jobs", body)[1]["id"]
+    _wait(page, lambda d: shown(d)[:1] == [later])
+    assert not page.find_element(By.ID, "no-jobs").is_displayed()
+
+
+def test_the_jobs_list_pages_by_cursor_behind_the_key(service: str) -> None:
+    _, embedded = _api(service, "POST", "/embed", {"texts": ["paged"]})
+    body = {"embeddings": embedded["embeddings"], "evaluate_quality": False, "refinement_steps": 0}
+    for _ in range(3):
+        assert _api(service, "POST", "/jobs", body)[0] == 202
+    _, everything = _api(service, "GET", "/jobs?limit=200")
+    assert everything["next_before"] is None
+    every_id = [job["id"] for job in everything["jobs"]]
+    created = [job["created_at"] for job in everything["jobs"]]
+    assert created == sorted(created, reverse=True)
+    paged: list[str] = []
+    query = "/jobs?limit=2"
+    while True:
+        status, page = _api(service, "GET", query)
+        assert status == 200
+        assert len(page["jobs"]) <= 2
+        paged += [job["id"] for job in page["jobs"]]
+        if page["next_before"] is None:
+            break
+        query = f"/jobs?limit=2&before={page['next_before']}"
+    assert paged == every_id
+    item = everything["jobs"][0]
+    assert set(item) == {
+        "id", "state", "mode", "total", "done", "succeeded", "failed", "progress",
+        "created_at", "updated_at", "error",
+    }  # fmt: skip
+    assert (item["mode"], item["total"]) == ("sync", 1)
+    _, done = _api(service, "GET", "/jobs?state=completed&limit=200")
+    assert all(job["state"] == "completed" for job in done["jobs"])
+    status, answer = _api(service, "GET", "/jobs?before=no-such-job")
+    assert (status, answer["detail"]) == (404, "no job 'no-such-job' to list the jobs before")
+    assert _api(service, "GET", "/jobs?limit=0")[0] == 422
+    assert _api(service, "GET", "/jobs", **{"X-API-Key": "no"})[0] == 401
 
 
 def test_every_control_has_a_label_and_the_page_fits_a_phone(

@@ -219,6 +219,11 @@ class Settings(BaseSettings):
     batch_join_chunk: int = Field(
         default=1000, ge=1, description="Result lines recorded per transaction when joining."
     )
+    batch_keep_files: bool = Field(
+        default=False,
+        description="Keep a batch's input, output and error files at the API once its "
+        "results are joined (default: delete them; OpenAI charges for and limits storage).",
+    )
 
     @field_validator("prompt_template")
     @classmethod

@@ -24,7 +24,7 @@ from typing import Any
 import openai
 from openai.types import Batch
 
-from embed2prompt.errors import ApiError
+from embed2prompt.errors import ApiError, TransientError
 from embed2prompt.openai_api.client import describe_api_error
 from embed2prompt.settings import Settings
 
@@ -36,10 +36,6 @@ _PERMANENT = (
     openai.NotFoundError,
     openai.UnprocessableEntityError,
 )
-
-
-class TransientError(ApiError):
-    """A call that may succeed later: the run tries the step again after a pause."""
 
 
 class BatchService:
@@ -105,6 +101,27 @@ class BatchService:
     async def retrieve(self, batch_id: str) -> Batch:
         with self._errors():
             return await self._reading.batches.retrieve(batch_id)
+
+    async def cancel(self, batch_id: str) -> Batch:
+        """Ask the server to stop a batch (it goes ``cancelling``, then ``cancelled``
+        with the requests it finished in its output file); the batch as it stands. A
+        batch that has ended meanwhile is answered as it is, not as an error."""
+        try:
+            with self._errors():
+                return await self._reading.batches.cancel(batch_id)
+        except ApiError as error:
+            if error.status != 400:  # 400: a batch that has ended cannot be cancelled
+                raise
+        return await self.retrieve(batch_id)
+
+    async def delete(self, file_id: str) -> None:
+        """Delete a file at the server; one that is gone already counts as deleted."""
+        try:
+            with self._errors():
+                await self._reading.files.delete(file_id)
+        except ApiError as error:
+            if error.status != 404:
+                raise
 
     async def download(self, file_id: str, path: Path) -> None:
         """A file's content to ``path``, whole or not at all (a temporary, renamed)."""

@@ -17,11 +17,13 @@ chunk at a time), then runs the evaluation's stages
    row's error;
 4. folds the answers into each row (the next stage's input).
 
-Embeddings with the local embedder run in this process instead. When every stage is
-done, each row's :class:`~embed2prompt.pipeline.results.PromptResult` goes to ``emit``.
-Every step is committed to the state file before the next, so a run stopped in any way
-(Ctrl-C, ``kill -9``, a reboot) resumes where it was, and never uploads a file or
-creates a batch twice (:mod:`~embed2prompt.batch_api.remote`).
+Steps 2 and 3 are :mod:`~embed2prompt.batch_api.files`'s; once a stage's files are
+joined, their remote files are deleted (unless ``batch_keep_files``). Embeddings with
+the local embedder run in this process instead. When every stage is done, each row's
+:class:`~embed2prompt.pipeline.results.PromptResult` goes to ``emit``. Every step is
+committed to the state file before the next, so a run stopped in any way (Ctrl-C,
+``kill -9``, a reboot) resumes where it was, and never uploads a file or creates a
+batch twice (:mod:`~embed2prompt.batch_api.remote`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -43,36 +44,30 @@ import numpy.typing as npt
 
 from embed2prompt.batch.readers import Row
 from embed2prompt.batch.run import checked_vector
+from embed2prompt.batch_api.files import FileSteps
 from embed2prompt.batch_api.pricing import StageCost, estimate_table
-from embed2prompt.batch_api.remote import BatchService, TransientError
 from embed2prompt.batch_api.stages import (
     CHAT,
     EMBEDDINGS,
     LOCAL_EMBEDDINGS,
     EvaluationPlan,
-    chat_text,
-    cosines_of,
     result_of,
     stage_name,
 )
-from embed2prompt.batch_api.state import FileRecord, RequestRecord, RunState, parse_custom_id
-from embed2prompt.errors import ConfigurationError, InputError
+from embed2prompt.batch_api.state import RunState
+from embed2prompt.errors import ConfigurationError, InputError, TransientError
 from embed2prompt.inversion.budget import PIPELINE_SEARCH, SearchBudget
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.pipeline.inversion_batching import InversionBatcher
 from embed2prompt.pipeline.parallel import SHARED_BATCH
-from embed2prompt.pipeline.results import PromptResult
-from embed2prompt.pipeline.variants import describe
+from embed2prompt.pipeline.results import PromptResult, describe
 from embed2prompt.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_EMBEDDING_INPUTS_PER_BATCH = 50_000  # OpenAI's, across all requests of a batch
 INVERT_CHUNK = 256  # rows inverted and stored per transaction
 FOLD_CHUNK = 512  # rows folded per transaction
 LOCAL_CHUNK = 256  # requests embedded locally per call
-ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
-ENDED = ("completed", "failed", "expired", "cancelled")
 
 Emit = Callable[[int, str, PromptResult], None]
 Event = Callable[[str], None]
@@ -113,15 +108,15 @@ class BatchApiRun:
         self._emit = emit
         self._is_emitted = is_emitted
         self._say = on_event
-        self.queue_tokens = settings.batch_queue_tokens or int(settings.rate_limits.tokens_per_day)
         self.state = RunState(folder / "state.sqlite3")
-        self._service: BatchService | None = None
+        self.files = FileSteps(self.state, folder, settings, on_event)
         self._check_options()
 
     # ------------------------------------------------------------------ the run
 
     async def run(self, stop: asyncio.Event) -> bool:
         """Run to the end; ``False`` if ``stop`` was set first (all kept for the next run)."""
+        self.state.forget("cancelled_at")  # run again after a cancel: not cancelled now
         try:
             if not await self._invert_all(stop):
                 return False
@@ -134,12 +129,16 @@ class BatchApiRun:
                 if not await self._execute(stage, stop):
                     return False
                 self._fold(stage)
+                await self.files.clean()
             self._emit_all()
+            if left := await self.files.clean():  # those an earlier pass could not delete
+                self._say(
+                    f"the files of {left} batches could not be deleted at the API; the next "
+                    "run of this command tries again"
+                )
             return True
         finally:
-            if self._service is not None:
-                await self._service.aclose()
-                self._service = None
+            await self.files.aclose()
 
     def close(self) -> None:
         self.state.close()
@@ -326,7 +325,9 @@ class BatchApiRun:
         await self._run_locally(stage, stop)
         pause = self.settings.batch_poll_initial_s
         while True:
-            self._write_files(stage)
+            self.files.write(
+                stage, [e for e in self.state.pending_endpoints(stage) if e != LOCAL_EMBEDDINGS]
+            )
             files = [f for f in self.state.files(unfinished_only=True) if f.stage == stage]
             if not files:
                 return not stop.is_set()
@@ -335,7 +336,7 @@ class BatchApiRun:
                 if stop.is_set():
                     return False
                 try:
-                    moved |= await self._advance(file)
+                    moved |= await self.files.advance(file)
                 except TransientError as error:
                     self._say(f"file {file.name}: {error}; trying again shortly")
             if moved:
@@ -374,182 +375,6 @@ class BatchApiRun:
                     "UPDATE requests SET status = ?, answer = ?, error = ? WHERE key = ?", updates
                 )
 
-    def _write_files(self, stage: int) -> None:
-        """The stage's pending requests into input files, each within every cap."""
-        for endpoint in self.state.pending_endpoints(stage):
-            if endpoint == LOCAL_EMBEDDINGS:
-                continue
-            writer = _FileWriter(self, stage, endpoint)
-            after = ""
-            while page := self.state.pending(stage, endpoint, after, 1000):
-                after = page[-1].key
-                for request in page:
-                    writer.add(request)
-            writer.finish()
-
-    def _service_now(self) -> BatchService:
-        if self._service is None:
-            self._service = BatchService(self.settings)
-        return self._service
-
-    async def _advance(self, file: FileRecord) -> bool:
-        """Take one file one step further; whether it moved."""
-        service = self._service_now()
-        state = self.state
-        if file.step == "written":
-            file_id = None
-            if file.trying == "upload":  # an earlier upload may have reached the server
-                file_id = await service.find_upload(file.name, file.bytes)
-            if file_id is None:
-                state.update_file(file.number, trying="upload")
-                self._say(
-                    f"uploading {file.name} ({file.requests:,} requests, {stage_name(file.stage)})"
-                )
-                file_id = await service.upload(self._input_path(file), file.name)
-            state.update_file(file.number, step="uploaded", trying=None, file_id=file_id)
-            self._input_path(file).unlink(missing_ok=True)
-            return True
-        if file.step == "uploaded":
-            assert file.file_id is not None
-            batch = None
-            if file.trying == "submit":  # an earlier creation may have reached the server
-                batch = await service.find_batch(file.file_id, float(state.get("started_at")))
-            if batch is None:
-                enqueued = self._enqueued(file.model)
-                if enqueued and enqueued + file.tokens > self.queue_tokens:
-                    return False  # the model's queue is full: wait for a batch to end
-                state.update_file(file.number, trying="submit")
-                metadata = {"embed2prompt_run": str(state.get("run_id")), "file": file.name}
-                batch = await service.create_batch(file.file_id, file.endpoint, metadata)
-                self._say(f"submitted {file.name} as {batch.id}")
-            state.update_file(
-                file.number, step="submitted", trying=None, batch_id=batch.id, status=batch.status
-            )
-            return True
-        if file.step == "submitted":
-            assert file.batch_id is not None
-            batch = await service.retrieve(file.batch_id)
-            counts = batch.request_counts.model_dump() if batch.request_counts else None
-            if batch.status not in ENDED:
-                state.update_file(file.number, status=batch.status, counts=counts)
-                return False
-            errors = "; ".join(
-                f"{e.code}: {e.message}" for e in (batch.errors.data or [] if batch.errors else [])
-            )
-            state.update_file(
-                file.number,
-                step="ended",
-                status=batch.status,
-                counts=counts,
-                output_file_id=batch.output_file_id,
-                error_file_id=batch.error_file_id,
-                error=errors or None,
-            )
-            self._say(f"{file.name}: batch {batch.status}" + (f" ({errors})" if errors else ""))
-            return True
-        if file.step == "ended":
-            for remote, local in self._results_of(file):
-                await service.download(remote, local)
-            state.update_file(file.number, step="downloaded")
-            return True
-        if file.step == "downloaded":
-            self._join(file)
-            return True
-        return False
-
-    def _enqueued(self, model: str) -> int:
-        """Input tokens of this run's batches for ``model`` still in the queue."""
-        return sum(
-            f.tokens
-            for f in self.state.files(unfinished_only=True)
-            if f.model == model and f.step == "submitted" and f.status in ACTIVE
-        )
-
-    def _input_path(self, file: FileRecord) -> Path:
-        return self.folder / f"input-{file.number:05d}.jsonl"
-
-    def _results_of(self, file: FileRecord) -> list[tuple[str, Path]]:
-        pairs = [
-            (file.output_file_id, self.folder / f"output-{file.number:05d}.jsonl"),
-            (file.error_file_id, self.folder / f"errors-{file.number:05d}.jsonl"),
-        ]
-        return [(remote, local) for remote, local in pairs if remote is not None]
-
-    def _join(self, file: FileRecord) -> None:
-        """Each output and error line back to its request; the rest of the file's
-        requests (a batch failed, expired or cancelled) to be sent again."""
-        chunk = self.settings.batch_join_chunk
-        joined = 0
-        for _, path in self._results_of(file):
-            with path.open("rb") as handle:
-                while lines := list(islice(handle, chunk)):
-                    with self.state.transaction() as db:
-                        for raw in lines:
-                            self._join_line(db, file, raw)
-                    joined += len(lines)
-                    log.debug("joined %d of %d lines of %s", joined, file.requests, file.name)
-        # Not the requests' fault: a full queue (someone else's batches) or a cancel.
-        counts = not (
-            file.status == "cancelled" or (file.error or "").startswith("token_limit_exceeded")
-        )
-        reason = f"its batch {file.status}" + (f" ({file.error})" if file.error else "")
-        with self.state.transaction() as db:
-            for request in self.state.requests_in(file.number):
-                self._failed(db, request, reason, counts=counts)
-            self.state.update_file(file.number, db, step="joined")
-        for _, path in self._results_of(file):
-            path.unlink(missing_ok=True)
-
-    def _join_line(self, db: Any, file: FileRecord, raw: bytes) -> None:
-        try:
-            line = json.loads(raw)
-            parsed = parse_custom_id(str(line["custom_id"]))
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-            log.warning("%s: a result line that is not a batch result; skipped", file.name)
-            return
-        if parsed is None:
-            return
-        request = self.state.request(parsed[0])
-        if request is None or request.status != "filed" or request.attempt != parsed[1]:
-            return  # joined already (a resumed join), or an older attempt's
-        response = line.get("response") or {}
-        if line.get("error") or response.get("status_code") != 200:
-            self._failed(db, request, _line_error(line))
-            return
-        try:
-            answer = self._answer(request, response.get("body") or {})
-        except Exception as error:  # a body we cannot read: the request failed
-            self._failed(db, request, describe(error))
-            return
-        db.execute(
-            "UPDATE requests SET status = 'done', answer = ?, error = NULL WHERE key = ?",
-            (json.dumps(answer), request.key),
-        )
-
-    def _answer(self, request: RequestRecord, body: dict[str, Any]) -> dict[str, Any]:
-        if request.endpoint == EMBEDDINGS:
-            target = self.state.target(request.row)
-            assert target is not None
-            return {"cosines": cosines_of(body, target)}
-        return {"text": chat_text(body)}
-
-    def _failed(self, db: Any, request: RequestRecord, error: str, *, counts: bool = True) -> None:
-        """Send the request again, alone, or (past the limit) record its error."""
-        failures = int(
-            db.execute("SELECT failures FROM requests WHERE key = ?", (request.key,)).fetchone()[0]
-        ) + int(counts)
-        if failures > self.settings.batch_max_resubmits:
-            db.execute(
-                "UPDATE requests SET status = 'failed', error = ?, failures = ? WHERE key = ?",
-                (error, failures, request.key),
-            )
-            return
-        db.execute(
-            "UPDATE requests SET status = 'pending', file = NULL, attempt = attempt + 1, "
-            "failures = ?, error = ? WHERE key = ?",
-            (failures, error, request.key),
-        )
-
     # ------------------------------------------------------------------ status
 
     def progress(self) -> Progress:
@@ -561,104 +386,6 @@ class BatchApiRun:
         return Progress(
             self.rows_total, inverted, stage if inverted >= self.rows_total else 0, self.plan.stages
         )
-
-
-class _FileWriter:
-    """Requests into numbered input files, a new file whenever one would break a cap."""
-
-    def __init__(self, run: BatchApiRun, stage: int, endpoint: str) -> None:
-        settings = run.settings
-        self._run = run
-        self._stage = stage
-        self._endpoint = endpoint
-        self._max_requests = settings.batch_max_requests_per_file
-        self._max_bytes = settings.batch_max_file_bytes
-        self._max_tokens = run.queue_tokens
-        self._handle: Any = None
-        self._keys: list[str] = []
-        self._bytes = self._tokens = self._inputs = 0
-        self._model = ""
-
-    def add(self, request: RequestRecord) -> None:
-        line = (
-            f'{{"custom_id":{json.dumps(request.custom_id)},"method":"POST",'
-            f'"url":{json.dumps(self._endpoint)},"body":{request.body}}}\n'
-        ).encode()
-        inputs = len(json.loads(request.body)["input"]) if self._endpoint == EMBEDDINGS else 0
-        if request.tokens > self._max_tokens or len(line) > self._max_bytes:
-            with self._run.state.transaction() as db:
-                db.execute(
-                    "UPDATE requests SET status = 'failed', error = ? WHERE key = ?",
-                    (
-                        f"needs {request.tokens:,} input tokens and {len(line):,} bytes; a batch "
-                        f"holds at most {self._max_tokens:,} tokens (batch_queue_tokens) and "
-                        f"{self._max_bytes:,} bytes",
-                        request.key,
-                    ),
-                )
-            return
-        if self._keys and (
-            len(self._keys) + 1 > self._max_requests
-            or self._bytes + len(line) > self._max_bytes
-            or self._tokens + request.tokens > self._max_tokens
-            or self._inputs + inputs > MAX_EMBEDDING_INPUTS_PER_BATCH
-        ):
-            self.finish()
-        if self._handle is None:
-            self._number = self._run.state.next_file_number()
-            self._path = self._run.folder / f"input-{self._number:05d}.jsonl"
-            self._temporary = self._path.with_name(self._path.name + ".tmp")
-            self._handle = self._temporary.open("wb")
-            self._model = request.model
-        self._handle.write(line)
-        self._keys.append(request.key)
-        self._bytes += len(line)
-        self._tokens += request.tokens
-        self._inputs += inputs
-
-    def finish(self) -> None:
-        """Make the file so far whole on disk, then record it and its requests."""
-        if self._handle is None:
-            return
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        self._temporary.replace(self._path)
-        state = self._run.state
-        name = f"embed2prompt-{state.get('run_id')}-{self._number:05d}.jsonl"
-        with state.transaction() as db:
-            db.execute(
-                "INSERT INTO files (number, stage, endpoint, model, name, requests, tokens, "
-                "bytes, step) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'written')",
-                (
-                    self._number,
-                    self._stage,
-                    self._endpoint,
-                    self._model,
-                    name,
-                    len(self._keys),
-                    self._tokens,
-                    self._bytes,
-                ),
-            )
-            db.executemany(
-                "UPDATE requests SET status = 'filed', file = ? WHERE key = ?",
-                ((self._number, key) for key in self._keys),
-            )
-        self._handle = None
-        self._keys = []
-        self._bytes = self._tokens = self._inputs = 0
-
-
-def _line_error(line: dict[str, Any]) -> str:
-    """One line for a failed request of a batch: HTTP status and the API's message."""
-    error = line.get("error")
-    if error:
-        return f"{error.get('code')}: {error.get('message')}"
-    response = line.get("response") or {}
-    body = response.get("body") or {}
-    message = (body.get("error") or {}).get("message") if isinstance(body, dict) else None
-    return f"HTTP {response.get('status_code')}: {message or 'no message'}"
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:

@@ -35,30 +35,30 @@ import numpy.typing as npt
 from embed2prompt.backends import DEFAULT_OPENAI_CHAT_MODEL, DEFAULT_OPENAI_EMBEDDING_MODEL
 from embed2prompt.batch_api.state import RequestRecord
 from embed2prompt.embedders.base import normalise_rows
-from embed2prompt.errors import ApiError, NotAvailableError
+from embed2prompt.errors import (
+    ApiError,
+    BatchRequestError,
+    EmptyGenerationError,
+    NotAvailableError,
+    RepeatedRewriteError,
+)
 from embed2prompt.generators.base import GenerationRequest
 from embed2prompt.inversion.inference import InversionResult
 from embed2prompt.openai_api.tokens import estimate_chat_tokens, estimate_embedding_tokens
-from embed2prompt.pipeline.quality import EmptyGenerationError
-from embed2prompt.pipeline.results import EvaluationResult, PromptResult, VariantResult, score
-from embed2prompt.pipeline.variants import (
-    REWRITE_DRAFTS,
-    REWRITE_TEMPLATE,
-    RepeatedRewriteError,
-    best_of,
+from embed2prompt.pipeline.results import (
+    EvaluationResult,
+    PromptResult,
+    VariantResult,
     describe,
+    score,
 )
+from embed2prompt.pipeline.variants import REWRITE_DRAFTS, REWRITE_TEMPLATE, best_of
 from embed2prompt.settings import Settings
 
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
 LOCAL_EMBEDDINGS = "local:embeddings"  # the local embedder, run in this process
 STAGE_NAMES = ("generate", "embed", "rewrite", "rewrite-evaluate", "rewrite-embed")
-
-
-class BatchRequestError(ApiError):
-    """A request of a batch failed (an error answer, an expired or cancelled batch)
-    on every attempt allowed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,11 @@ each stage, keyed ``STAGE/ROW/SLOT``, with its body, its estimated input tokens,
 attempt, the input file of that attempt, and its answer or error. ``files``: each input
 file written, how far it got (``written``, ``uploaded``, ``submitted``, ``ended``,
 ``downloaded``, ``joined``), its remote file and batch ids, the batch's status and
-counts. Every step's outcome is committed before the next step starts, and a remote
-call that may have happened without its answer being recorded (an upload, a batch
-created) is flagged first, so that the next run looks for it rather than repeating it.
+counts, and whether its remote files (the upload, the batch's output and error files)
+have been deleted since it was joined. Every step's outcome is committed before the
+next step starts, and a remote call that may have happened without its answer being
+recorded (an upload, a batch created) is flagged first, so that the next run looks for
+it rather than repeating it.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ CREATE TABLE IF NOT EXISTS files (
     counts TEXT,                -- the batch's request_counts, JSON
     output_file_id TEXT,
     error_file_id TEXT,
-    error TEXT
+    error TEXT,
+    cleaned INTEGER NOT NULL DEFAULT 0  -- 1: its remote files deleted (after the join)
 );
 """
 
@@ -96,6 +99,14 @@ class FileRecord:
     output_file_id: str | None
     error_file_id: str | None
     error: str | None
+    cleaned: bool
+
+    @property
+    def remote_ids(self) -> list[str]:
+        """The ids of the files it has at the server: the upload, the batch's output
+        and error files."""
+        found = (self.file_id, self.output_file_id, self.error_file_id)
+        return [file_id for file_id in found if file_id is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +144,9 @@ class RunState:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process kills
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(files)")}
+        if "cleaned" not in columns:  # a state file written before files were deleted
+            self.db.execute("ALTER TABLE files ADD COLUMN cleaned INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self.db.close()
@@ -157,6 +171,9 @@ class RunState:
         (db or self.db).execute(
             "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value))
         )
+
+    def forget(self, key: str) -> None:
+        self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     # ------------------------------------------------------------------ rows
 
@@ -285,6 +302,14 @@ class RunState:
         ).fetchall()
         return [_file(row) for row in found]
 
+    def files_to_clean(self) -> list[FileRecord]:
+        """Joined files whose remote files have not been deleted yet."""
+        found = self.db.execute(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE step = 'joined' AND cleaned = 0 "
+            "ORDER BY number"
+        ).fetchall()
+        return [_file(row) for row in found]
+
     def file(self, number: int) -> FileRecord:
         found = self.db.execute(
             f"SELECT {_FILE_COLUMNS} FROM files WHERE number = ?", (number,)
@@ -305,7 +330,7 @@ class RunState:
 _REQUEST_COLUMNS = "key, stage, row, endpoint, model, body, tokens, attempt, status, answer, error"
 _FILE_COLUMNS = (
     "number, stage, endpoint, model, name, requests, tokens, bytes, step, trying, file_id, "
-    "batch_id, status, counts, output_file_id, error_file_id, error"
+    "batch_id, status, counts, output_file_id, error_file_id, error, cleaned"
 )
 
 
@@ -320,6 +345,7 @@ def _request(row: tuple[Any, ...]) -> RequestRecord:
 def _file(row: tuple[Any, ...]) -> FileRecord:
     values = list(row)
     values[13] = json.loads(values[13]) if values[13] else None
+    values[17] = bool(values[17])
     return FileRecord(*values)
 
 

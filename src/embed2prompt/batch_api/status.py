@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ def state_folder(output: Path) -> Path:
 
 
 def status_report(folder: Path) -> dict[str, Any]:
-    """Rows inverted and final, requests of each stage by status, and each input file:
-    its step, batch id, the batch's last status and request counts."""
+    """Rows inverted and final, requests of each stage by status, when the run was
+    cancelled (if it was), and each input file: its step, batch id, the batch's last
+    status and request counts, and whether its files at the API have been deleted."""
     path = folder / "state.sqlite3"
     if not path.is_file():
         raise InputError(f"{folder}: no Batch API run here yet")
@@ -40,6 +42,7 @@ def status_report(folder: Path) -> dict[str, Any]:
                 "status": f.status,
                 "counts": f.counts,
                 "error": f.error,
+                "deleted": f.cleaned,
             }
             for f in state.files()
         ]
@@ -47,6 +50,7 @@ def status_report(folder: Path) -> dict[str, Any]:
             "rows": options.get("rows", rows),
             "inverted": int(rows),
             "final": int(final),
+            "cancelled_at": state.get("cancelled_at"),
             "stages": stages,
             "files": files,
         }
@@ -59,6 +63,9 @@ def status_table(report: dict[str, Any]) -> str:
     lines = [
         f"rows: {report['rows']:,}, inverted {report['inverted']:,}, finished {report['final']:,}"
     ]
+    if report["cancelled_at"] is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report["cancelled_at"]))
+        lines.append(f"cancelled at {when}; run the same command again to resume")
     for stage in report["stages"]:
         counts = ", ".join(f"{n:,} {status}" for status, n in sorted(stage["requests"].items()))
         lines.append(f"stage {stage['stage']}: {counts}")
@@ -70,8 +77,9 @@ def status_table(report: dict[str, Any]) -> str:
         failed = f", {tally['failed']} failed" if tally.get("failed") else ""
         batch = f" {file['batch']} {file['status']}{done}{failed}" if file["batch"] else ""
         error = f" ({file['error']})" if file["error"] else ""
+        deleted = ", files deleted at the API" if file["deleted"] else ""
         lines.append(
             f"  {file['file']}  {file['stage']:<18} {file['requests']:>7,} requests  "
-            f"{file['step']:<10}{batch}{error}"
+            f"{file['step']:<10}{batch}{error}{deleted}"
         )
     return "\n".join(lines)

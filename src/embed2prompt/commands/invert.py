@@ -13,7 +13,6 @@ import asyncio
 import itertools
 import json
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -166,6 +165,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="with --batch-api: show where the run's batches stand, and do nothing else",
     )
+    parser.add_argument(
+        "--cancel",
+        action="store_true",
+        help="with --batch-api: cancel the run's batches at OpenAI, keep what they "
+        "finished, delete the run's files there, and do nothing else (the same command "
+        "without --cancel resumes the run)",
+    )
+    parser.add_argument(
+        "--keep-batch-files",
+        action="store_true",
+        default=None,
+        help="with --batch-api: keep the batches' input, output and error files at OpenAI "
+        "(default: EMBED2PROMPT_BATCH_KEEP_FILES, else deleted once their results are in)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_handle)
@@ -190,13 +203,20 @@ def _handle(args: argparse.Namespace) -> int:
         refinement_fluency=args.fluency,
         retrieval_neighbours=args.neighbours,
         feedback=args.feedback,
+        batch_keep_files=args.keep_batch_files,
     )
-    if args.status:
-        return show_batch_api_status(args.output, as_json=args.json)
-    if args.batch_api:
+    if args.status or args.cancel or args.batch_api:
+        from embed2prompt.commands import invert_batch_api
+
+        if args.status:
+            return invert_batch_api.show_batch_api_status(args.output, as_json=args.json)
+        if args.cancel:
+            return invert_batch_api.cancel_batch_api(
+                args.output, settings=settings, as_json=args.json
+            )
         if args.engine != "local" or args.aligner is not None:
             raise ConfigurationError("--batch-api runs on the local engine, no aligner")
-        return run_invert_batch_api(
+        return invert_batch_api.run_invert_batch_api(
             args.input,
             args.output,
             inverter_path=args.inverter or Path(settings.model_path),
@@ -257,17 +277,13 @@ def run_invert(
         settings = settings.model_copy(update={"aligner": str(aligner_path)})
     if settings.aligner is not None:
         Aligner.load(settings.aligner)  # a missing or bad file: one clear error, first
-        if ray_options is not None:
-            raise ConfigurationError(
-                "an aligner runs on the local engine only, not with --engine ray"
-            )
     command = command or f"embed2prompt invert {input_path} -o {output_path}"
     if ray_options is not None:
         lock_output(output_path).close()  # writable, and free: found before Ray starts
         outcome = _run_on_ray(
             input_path, output_path, inverter_path, settings, options, ray_options, progress
         )
-        return _finish(output_path, outcome, as_json, command)
+        return print_outcome(output_path, outcome, as_json, command)
     source = EmbeddingInputs(input_path)
     output = ResultLog(output_path, source.rows_total)
     output.lock()  # an output that cannot be written: refused before the model loads
@@ -284,7 +300,7 @@ def run_invert(
             file=sys.stderr,
         )
     outcome = asyncio.run(_run(run, done_before, progress))
-    return _finish(output_path, outcome, as_json, command)
+    return print_outcome(output_path, outcome, as_json, command)
 
 
 def _say_where_similarity_is_measured(inverter: EmbeddingToPromptInference) -> None:
@@ -322,7 +338,9 @@ def _space_warning(source: EmbeddingInputs, inverter: EmbeddingToPromptInference
     return inverter.space_warning([result.trace[0] for result in results])
 
 
-def _finish(output_path: Path, outcome: BatchOutcome | None, as_json: bool, command: str) -> int:
+def print_outcome(
+    output_path: Path, outcome: BatchOutcome | None, as_json: bool, command: str
+) -> int:
     """Print the summary (or how to resume); the exit code."""
     if outcome is None:
         print(_stopped_message(output_path, None, command), file=sys.stderr)
@@ -336,105 +354,6 @@ def _finish(output_path: Path, outcome: BatchOutcome | None, as_json: bool, comm
         print(_stopped_message(output_path, outcome, command), file=sys.stderr)
         return INTERRUPTED
     return 1 if outcome.summary.failed else 0
-
-
-def run_invert_batch_api(
-    input_path: Path,
-    output_path: Path,
-    *,
-    inverter_path: Path,
-    settings: Settings,
-    options: BatchOptions,
-    as_json: bool,
-    command: str | None = None,
-) -> int:
-    """``invert --batch-api``: the rows inverted here, their evaluations through
-    OpenAI's Batch API (:mod:`embed2prompt.batch_api`), the state in
-    ``OUTPUT.batch-api/`` beside the output. The exit codes of :func:`run_invert`."""
-    from embed2prompt.batch.readers import Row
-    from embed2prompt.batch.run import BatchOutcome
-    from embed2prompt.batch.run import _record as record_of
-    from embed2prompt.batch.summary import RunningSummary
-    from embed2prompt.batch_api import BatchApiRun
-    from embed2prompt.batch_api.status import state_folder
-
-    check_output_path(output_path, OUTPUT_FORMATS, input_path=input_path)
-    if not options.evaluate:
-        raise ConfigurationError(
-            "--batch-api sends the evaluations' calls as batches: it needs --evaluate"
-        )
-    if settings.generator != "openai":
-        raise ConfigurationError(
-            "--batch-api sends the generator's calls as batches: it needs --generator openai"
-        )
-    if settings.aligner is not None:
-        raise ConfigurationError("--batch-api does not take an aligner yet")
-    settings.require_openai_api_key()
-    command = command or f"embed2prompt invert {input_path} -o {output_path} --batch-api"
-    source = EmbeddingInputs(input_path)
-    output = ResultLog(output_path, source.rows_total)
-    output.lock()  # one run at a time, and an unwritable output refused before any work
-    summary = RunningSummary()
-    output.resume(summary.add, retry_failed=options.retry_failed)
-    resumed = summary.processed
-    inverter = create_inverter(settings, model_path=inverter_path)
-    written = 0
-
-    def emit(index: int, identifier: str, result: Any) -> None:
-        nonlocal written
-        record = record_of(Row(index, identifier, None), result)
-        output.write(record)
-        summary.add(record)
-        written += 1
-
-    run = BatchApiRun(
-        source.rows,
-        source.rows_total,
-        state_folder(output_path),
-        inverter,
-        settings,
-        variants=options.variants,
-        emit=emit,
-        is_emitted=lambda index: bool(output.done[index]),
-        on_event=lambda message: print(message, file=sys.stderr, flush=True),
-    )
-    started = time.perf_counter()
-
-    async def main() -> bool:
-        with graceful_stop("step", lambda message: print(message, file=sys.stderr)) as stop:
-            return await run.run(stop)
-
-    try:
-        complete = asyncio.run(main())
-    except asyncio.CancelledError:
-        complete = False
-    finally:
-        run.close()
-        output.close()
-    if not complete:
-        print(
-            "stopped: the batches submitted go on at OpenAI and nothing done is lost; to "
-            f"pick up where the run was, run the same command again:\n  {command}",
-            file=sys.stderr,
-        )
-        return INTERRUPTED
-    outcome = BatchOutcome(
-        summary=summary.summary(time.perf_counter() - started),
-        rows_total=source.rows_total,
-        resumed=resumed,
-        written=written,
-        complete=output.complete,
-    )
-    return _finish(output_path, outcome, as_json, command)
-
-
-def show_batch_api_status(output_path: Path, *, as_json: bool) -> int:
-    """``invert ... --batch-api --status``: where the run stands, from its state file."""
-    from embed2prompt.batch_api.status import state_folder, status_report, status_table
-
-    report = status_report(state_folder(output_path))
-    print(json.dumps(report) if as_json else status_table(report))
-    return 0
 
 
 def _run_on_ray(

@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS job_results (
     finished_at REAL NOT NULL,
     PRIMARY KEY (job_id, idx)
 );
+CREATE INDEX IF NOT EXISTS jobs_newest_first ON jobs (created_at DESC, id DESC);
 """
 
 UNFINISHED = ("queued", "running")
@@ -105,6 +106,36 @@ class JobStatus:
             "error": self.error,
             "options": self.options,
             "recent_errors": self.recent_errors,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    """A job as a list shows it: no options beyond its mode, no item errors."""
+
+    id: str
+    state: str
+    mode: str
+    total: int
+    done: int
+    succeeded: int
+    created_at: float
+    updated_at: float
+    error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "mode": self.mode,
+            "total": self.total,
+            "done": self.done,
+            "succeeded": self.succeeded,
+            "failed": self.done - self.succeeded,
+            "progress": self.done / self.total if self.total else 1.0,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "error": self.error,
         }
 
 
@@ -206,6 +237,57 @@ class JobStore:
             json.loads(options),
             [{"index": index, "error": message} for index, message in errors],
         )
+
+    @_locked
+    def newest(
+        self, limit: int, *, before: str | None = None, state: str | None = None
+    ) -> tuple[list[JobSummary], bool] | None:
+        """Up to ``limit`` jobs, newest first (by creation, then id), after the job
+        ``before`` in that order when given; whether more follow. None when ``before``
+        names no job. A cursor rather than an offset: jobs created while a client pages
+        through would shift an offset's pages."""
+        where = ""
+        args: tuple[Any, ...] = ()
+        if before is not None:
+            anchor = self._db.execute(
+                "SELECT created_at FROM jobs WHERE id = ?", (before,)
+            ).fetchone()
+            if anchor is None:
+                return None
+            where, args = "WHERE (created_at, id) < (?, ?)", (anchor[0], before)
+        if state is not None:
+            where = f"{where} {'AND' if where else 'WHERE'} state = ?"
+            args = (*args, state)
+        jobs = self._db.execute(
+            f"SELECT id, state, options, total, created_at, updated_at, error FROM jobs {where} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            (*args, limit + 1),
+        ).fetchall()
+        more = len(jobs) > limit
+        jobs = jobs[:limit]
+        counts = dict.fromkeys((job[0] for job in jobs), (0, 0))
+        if jobs:
+            marks = ", ".join("?" * len(jobs))
+            found = self._db.execute(
+                "SELECT job_id, COUNT(*), COALESCE(SUM(success), 0) FROM job_results "
+                f"WHERE job_id IN ({marks}) GROUP BY job_id",
+                [job[0] for job in jobs],
+            ).fetchall()
+            counts.update({job_id: (done, succeeded) for job_id, done, succeeded in found})
+        summaries = [
+            JobSummary(
+                job_id,
+                job_state,
+                str(json.loads(options).get("mode", "sync")),
+                total,
+                *counts[job_id],
+                created,
+                updated,
+                error,
+            )
+            for job_id, job_state, options, total, created, updated, error in jobs
+        ]
+        return summaries, more
 
     @_locked
     def set_state(self, job_id: str, state: str, error: str | None = None) -> None:

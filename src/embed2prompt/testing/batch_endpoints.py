@@ -17,7 +17,8 @@ then ``in_progress``, ``finalizing`` and ``completed`` over ``batch_delay_s``; o
 synchronous endpoint would answer it; successes go to the output file, failures to the
 error file, each line ``{"id", "custom_id", "response": {"status_code", "request_id",
 "body"}, "error"}``; requests an expired batch never ran are in the error file with the
-code ``batch_expired``, those of a cancelled one are left out. Files live on disk, so a
+code ``batch_expired``; a batch cancelled while in progress runs its first half (in its
+output and error files), one cancelled before, none. Files live on disk, so a
 large run's files do not fill the server's memory.
 
 Injected faults (:class:`ServerConfig`): ``batch_error_rate`` and ``batch_error_match``
@@ -31,6 +32,7 @@ window in which a client killed mid-call must not repeat the call).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import tempfile
@@ -68,6 +70,7 @@ class BatchEndpoints:
         self._folder = tempfile.TemporaryDirectory(prefix="embed2prompt-files-")
         self._files: dict[str, dict[str, Any]] = {}
         self._batches: dict[str, dict[str, Any]] = {}
+        self._cancel_asked: dict[str, asyncio.Event] = {}
         self._input_tokens: dict[str, tuple[str, int]] = {}  # batch id: (model, tokens)
         # Batches are validated one at a time, in the order they were created, as OpenAI
         # queues them: otherwise a later, smaller file parsed first could take the queue.
@@ -95,11 +98,14 @@ class BatchEndpoints:
             path.unlink()
         self._files.clear()
         self._batches.clear()
+        self._cancel_asked.clear()
         self._input_tokens.clear()
         self.rearm()
         self._uploads: Counter[str] = Counter()  # filename: uploads
         self._submitted: Counter[str] = Counter()  # custom_id: times in a batch that ran
         self._downloads = 0
+        self._deleted = 0
+        self._cancelled = 0
         self._batches_created = 0
         self._requests = 0
         self._peak_enqueued: dict[str, int] = {}
@@ -112,13 +118,18 @@ class BatchEndpoints:
         self._fail_left = config.batch_fail_next
 
     def stats(self) -> dict[str, Any]:
-        """The counters tests read: files uploaded (and any name uploaded twice),
-        batches, requests run, any ``custom_id`` run twice, downloads started, and the
-        most input tokens ever enqueued at once per model."""
+        """The counters tests read: files uploaded (and any name uploaded twice), files
+        deleted and those still held (by purpose), batches (by endpoint), batches asked
+        to cancel while they ran, requests run, any ``custom_id`` run twice, downloads
+        started, and the most input tokens ever enqueued at once per model."""
         return {
             "files_uploaded": sum(self._uploads.values()),
             "filenames_uploaded_twice": sorted(n for n, c in self._uploads.items() if c > 1),
+            "files_deleted": self._deleted,
+            "files_held": dict(Counter(file["purpose"] for file in self._files.values())),
             "batches_created": self._batches_created,
+            "batches_by_endpoint": dict(Counter(b["endpoint"] for b in self._batches.values())),
+            "batches_cancelled": self._cancelled,
             "requests_submitted": self._requests,
             "distinct_custom_ids": len(self._submitted),
             "custom_ids_submitted_twice": sorted(i for i, c in self._submitted.items() if c > 1),
@@ -205,6 +216,7 @@ class BatchEndpoints:
         file_id = request.match_info["id"]
         if self._files.pop(file_id, None) is None:
             return self._no_such("file", file_id)
+        self._deleted += 1
         (Path(self._folder.name) / file_id).unlink(missing_ok=True)
         return web.json_response({"id": file_id, "object": "file", "deleted": True})
 
@@ -260,6 +272,7 @@ class BatchEndpoints:
             "metadata": body.get("metadata"),
         }  # fmt: skip
         self._batches[batch_id] = batch
+        self._cancel_asked[batch_id] = asyncio.Event()
         self._batches_created += 1
         task = asyncio.get_running_loop().create_task(self._run(batch))
         self._tasks.add(task)
@@ -282,6 +295,8 @@ class BatchEndpoints:
             return self._no_such("batch", request.match_info["id"])
         if batch["status"] in ("validating", "in_progress", "finalizing"):
             batch["status"], batch["cancelling_at"] = "cancelling", int(time.time())
+            self._cancel_asked[batch["id"]].set()
+            self._cancelled += 1
         return web.json_response(batch)
 
     def _no_such(self, kind: str, identifier: str) -> web.Response:
@@ -312,13 +327,16 @@ class BatchEndpoints:
             return self._finish(batch, "cancelled", [], [])
         batch["status"], batch["in_progress_at"] = "in_progress", int(time.time())
         batch["request_counts"]["total"] = len(lines)
-        await asyncio.sleep(delay * 0.8)
+        # In progress until the delay is over, or a cancel (as a cancel stops a batch at
+        # OpenAI: not at once, but without running to the end).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._cancel_asked[batch["id"]].wait(), delay * 0.8)
         expire = self._expire_left > 0
         if expire:
             self._expire_left -= 1
         run = lines[: len(lines) // 2] if expire else lines
-        if batch["status"] == "cancelling":
-            run = []
+        if batch["status"] == "cancelling":  # stopped halfway: the first half ran
+            run = lines[: len(lines) // 2]
         outputs, errors = await asyncio.to_thread(self._answer_all, run)
         if expire:
             errors += [_expired(line) for line in lines[len(run) :]]

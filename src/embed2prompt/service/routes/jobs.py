@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
@@ -15,8 +16,9 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from embed2prompt.batch_api import cancel_run
 from embed2prompt.batch_api.status import status_report
-from embed2prompt.errors import InputError
+from embed2prompt.errors import ApiError, InputError
 from embed2prompt.service.dependencies import ModelsDep, SettingsDep, job_runner
 from embed2prompt.service.errors import error_responses
 from embed2prompt.service.jobs import JobRunner
@@ -32,6 +34,10 @@ from embed2prompt.service.vectors import check_vectors
 from embed2prompt.settings import Settings
 
 router = APIRouter()
+log = logging.getLogger(__name__)
+
+# How long DELETE waits for the API to stop a batch job's batches before it answers.
+BATCH_CANCEL_WAIT_S = 5.0
 
 JobState = Literal["uploading", "queued", "running", "completed", "cancelled", "failed"]
 
@@ -41,8 +47,8 @@ class ItemError(BaseModel):
     error: str | None = Field(description="Why it failed.")
 
 
-class JobStatusResponse(BaseModel):
-    """A job's state, progress and counts, and its latest errors."""
+class JobCounts(BaseModel):
+    """A job's state, progress and counts: what every view of a job shows."""
 
     id: str
     state: JobState
@@ -54,6 +60,11 @@ class JobStatusResponse(BaseModel):
     created_at: float = Field(description="Seconds since the epoch.")
     updated_at: float = Field(description="The last change: a new state or a result.")
     error: str | None = Field(description="Why the job itself failed, if it did.")
+
+
+class JobStatusResponse(JobCounts):
+    """A job's state, progress and counts, and its latest errors."""
+
     options: dict[str, Any] = Field(description="The pipeline options the job runs with.")
     recent_errors: list[ItemError] = Field(description="The latest items that failed.")
     batch_api: dict[str, Any] | None = Field(
@@ -92,6 +103,25 @@ def _check_mode(mode: JobMode, options: PipelineOptions, settings: Settings) -> 
             '"mode": "batch" needs a server whose generator is openai '
             "(EMBED2PROMPT_GENERATOR=openai)"
         )
+
+
+class JobSummaryResponse(JobCounts):
+    """A job in the list: its state, mode and counts."""
+
+    mode: JobMode
+
+
+class JobListPage(BaseModel):
+    """Jobs, newest first."""
+
+    jobs: list[JobSummaryResponse]
+    next_before: str | None = Field(
+        description="Pass as ``before`` for the next (older) page; null on the last."
+    )
+
+
+JOBS_PAGE_DEFAULT = 20
+JOBS_PAGE_MAX = 200
 
 
 class JobResultsPage(BaseModel):
@@ -186,6 +216,34 @@ async def upload_job(
     return await _status(runner, job_id)
 
 
+@router.get("/jobs", responses=error_responses(404, 422))
+async def list_jobs(
+    request: Request,
+    limit: Annotated[
+        int, Query(ge=1, le=JOBS_PAGE_MAX, description="Jobs on this page.")
+    ] = JOBS_PAGE_DEFAULT,
+    before: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="The id of the last job of the previous page (its next_before): "
+            "the jobs created before it. 404 when no job has this id.",
+        ),
+    ] = None,
+    state: Annotated[JobState | None, Query(description="Only the jobs in this state.")] = None,
+) -> JobListPage:
+    """Every job the service holds, newest first, a page at a time: its state, mode,
+    counts and times (``GET /jobs/{id}`` has a job's options and latest errors)."""
+    store = job_runner(request).store
+    found = await asyncio.to_thread(store.newest, limit, before=before, state=state)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"no job {before!r} to list the jobs before")
+    jobs, more = found
+    page = [JobSummaryResponse.model_validate(job.as_dict()) for job in jobs]
+    return JobListPage(jobs=page, next_before=page[-1].id if more else None)
+
+
 @router.get("/jobs/{job_id}", responses=error_responses(404, 422))
 async def get_job(job_id: str, request: Request) -> JobStatusResponse:
     """State, progress, counts and the latest errors."""
@@ -235,11 +293,28 @@ async def get_job_results(
     )
 
 
-@router.delete("/jobs/{job_id}", responses=error_responses(404, 422))
-async def cancel_job(job_id: str, request: Request) -> JobStatusResponse:
-    """Cancel a job; the results stored so far stay readable."""
+@router.delete("/jobs/{job_id}", responses=error_responses(404, 422, 503))
+async def cancel_job(job_id: str, request: Request, settings: SettingsDep) -> JobStatusResponse:
+    """Cancel a job; the results stored so far stay readable.
+
+    A job in ``"mode": "batch"`` has its batches cancelled at the API too and, once the
+    API has stopped them, its files there deleted (unless ``batch_keep_files``);
+    ``batch_api`` shows each batch's status. The API may take minutes to stop a batch:
+    those still ``cancelling`` after a few seconds have their files deleted by the
+    next ``DELETE``. A 503 when the API could not be reached (the job is cancelled
+    here all the same; ``DELETE`` it again)."""
     runner = job_runner(request)
     status = await _status(runner, job_id)
     if status.state in ("queued", "running"):
         await runner.cancel(job_id)
+    folder = runner.store.batch_folder(job_id)
+    if status.state != "completed" and (folder / "state.sqlite3").is_file():
+        try:
+            await cancel_run(folder, settings, wait_s=BATCH_CANCEL_WAIT_S, say=log.info)
+        except ApiError as error:
+            raise HTTPException(
+                status_code=503,
+                detail=f"the job is cancelled, but its batches could not be cancelled at "
+                f"the API: {error}; DELETE it again to retry",
+            ) from None
     return await _status(runner, job_id)

@@ -5,7 +5,7 @@
 
 (() => {
   const KEY_STORAGE = "embed2prompt.apiKey";
-  const JOBS_STORAGE = "embed2prompt.jobs";
+  const LIST_PAGE = 20; // jobs a page of GET /jobs brings
   const POLL_MS = 1000; // job progress: the target is an update at least every 2 s
   const RATE_WINDOW_MS = 15000; // progress samples the rate is measured over
   const FINAL_STATES = new Set(["completed", "cancelled", "failed"]);
@@ -149,6 +149,7 @@
     $("jobs").hidden = !jobs;
     $(jobs ? "nav-jobs" : "nav-try").setAttribute("aria-current", "page");
     $(jobs ? "nav-try" : "nav-jobs").removeAttribute("aria-current");
+    if (jobs && !waitingForKey()) listJobs();
   }
   window.addEventListener("hashchange", showSection);
 
@@ -475,18 +476,41 @@
 
   const jobs = new Map(); // id -> { status, element, samples: [[ms, done]] }
   let jobsShown = 0; // for the ids of their elements
+  // GET /jobs's cursor for the page after the oldest loaded: undefined before the first
+  // page, null once the oldest job is shown.
+  let olderCursor;
 
-  function rememberedJobs() {
+  // The newest page of the service's jobs (every client's, not only this browser's),
+  // or with ``older`` the page after the oldest shown.
+  async function listJobs(older = false) {
+    if (older && !olderCursor) return;
+    const query = new URLSearchParams({ limit: LIST_PAGE });
+    if (older) query.set("before", olderCursor);
+    let page;
     try {
-      const ids = JSON.parse(localStorage.getItem(JOBS_STORAGE) || "[]");
-      return Array.isArray(ids) ? ids.filter((id) => typeof id === "string") : [];
-    } catch {
-      return [];
+      page = await apiJson("GET", `/jobs?${query}`);
+    } catch (error) {
+      $("jobs-list-error").textContent = `The jobs could not be listed: ${error.message}`;
+      return;
     }
+    $("jobs-list-error").textContent = "";
+    for (const summary of page.jobs) addJob(summary.id, summary);
+    if (older || olderCursor === undefined) olderCursor = page.next_before;
+    $("older-jobs").hidden = !olderCursor;
+    placeInOrder();
   }
 
-  function remember() {
-    localStorage.setItem(JOBS_STORAGE, JSON.stringify([...jobs.keys()].slice(0, 50)));
+  // Newest first, as the service lists them; a job watched by id before its status
+  // came back goes first.
+  function placeInOrder() {
+    const list = $("job-list");
+    const created = (job) => (job.status && job.status.created_at) || Infinity;
+    const ordered = [...jobs.values()].sort((a, b) => created(b) - created(a));
+    ordered.forEach((job, index) => {
+      if (list.children[index] !== job.element) {
+        list.insertBefore(job.element, list.children[index] || null);
+      }
+    });
   }
 
   function addJob(id, status) {
@@ -510,17 +534,12 @@
         download(id, `/jobs/${encodeURIComponent(id)}/results.parquet`, "parquet"),
       );
       element.querySelector(".job-report").addEventListener("click", () => showReport(id));
-      element.querySelector(".job-forget").addEventListener("click", () => {
-        jobs.delete(id);
-        element.remove();
-        remember();
-        $("no-jobs").hidden = jobs.size > 0;
-      });
       $("job-list").prepend(element);
       $("no-jobs").hidden = true;
-      remember();
     }
-    if (status) render(id, status);
+    // A list's summary has no latest errors: those of the last full status stay.
+    const known = jobs.get(id).status;
+    if (status) render(id, known && known.id ? { ...known, ...status } : status);
   }
 
   function duration(seconds) {
@@ -596,6 +615,7 @@
     if (!polling) {
       polling = true;
       try {
+        if (!$("jobs").hidden && !waitingForKey()) await listJobs();
         const active = [...jobs.entries()]
           .filter(([, job]) => !job.status || !FINAL_STATES.has(job.status.state))
           .filter(([, job]) => !job.status || job.status.state !== "unknown")
@@ -614,6 +634,7 @@
 
   function refreshJobs() {
     if (waitingForKey()) return;
+    listJobs();
     for (const [id, job] of jobs) {
       if (!job.status || job.status.state === "unknown") job.status = null;
       poll(id);
@@ -768,6 +789,7 @@
     try {
       const status = await apiJson("GET", `/jobs/${encodeURIComponent(id)}`);
       addJob(id, status);
+      placeInOrder();
       $("watch-id").value = "";
     } catch (error) {
       showError("watch-id", error.status === 404 ? `The service has no job ${id}.` : error.message);
@@ -791,7 +813,7 @@
     } catch {
       // the first action will say that the service cannot be reached
     }
-    for (const id of rememberedJobs().reverse()) addJob(id, null);
+    $("older-jobs").addEventListener("click", () => listJobs(true));
     refreshJobs();
     pollLoop();
   }
