@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean redis-server chromium
+.PHONY: demo test test-fast lint typecheck unit bench clean redis-server chromium
 
 # torch==2.13.0 first: it is the CPU build that lies on this machine's disk, and with it
 # installed, sentence-transformers (the reference in tests) pulls no other build.
@@ -48,6 +48,12 @@ unit: $(STAMP) redis-server chromium
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# Day to day: every test not marked slow (no browser, fuzzing, Batch API waits, demos,
+# training, e5/mpnet, Ray or command-line processes), meant to take under 3 minutes on 2
+# idle cores. `make test` runs them all.
+test-fast: $(STAMP) redis-server
+	$(BIN)/pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

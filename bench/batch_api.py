@@ -29,19 +29,9 @@ import numpy as np
 
 from bench.batch import _PEAK
 from bench.engine import Row
-from embed2prompt.embedders.local import LocalEmbedder
+from bench.vectors import sample_vectors
 from embed2prompt.testing import OpenAITestServer, ServerConfig
 
-_TEXTS = [
-    "How do I reset my password?",
-    "Write a short poem about the sea.",
-    "Explain how a hash table works.",
-    "What is the capital of France?",
-    "Summarise the meeting notes in three bullet points.",
-    "Translate good morning into Spanish.",
-    "List three ways to speed up a Python loop.",
-    "Why is the sky blue?",
-]
 _TOKENS_PER_ROW = 100  # the first stage's input tokens a row: 3 generations of ~34
 
 
@@ -50,8 +40,7 @@ async def batch_api() -> list[Row]:
     queue = rows * _TOKENS_PER_ROW // 4
     with tempfile.TemporaryDirectory() as folder:
         source, output = Path(folder) / "vectors.npy", Path(folder) / "prompts.jsonl"
-        vectors = LocalEmbedder().embed_sync(_TEXTS)
-        np.save(source, np.tile(vectors, (rows // len(_TEXTS) + 1, 1))[:rows])
+        np.save(source, sample_vectors(rows))
         config = ServerConfig(batch_queue_tokens=queue, batch_delay_s=1.0)
         with OpenAITestServer(config) as server:
             env = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,21 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.engine import Row
+from bench.vectors import sample_vectors
 from embed2prompt.batch.output import ResultLog
-from embed2prompt.embedders.local import LocalEmbedder
-from embed2prompt.testing import OpenAITestServer, ServerConfig
+from embed2prompt.testing import OpenAITestServer, ServerConfig, free_port
 
 _ROWS = 384
-_TEXTS = [
-    "How do I reset my password?",
-    "Write a short poem about the sea.",
-    "Explain how a hash table works.",
-    "What is the capital of France?",
-    "Summarise the meeting notes in three bullet points.",
-    "Translate good morning into Spanish.",
-    "List three ways to speed up a Python loop.",
-    "Why is the sky blue?",
-]
 
 
 async def _invert(source: Path, output: Path, *engine: str) -> float:
@@ -74,8 +63,7 @@ def _driver_write_rate() -> float:
 
 
 async def ray_throughput() -> list[Row]:
-    vectors = LocalEmbedder().embed_sync(_TEXTS)
-    rows = np.tile(vectors, (_ROWS // len(_TEXTS), 1))
+    rows = sample_vectors(_ROWS)
     with tempfile.TemporaryDirectory() as folder:
         base = Path(folder)
         np.save(base / "one.npy", rows[:1])
@@ -109,19 +97,13 @@ async def ray_throughput() -> list[Row]:
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def shared_limit() -> list[Row]:
     """4 processes, one limit of 600 RPM in Redis, 60 s, against a server enforcing 600
     RPM over a 10 s window."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (make test installs it)")
-    port, seconds, rpm = _free_port(), 60.0, 600
+    port, seconds, rpm = free_port(), 60.0, 600
     redis = subprocess.Popen(  # noqa: ASYNC220 (started once, before the workers)
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,

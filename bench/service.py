@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,19 +23,13 @@ import numpy as np
 
 from bench.engine import Row
 from embed2prompt.embedders.local import LocalEmbedder
-from embed2prompt.testing import OpenAITestServer, ServerConfig
+from embed2prompt.testing import OpenAITestServer, ServerConfig, free_port
 
 _CLIENTS = 50
 _REQUESTS = 300
 _ROUNDS = 2
 _KEY = "sk-bench"
 _ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _rss_mib(pid: int) -> float:
@@ -66,7 +59,7 @@ async def _service(
     session: aiohttp.ClientSession, **settings: str
 ) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
     """``python api/app.py`` with these settings, once /health answers: (url, process)."""
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         env = {
             **os.environ,

@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from embed2prompt.settings import Settings
-from embed2prompt.testing import OpenAITestServer, ServerConfig
+from embed2prompt.testing import OpenAITestServer, ServerConfig, free_port
 
 TEST_KEY = "sk-test-0123456789abcdef"
 
@@ -55,9 +55,7 @@ def redis_server(folder: Path, password: str | None = None) -> Iterator[int]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed: run `make test` (it installs it)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
          "no", "--dir", str(folder), *(["--requirepass", password] if password else [])],

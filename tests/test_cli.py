@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 
 def run(
     *args: str, timeout: float = 120, env: dict[str, str] | None = None
@@ -35,6 +37,7 @@ def test_unknown_command_is_a_usage_error() -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # a whole demo
 def test_demo_runs_the_pipeline_offline() -> None:
     result = run("demo", timeout=600)
     assert result.returncode == 0, result.stderr
@@ -43,6 +46,7 @@ def test_demo_runs_the_pipeline_offline() -> None:
     assert result.stdout.count("best variant") == 10
 
 
+@pytest.mark.slow  # a whole demo
 def test_the_fluent_demo_inverts_with_the_fluent_inverter() -> None:
     result = run("demo", "--fluent", timeout=600)
     assert result.returncode == 0, result.stderr
@@ -55,6 +59,7 @@ def test_the_fluent_demo_inverts_with_the_fluent_inverter() -> None:
     assert sum(prompt.endswith(("?", ".")) for prompt in prompts) >= 5, prompts
 
 
+@pytest.mark.slow  # a whole demo
 def test_engine_demo_runs_offline_and_keeps_the_servers_limit() -> None:
     result = run("demo", "--engine")
     assert result.returncode == 0, result.stderr
@@ -62,6 +67,7 @@ def test_engine_demo_runs_offline_and_keeps_the_servers_limit() -> None:
     assert "429_limit" not in result.stdout.split("server saw:")[1].split("(")[0]
 
 
+@pytest.mark.slow
 def test_eval_refuses_bad_numbers_with_a_usage_error() -> None:
     for option, value, expected in (
         ("--steps", "0,x", "comma-separated whole numbers >= 0"),

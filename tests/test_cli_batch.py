@@ -21,6 +21,8 @@ from embed2prompt.testing import OpenAITestServer
 from tests.conftest import TEST_KEY
 from tests.test_cli import run
 
+pytestmark = pytest.mark.slow  # each test runs the command line in a new process (seconds each)
+
 TEXTS = [
     "How do I reset my password?",
     "Write a short poem about the sea.",

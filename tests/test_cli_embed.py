@@ -19,6 +19,8 @@ from embed2prompt.openai_api.tokens import count_tokens
 from embed2prompt.testing import OpenAITestServer
 from tests.conftest import TEST_KEY
 
+pytestmark = pytest.mark.slow  # each test runs the command line in a new process (seconds each)
+
 
 def embed(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

@@ -31,6 +31,8 @@ from embed2prompt.inversion.prefix_training import (
 )
 from tests.test_cli import run
 
+pytestmark = pytest.mark.slow  # loads SmolLM2 and trains adapters
+
 SMALL = AdapterConfig(prefix_length=2, hidden=64, max_tokens=12)
 TEXTS = [
     "How do I reset my password?",

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from bench.fuzz import SERVICE_KEY, fuzz_service, fuzzable_service
+
+pytestmark = pytest.mark.slow  # schemathesis against the running service (about a minute)
 
 SECONDS = 20  # per phase: about a minute in all
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from embed2prompt import InputError, Settings
 from embed2prompt.backends import create_generator
 from embed2prompt.generators.base import GenerationRequest, Generator
 from embed2prompt.generators.local import LocalGenerator, packaged_gguf_path
+from embed2prompt.testing import free_port
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -76,18 +76,11 @@ async def test_openai_generator_against_the_test_server(settings: Settings) -> N
     assert result.total_tokens == result.prompt_tokens + result.completion_tokens
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def llama_cpp_server() -> Iterator[str]:
     """llama-cpp-python's own OpenAI-compatible server: a real peer, not ours."""
     pytest.importorskip("llama_cpp.server")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,

@@ -405,6 +405,7 @@ def test_evaluation_reports_the_fields_metrics(checkpoint: Path, embedder: Local
         evaluate_inversion(inverter, ["word " * 40, "longer " * 50])
 
 
+@pytest.mark.slow
 def test_evaluation_judges_readability_against_the_originals(
     checkpoint: Path, embedder: LocalEmbedder
 ) -> None:

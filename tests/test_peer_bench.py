@@ -57,6 +57,7 @@ def test_the_two_server_behaviours_are_the_issues() -> None:
     assert sliding.rpm == per_second.rpm == LIMIT
 
 
+@pytest.mark.slow
 def test_a_short_comparison_runs_end_to_end_and_says_when_the_peer_is_missing() -> None:
     setup = Setup(items=30, runs=1, told=(900,), behaviours=("per-second",), cookbook=None)
     (row,) = asyncio.run(compare(setup))

@@ -73,6 +73,7 @@ def _run(generator: ParallelPromptGenerator, embeddings: object, **options: obje
     return json.loads(response.model_dump_json())
 
 
+@pytest.mark.slow
 def test_response_has_the_seeds_shape_with_the_real_local_models(
     inverter: EmbeddingToPromptInference, targets: np.ndarray
 ) -> None:
@@ -156,6 +157,7 @@ def test_one_items_generator_failure_is_that_items_error(
     assert data["metadata"] is None
 
 
+@pytest.mark.slow
 def test_an_item_that_hangs_times_out_alone(
     inverter: EmbeddingToPromptInference, targets: np.ndarray
 ) -> None:
@@ -310,6 +312,7 @@ def test_openai_generator_runs_through_the_limited_engine(
     assert TEST_KEY not in json.dumps(data)
 
 
+@pytest.mark.slow
 def test_seed_api_verbatim(inverter: EmbeddingToPromptInference, targets: np.ndarray) -> None:
     from scripts.async_processing import ParallelPromptGenerator as SeedName
     from scripts.async_processing import RateLimitTier as SeedTier

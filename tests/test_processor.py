@@ -160,6 +160,7 @@ async def test_an_input_that_fails_to_read_raises_to_the_caller() -> None:
         await AsyncEmbeddingProcessor().run(same, items())
 
 
+@pytest.mark.slow
 async def test_a_stream_of_100k_items_runs_in_flat_memory() -> None:
     async def work(n: int) -> int:
         return n

@@ -158,6 +158,7 @@ async def test_bad_arguments_are_refused(redis_url: str) -> None:
     await close(limiter)
 
 
+@pytest.mark.slow  # 15 s of real time
 def test_four_processes_share_600_rpm_without_a_429(redis_url: str) -> None:
     """The issue's check: together within the limit (no 429 from the server's own limit
     check) and at least 90% of it."""

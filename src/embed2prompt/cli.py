@@ -13,11 +13,11 @@ import sys
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pydantic
 
 from embed2prompt.errors import Embed2PromptError
+from embed2prompt.redaction import hide_url_credentials
 from embed2prompt.settings import Settings
 
 INTERNAL_ERROR = 3  # 0 success, 1 some items failed, 2 bad usage or input, 130 interrupted
@@ -48,22 +48,13 @@ def _command_line(argv: list[str]) -> str:
         name, equals, value = argument.partition("=")
         is_base_url = len(name) > 2 and "--base-url".startswith(name)  # argparse: --base too
         if hide_next:
-            argument, hide_next = _without_credentials(argument), False
+            argument, hide_next = hide_url_credentials(argument), False
         elif is_base_url and equals:
-            argument = f"{name}={_without_credentials(value)}"
+            argument = f"{name}={hide_url_credentials(value)}"
         elif is_base_url:
             hide_next = True
         shown.append(argument)
     return shlex.join(["embed2prompt", *shown])
-
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = "***" if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _whole_number(value: str, *, least: int) -> int:

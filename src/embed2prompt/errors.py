@@ -6,11 +6,18 @@
     ├── InputError                    the data given (embeddings, texts) is invalid
     ├── NotAvailableError             a capability this version does not implement yet
     ├── LimiterUnavailableError       the shared rate limiter's Redis cannot be reached
+    ├── ItemTimeoutError              one item of a batch ran past its time limit
+    ├── EmptyGenerationError          the generator wrote nothing to judge
+    ├── RepeatedRewriteError          every rewrite draft had been evaluated already
     └── ApiError                      a call to an OpenAI-compatible API failed for good
         ├── RequestTooLargeError      one call needs more than a limit allows, so never fits
-        └── RetriesExhaustedError     a retryable failure that kept failing
+        ├── RetriesExhaustedError     a retryable failure that kept failing
+        ├── BatchRequestError         a request of a Batch API batch failed every attempt
+        └── TransientError            a Batch API step that may succeed later
 
-Messages name what was wrong and what was expected. They never contain API keys.
+The same tree, with what to do about each, is in docs/errors.md; a test keeps the two
+and the classes below the same. Messages name what was wrong and what was expected.
+They never contain API keys.
 """
 
 from __future__ import annotations
@@ -70,3 +77,21 @@ class RetriesExhaustedError(ApiError):
 
 class ItemTimeoutError(Embed2PromptError, TimeoutError):
     """One item of a batch took longer than its time limit; the others go on."""
+
+
+class EmptyGenerationError(Embed2PromptError):
+    """The generator wrote nothing, so there is no text to judge."""
+
+
+class RepeatedRewriteError(Embed2PromptError):
+    """Every rewrite draft was a prompt that had been evaluated already."""
+
+
+class BatchRequestError(ApiError):
+    """A request of a batch failed (an error answer, an expired or cancelled batch)
+    on every attempt allowed."""
+
+
+class TransientError(ApiError):
+    """A Batch API call that may succeed later: the run tries the step again after a
+    pause."""

@@ -40,8 +40,9 @@ def check_embeddings(
     """(n, d) unit rows, or an :class:`InputError` naming the row and the problem.
 
     ``first_index`` is the index of ``raw``'s first row in the caller's numbering (a
-    chunk of a streamed upload), so that errors name the row the caller knows.
-    ``expected`` says who expects ``dimension`` (an aligner); by default the model.
+    chunk of a streamed upload), so that errors name the row the caller knows; one
+    vector (a 1-D ``raw``) is "the embedding". ``expected`` says who expects
+    ``dimension`` (an aligner); by default the model.
     """
     # Without an aligner, a wrong dimension most often means another embedder's vectors.
     expected = expected or f"this model inverts {dimension}-dimensional embeddings; {ALIGN_HINT}"
@@ -53,7 +54,8 @@ def check_embeddings(
         raise InputError("embeddings must be numbers: a vector or a list of vectors") from None
     if array.size == 0:
         raise InputError("embeddings are empty; expected a non-empty list of vectors")
-    if array.ndim == 1:
+    one_vector = array.ndim == 1
+    if one_vector:
         array = array[None, :]
     if array.ndim != 2 or array.shape[0] == 0:
         raise InputError(
@@ -62,11 +64,12 @@ def check_embeddings(
     if array.shape[1] != dimension:
         raise InputError(f"embeddings have dimension {array.shape[1]}, but {expected}")
     for index, row in enumerate(array, start=first_index):
+        name = "the embedding" if one_vector else f"embedding {index}"
         if not np.isfinite(row).all():
-            raise InputError(f"embedding {index} contains NaN or infinite values")
+            raise InputError(f"{name} contains NaN or infinite values")
         if not np.any(row):
-            raise InputError(f"embedding {index} is all zeros; it has no direction to invert")
-        _check_values(row, index)
+            raise InputError(f"{name} is all zeros; it has no direction to invert")
+        _check_values(row, name)
     # Each row divided by its largest magnitude first: the same direction, and a length
     # that can neither overflow (values up to 3.4e38) nor underflow (values near 1e-300).
     scaled = array / np.abs(array).max(axis=1, keepdims=True)
@@ -81,17 +84,17 @@ SMALLEST_NORMAL = float(np.finfo(np.float64).tiny)  # 2.2250738585072014e-308
 LARGEST = float(np.finfo(np.float32).max)  # 3.4028234663852886e38
 
 
-def _check_values(row: npt.NDArray[np.float64], index: int) -> None:
+def _check_values(row: npt.NDArray[np.float64], name: str) -> None:
     magnitude = np.abs(row)
     denormal = (magnitude > 0) & (magnitude < SMALLEST_NORMAL)
     if denormal.any():
         raise InputError(
-            f"embedding {index} contains a denormal number ({magnitude[denormal].min():.3g}, "
+            f"{name} contains a denormal number ({magnitude[denormal].min():.3g}, "
             f"smaller in magnitude than {SMALLEST_NORMAL:.3g}); send 0 or a normal float"
         )
     if (largest := magnitude.max()) > LARGEST:
         raise InputError(
-            f"embedding {index} contains {largest:.3g}, beyond float32's range (at most "
+            f"{name} contains {largest:.3g}, beyond float32's range (at most "
             f"{LARGEST:.3g} in magnitude); no embedding holds such a value"
         )
 

@@ -1,10 +1,12 @@
-"""Credentials kept out of log lines: :class:`CredentialFilter` on the log handlers.
+"""Credentials kept out of what we show: log lines, error messages, responses.
 
 Libraries log what they do with the settings' values: httpx logs each request's URL
 (``http://user:password@host/v1/...`` when the base URL carries a proxy's credentials),
-and a traceback may quote a key. The filter rewrites every record that reaches a
-handler, its message and its traceback, with a URL's ``user:password@`` and each known
-secret replaced by ``***``.
+and a traceback may quote a key. :class:`CredentialFilter`, on the log handlers,
+rewrites every record that reaches a handler, its message and its traceback, with a
+URL's ``user:password@`` and each known secret replaced by ``***``; code that names a
+URL itself (an error, the resume hint, ``/health``) shows :func:`hide_url_credentials`.
+It imports nothing of ours at module level, so that every layer can use it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
-import pydantic
-
-from embed2prompt.settings import Settings
+if TYPE_CHECKING:
+    from embed2prompt.settings import Settings
 
 HIDDEN = "***"
 # scheme://user[:password]@ : what a URL carries before its host
@@ -28,6 +31,18 @@ def hide_credentials(text: str, secrets: Iterable[str] = ()) -> str:
         if secret:
             text = text.replace(secret, HIDDEN)
     return _URL_CREDENTIALS.sub(rf"\g<scheme>{HIDDEN}@", text)
+
+
+def hide_url_credentials(url: str) -> str:
+    """``url`` as it may be shown: ``***`` in place of its user and password, its query
+    and its fragment (a key can ride in any of them); scheme, host, port and path as
+    given, so that the reader knows which server, and that something was left out."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{HIDDEN}@{host}" if "@" in parts.netloc else host
+    query = HIDDEN if parts.query else ""
+    fragment = HIDDEN if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -43,6 +58,10 @@ def secrets_of(settings: Settings) -> list[str]:
 def secrets_of_environment() -> list[str]:
     """The secrets of the settings that the environment gives, or none if it gives
     invalid settings (that error is reported where the settings are read)."""
+    import pydantic
+
+    from embed2prompt.settings import Settings
+
     try:
         return secrets_of(Settings())
     except pydantic.ValidationError:

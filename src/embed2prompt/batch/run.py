@@ -130,7 +130,8 @@ async def records_for(
     stop: asyncio.Event | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """The output record of each row, as each finishes: a malformed row's failure at
-    once, then the others through the pipeline (together, so that they batch)."""
+    once, then the others through the pipeline (together, so that they batch). A row
+    that a limiter outage stopped gets an :func:`outage_record`, not a record."""
     inverter = generator.inference_engine
     valid, vectors = [], []
     for row in rows:
@@ -152,7 +153,7 @@ async def records_for(
         stop=stop,
     )
     async for result in stream:
-        yield _record(valid[result.embedding_index], result)
+        yield record_or_outage(valid[result.embedding_index], result)
 
 
 def checked_vector(row: Row, inverter: EmbeddingToPromptInference) -> np.ndarray[Any, Any]:
@@ -160,17 +161,16 @@ def checked_vector(row: Row, inverter: EmbeddingToPromptInference) -> np.ndarray
     when it has one); an :class:`InputError` says what is wrong with it."""
     if row.error is not None:
         raise InputError(row.error)
-    try:
-        checked = inverter.check_inputs(row.vector)  # with an aligner, names what it expects
-    except InputError as error:  # named for one vector: say "the embedding"
-        raise InputError(str(error).replace("embedding 0 ", "the embedding ", 1)) from None
+    # One vector is named "the embedding"; with an aligner, the error says what it expects.
+    checked = inverter.check_inputs(row.vector)
     if len(checked) != 1:
         raise InputError(f"the row holds {len(checked)} vectors; expected one")
     vector: np.ndarray[Any, Any] = checked[0]
     return vector
 
 
-def _record(row: Row, result: PromptResult) -> dict[str, Any]:
+def result_record(row: Row, result: PromptResult) -> dict[str, Any]:
+    """The output record of a row's result (the line or Parquet row written for it)."""
     original = result.original_result
     best = result.best_variant
     return {
@@ -194,12 +194,30 @@ def _record(row: Row, result: PromptResult) -> dict[str, Any]:
     }
 
 
+def record_or_outage(row: Row, result: PromptResult) -> dict[str, Any]:
+    """The row's record; its :func:`outage_record` when the result failed with a
+    :class:`LimiterUnavailableError` (known by the error's type, whatever its words)."""
+    original = result.original_result
+    if original.error_type is not None and issubclass(original.error_type, LimiterUnavailableError):
+        return outage_record(row, original.error or original.error_type.__name__)
+    return result_record(row, result)
+
+
+# The key that marks a row left undone by a limiter outage (records cross to the Ray
+# driver as JSON, so the mark is a field set from the error's type, not its words).
+_OUTAGE = "limiter_outage"
+
+
+def outage_record(row: Row, error: str) -> dict[str, Any]:
+    """The row could not run because the shared limiter's Redis was unreachable (a
+    :class:`LimiterUnavailableError`): a failure of the run, not of the row."""
+    return {**failure_record(row, error), _OUTAGE: True}
+
+
 def is_limiter_outage(record: dict[str, Any]) -> bool:
-    """The row failed because the shared limiter's Redis was unreachable: a failure of
-    the run, not of the row, so it is not recorded (calls never run unlimited)."""
-    return not record["success"] and str(record.get("error") or "").startswith(
-        LimiterUnavailableError.__name__
-    )
+    """Whether ``record`` is an :func:`outage_record`: it is not written, so the row is
+    left for the next run (calls never run unlimited)."""
+    return bool(record.get(_OUTAGE))
 
 
 def failure_record(row: Row, error: str) -> dict[str, Any]:

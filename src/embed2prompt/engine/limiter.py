@@ -96,7 +96,9 @@ class _Bucket:
         (usage unknown in advance) waits only while the bucket is in debt."""
         need = min(cost, self.burst)
         deficit = need - self.available(now)
-        if deficit <= _EPSILON * max(1.0, need):
+        # available() rounds by about epsilon times the burst (burst - seconds x rate):
+        # a deficit within that is none.
+        if deficit <= _EPSILON * max(1.0, self.burst):
             return 0.0
         return max(deficit / self.rate, _MIN_WAIT_S)
 

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -27,7 +28,7 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from embed2prompt.engine.executor import CallExecutor
@@ -52,14 +53,18 @@ _ORDER_WINDOW_FACTOR = 4
 
 @dataclass(frozen=True, slots=True)
 class ItemError:
-    """Why one item failed: the exception's type name and its message."""
+    """Why one item failed: the exception's type name and its message, and the class
+    itself (``exception``), so that callers branch on the type, not on the words."""
 
     type: str
     message: str
+    # The class only, not the exception: a held exception keeps its traceback's frames
+    # (and whatever arrays they hold) alive for as long as the result is kept.
+    exception: builtins.type[BaseException] | None = field(default=None, compare=False)
 
     @classmethod
     def from_exception(cls, error: BaseException) -> ItemError:
-        return cls(type(error).__name__, str(error) or type(error).__name__)
+        return cls(type(error).__name__, str(error) or type(error).__name__, type(error))
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +347,8 @@ class ResultStream(Generic[ItemT, ResultT]):
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # we are being stopped
-            error = ItemError("CancelledError", str(cancelled) or "the call was cancelled")
+            message = str(cancelled) or "the call was cancelled"
+            error = ItemError("CancelledError", message, type(cancelled))
             return self._finish(index, None, error, item_stats, started)
         except Exception as error:
             return self._finish(index, None, ItemError.from_exception(error), item_stats, started)

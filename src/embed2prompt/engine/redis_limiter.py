@@ -54,6 +54,7 @@ from embed2prompt.engine.limiter_base import (
 )
 from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
 from embed2prompt.errors import LimiterUnavailableError
+from embed2prompt.redaction import hide_url_credentials
 
 log = logging.getLogger(__name__)
 
@@ -596,7 +597,7 @@ class RedisRateLimiter:
             return await awaitable
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
             raise LimiterUnavailableError(
-                f"the shared rate limiter's Redis at {_without_password(self.url)} cannot be "
+                f"the shared rate limiter's Redis at {hide_url_credentials(self.url)} cannot be "
                 f"reached ({type(error).__name__}); calls stop rather than run unlimited"
             ) from None
 
@@ -709,13 +710,3 @@ def _empty_status(config: RateLimitConfig) -> LimiterStatus:
 
 def _optional(value: float | None) -> str:
     return "" if value is None else repr(float(value))
-
-
-def _without_password(url: str) -> str:
-    """The URL as it may appear in an error: no credentials (user:password@ or a
-    ?password= query)."""
-    scheme, separator, rest = url.partition("://")
-    rest = rest.split("?", 1)[0]
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{separator}{rest}"

@@ -33,7 +33,12 @@ import numpy.typing as npt
 
 from embed2prompt.backends import create_generator, create_inverter
 from embed2prompt.embedders.base import Embedder
-from embed2prompt.engine.processor import AsyncEmbeddingProcessor, ItemResult, ResultStream
+from embed2prompt.engine.processor import (
+    AsyncEmbeddingProcessor,
+    ItemError,
+    ItemResult,
+    ResultStream,
+)
 from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
 from embed2prompt.errors import ConfigurationError, ItemTimeoutError
 from embed2prompt.generators.base import Generator
@@ -52,7 +57,7 @@ from embed2prompt.pipeline.results import (
     VariantResult,
     score,
 )
-from embed2prompt.pipeline.variants import best_of, describe, make_variants
+from embed2prompt.pipeline.variants import best_of, make_variants
 from embed2prompt.settings import Settings
 
 SHARED_BATCH = 32  # most targets inverted as one batch (the inverter's efficient size)
@@ -269,7 +274,7 @@ class ParallelPromptGenerator:
                     }
                 )
             except Exception as error:  # the item fails; its prompt is still reported
-                original = original.model_copy(update={"success": False, "error": describe(error)})
+                original = original.failed_with(error)
         original = original.model_copy(update={"processing_time": time.perf_counter() - started})
         variants: list[VariantResult] = []
         if run.variants and original.success:
@@ -378,18 +383,14 @@ def _result_or_failure(item: ItemResult[PromptResult]) -> PromptResult:
     """The item's result, or a failed one carrying its error (inversion failed, timeout)."""
     if item.value is not None:
         return item.value
-    error = item.error
-    message = f"{error.type}: {error.message}" if error is not None else "unknown error"
+    failed = EvaluationResult(
+        similarity=None, prompt_similarity=None, success=False, processing_time=item.latency_s
+    )
+    error = item.error or ItemError("Exception", "unknown error")
     return PromptResult(
         embedding_index=item.index,
         original_prompt=None,
-        original_result=EvaluationResult(
-            similarity=None,
-            prompt_similarity=None,
-            success=False,
-            processing_time=item.latency_s,
-            error=message,
-        ),
+        original_result=failed.failed_with(error),
         variants=[],
         best_variant=None,
     )

@@ -14,13 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 from embed2prompt.embedders.base import Embedder
-from embed2prompt.errors import Embed2PromptError
+from embed2prompt.errors import EmptyGenerationError
 from embed2prompt.generators.base import Generation, GenerationRequest, Generator
 from embed2prompt.settings import Settings
-
-
-class EmptyGenerationError(Embed2PromptError):
-    """The generator wrote nothing, so there is no text to judge."""
 
 
 @dataclass(frozen=True, slots=True)

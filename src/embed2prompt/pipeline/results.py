@@ -8,9 +8,17 @@ retries, rate-limit usage). ``error`` appears only on what failed, as in the see
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+
+from embed2prompt.engine.processor import ItemError
 
 VariantSource = Literal["refinement", "rewrite"]
 
@@ -38,6 +46,9 @@ class EvaluationResult(_ErrorOnlyWhenFailed):
     ``similarity`` is the cosine between the target and the embedding of what the
     generator wrote from the prompt (``None`` when quality evaluation is off);
     ``prompt_similarity`` is the cosine of the prompt's own embedding to the target.
+    On a failure, ``error`` is the line users read and :attr:`error_type` the
+    exception's class, for code that tells failures apart by type (a limiter outage
+    fails a batch run, not its row); the class is not serialised.
     """
 
     similarity: float | None
@@ -45,6 +56,23 @@ class EvaluationResult(_ErrorOnlyWhenFailed):
     success: bool
     processing_time: float
     generated_text: str | None = None
+    _error_type: type[BaseException] | None = PrivateAttr(default=None)
+
+    @property
+    def error_type(self) -> type[BaseException] | None:
+        """The class of the exception behind ``error``; ``None`` when not known."""
+        return self._error_type
+
+    def failed_with(self, error: BaseException | ItemError) -> Self:
+        """A copy that failed with ``error`` (an exception, or the processor's record
+        of one): ``success`` false, ``error`` its line, :attr:`error_type` its class."""
+        if isinstance(error, ItemError):
+            line, error_type = f"{error.type}: {error.message}", error.exception
+        else:
+            line, error_type = describe(error), type(error)
+        failed = self.model_copy(update={"success": False, "error": line})
+        failed._error_type = error_type
+        return failed
 
 
 class VariantResult(EvaluationResult):
@@ -144,6 +172,11 @@ class PromptGenerationResponse(_Model):
     results: list[PromptResult]
     summary: Summary
     metadata: Metadata | None
+
+
+def describe(error: BaseException) -> str:
+    """An error as one line for a result: its type and message."""
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def score(result: EvaluationResult) -> float | None:

@@ -20,7 +20,7 @@ import time
 import numpy as np
 import numpy.typing as npt
 
-from embed2prompt.errors import Embed2PromptError
+from embed2prompt.errors import RepeatedRewriteError
 from embed2prompt.inversion.inference import InversionResult
 from embed2prompt.pipeline.quality import QualityEvaluator
 from embed2prompt.pipeline.results import EvaluationResult, VariantResult, VariantSource, score
@@ -29,10 +29,6 @@ REWRITE_TEMPLATE = (
     "Rewrite the following as a clear, natural request or sentence with the same meaning:\n{prompt}"
 )
 REWRITE_DRAFTS = 1  # more drafts measured no better per generator call (BENCHMARKS.md)
-
-
-class RepeatedRewriteError(Embed2PromptError):
-    """Every rewrite draft was a prompt that had been evaluated already."""
 
 
 async def make_variants(
@@ -134,8 +130,7 @@ def _failed(prompt: str, source: VariantSource, started: float, error: Exception
         prompt_similarity=None,
         success=False,
         processing_time=time.perf_counter() - started,
-        error=describe(error),
-    )
+    ).failed_with(error)
 
 
 def _best_prompt(prompt: str, original: EvaluationResult, variants: list[VariantResult]) -> str:
@@ -147,8 +142,3 @@ def _best_prompt(prompt: str, original: EvaluationResult, variants: list[Variant
     if original_score is not None and best_score is not None and original_score >= best_score:
         return prompt
     return best.prompt
-
-
-def describe(error: BaseException) -> str:
-    """An error as one line for a result: its type and message."""
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

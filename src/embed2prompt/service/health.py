@@ -6,7 +6,8 @@ uses. It calls nothing upstream (anyone may call it, and it must not make the se
 call a paid API on their behalf) and names no URL, key or other setting that can hold a
 credential. ``/ready`` also probes the API backends, with ``GET {base_url}/models``
 (cheap, and served by OpenAI, vLLM, llama.cpp and Ollama alike) and a short timeout; the
-URL it reports has no user, password or query string, and the key goes in the probe's
+URL it reports shows ``***`` in place of any user, password, query or fragment
+(:func:`~embed2prompt.redaction.hide_url_credentials`), and the key goes in the probe's
 header only.
 """
 
@@ -20,6 +21,7 @@ import aiohttp
 
 from embed2prompt import __version__
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
+from embed2prompt.redaction import hide_url_credentials
 from embed2prompt.settings import Settings
 
 PROBE_TIMEOUT_S = 3.0
@@ -45,24 +47,10 @@ def health_report(
     }
 
 
-def public_url(url: str) -> str:
-    """``url`` without what may hold a credential: user, password, query, fragment."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"  # an IPv6 address
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = f"{host}:{port}" if port is not None else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 async def probe_openai(settings: Settings) -> dict[str, Any]:
     """``reachable`` and the probe's latency or error, for the settings' API."""
     given = (settings.openai_base_url or _OPENAI_URL).rstrip("/")
-    base_url = public_url(given)
+    base_url = hide_url_credentials(given)
     parts = urlsplit(given)
     auth = None
     headers = {}

@@ -31,7 +31,7 @@ async def health(settings: SettingsDep, models: ModelsDep) -> dict[str, Any]:
 )
 async def ready(settings: SettingsDep, models: ModelsDep) -> JSONResponse:
     """Readiness: the models loaded and each API backend answering a probe
-    (``GET {base_url}/models``, without user, password or query in the answer)."""
+    (``GET {base_url}/models``; the answer shows ``***`` for any user, password or query)."""
     reports = await backends(settings)
     is_ready = models.inverter is not None and all(r["reachable"] for r in reports.values())
     body = {
