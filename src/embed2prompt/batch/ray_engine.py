@@ -10,6 +10,12 @@ a stopped run resumes the same way, and API limits are shared between every acto
 every machine when ``redis_url`` is set (:class:`RedisRateLimiter`); without it, each
 actor keeps the limits alone, and the limits multiply with the actors.
 
+With an aligner (``settings.aligner``), the rows are another embedder's vectors: the
+driver loads the aligner once (a bad file, or one for another inverter, is one clear
+error before Ray starts) and hands its arrays to every actor, so workers need no copy of
+the file; each actor inverts through it with that embedder as refinement's feedback,
+exactly as the single-process run does (:func:`embed2prompt.backends.aligned`).
+
 A shard that fails as a whole inside its actor (an unreadable shard, a bug) becomes a
 failure record for each of its rows: the dataset never fails for one item. A worker
 machine that is lost is Ray's to recover (it restarts the actor and retries the shard);
@@ -40,6 +46,7 @@ from embed2prompt.batch.run import (
 )
 from embed2prompt.batch.summary import RunningSummary
 from embed2prompt.errors import ConfigurationError, LimiterUnavailableError
+from embed2prompt.inversion.alignment import Aligner
 from embed2prompt.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,18 +91,27 @@ def plan_shards(
 
 class InvertShards:
     """A Ray Data actor: loads the inverter and pipeline once, then turns batches of
-    shards into records (one JSON string per row)."""
+    shards into records (one JSON string per row). With ``aligner``, the rows are its
+    foreign embedder's vectors (``settings.aligner`` is not read: the driver loaded it)."""
 
     def __init__(
-        self, inverter_path: str, settings: Settings, options: BatchOptions, threads: int
+        self,
+        inverter_path: str,
+        settings: Settings,
+        options: BatchOptions,
+        threads: int,
+        aligner: Aligner | None = None,
     ) -> None:
         import torch
 
-        from embed2prompt.backends import create_inverter
+        from embed2prompt.backends import aligned, create_inverter
         from embed2prompt.pipeline import ParallelPromptGenerator
 
         torch.set_num_threads(threads)  # the actor's share of the machine's cores
+        settings = settings.model_copy(update={"aligner": None})
         inverter = create_inverter(settings, model_path=inverter_path)
+        if aligner is not None:
+            inverter = aligned(inverter, aligner, settings)
         self._loop = asyncio.new_event_loop()  # one loop for the actor's lifetime
         self._generator = ParallelPromptGenerator(
             inference_engine=inverter, config=settings, rate_limit_tier=settings.rate_limit_tier
@@ -146,12 +162,16 @@ def run_on_ray(
     import ray
     import ray.data
 
-    from embed2prompt.inversion.checkpoint import load_checkpoint
     from embed2prompt.inversion.inference import locate_model
+    from embed2prompt.inversion.inverters import checkpoint_info
 
     ray_options = ray_options or RayOptions()
     inverter_path = locate_model(inverter_path)
-    load_checkpoint(inverter_path)  # a bad checkpoint is one clear error here, not an actor's
+    # A bad checkpoint or aligner is one clear error here, not an actor's.
+    checkpoint = checkpoint_info(inverter_path)
+    aligner = _load_aligner(
+        settings.aligner, inverter_path, checkpoint.embedder_name, checkpoint.embedder_dimension
+    )
     files = input_files(input_path)
     total = sum(file.rows_total for file in files)
     output = ResultLog(output_path, total)
@@ -186,7 +206,13 @@ def run_on_ray(
             context.execution_options.preserve_order = False
             dataset = ray.data.from_items(shards).map_batches(
                 InvertShards,
-                fn_constructor_args=(str(inverter_path.resolve()), settings, options, threads),
+                fn_constructor_args=(
+                    str(inverter_path.resolve()),
+                    settings,
+                    options,
+                    threads,
+                    aligner,
+                ),
                 batch_size=1,
                 concurrency=min(actors, len(shards)),
                 num_cpus=ray_options.cpus_per_actor,
@@ -216,6 +242,23 @@ def run_on_ray(
         written=written,
         complete=output.complete,
     )
+
+
+def _load_aligner(
+    path: str | None, inverter_path: Path, embedder_name: str, embedder_dimension: int
+) -> Aligner | None:
+    """The run's aligner, checked against the inverter's embedder before any actor starts
+    (the actors check it again, as every inverter does)."""
+    if path is None:
+        return None
+    aligner = Aligner.load(path)
+    info = aligner.info
+    if (info.target_name, info.target_dimension) != (embedder_name, embedder_dimension):
+        raise ConfigurationError(
+            f"{aligner.describe()} maps into {info.target_name} ({info.target_dimension} "
+            f"dimensions), but {inverter_path} inverts {embedder_name} ({embedder_dimension})"
+        )
+    return aligner
 
 
 def check_ray_available() -> None:

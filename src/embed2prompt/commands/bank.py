@@ -62,10 +62,10 @@ def _handle(args: argparse.Namespace) -> int:
 
 def run_bank_add(model: Path, files: list[Path], *, settings: Settings) -> None:
     from embed2prompt.inversion.inference import locate_model
-    from embed2prompt.inversion.inverters import load_inverter  # torch: not for --help
+    from embed2prompt.inversion.inverters import checkpoint_info  # torch: not for --help
 
     model = locate_model(model)
-    _, info = load_inverter(model)  # either kind: the small decoder or the fluent inverter
+    info = checkpoint_info(model)  # either kind: the small decoder or the fluent inverter
     # .txt (one text a line) or .jsonl (field text), as `embed` reads them.
     texts = [record.text.strip() for file in files for record in read_texts(file)]
     embedder = create_embedder(settings)

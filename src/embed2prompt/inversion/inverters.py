@@ -25,7 +25,11 @@ from embed2prompt.inversion.decoding import Decoder
 from embed2prompt.inversion.lexical_search import tokenizer_words
 from embed2prompt.inversion.model import Inverter
 from embed2prompt.inversion.prefix_checkpoint import KIND as PREFIX_KIND
-from embed2prompt.inversion.prefix_checkpoint import checkpoint_kind, load_prefix_inverter
+from embed2prompt.inversion.prefix_checkpoint import (
+    checkpoint_kind,
+    load_prefix_inverter,
+    read_prefix_config,
+)
 from embed2prompt.inversion.tokenizer import decode, encode_batch
 
 
@@ -82,3 +86,11 @@ def load_inverter(path: Path) -> tuple[TextModel, CheckpointInfo]:
         return load_prefix_inverter(path)
     model, tokenizer, info = load_checkpoint(path)
     return ScratchTextModel(model, tokenizer), info
+
+
+def checkpoint_info(path: Path) -> CheckpointInfo:
+    """What either kind of checkpoint inverts, without loading a language model: for
+    checks made before any work starts (``bank add``, the Ray driver)."""
+    if checkpoint_kind(path) == PREFIX_KIND:
+        return read_prefix_config(path)[1]
+    return load_checkpoint(path)[2]

@@ -57,10 +57,8 @@ def save_prefix_checkpoint(path: Path, adapter: PrefixAdapter, info: CheckpointI
     sidecar_partial.replace(sidecar(path))
 
 
-def load_prefix_inverter(
-    path: Path, *, base: BaseLM | None = None
-) -> tuple[PrefixLM, CheckpointInfo]:
-    """The adapter from ``path`` on the packaged language model (or ``base``)."""
+def read_prefix_config(path: Path) -> tuple[AdapterConfig, CheckpointInfo]:
+    """The adapter's config and what the checkpoint inverts, from its sidecar alone."""
     config_path = sidecar(path)
     if not path.is_file():
         raise ConfigurationError(f"no inverter checkpoint at {path}")
@@ -84,6 +82,14 @@ def load_prefix_inverter(
         raise ConfigurationError(
             f"{config_path} is not a valid fluent-inverter config: {error}"
         ) from None
+    return config, info
+
+
+def load_prefix_inverter(
+    path: Path, *, base: BaseLM | None = None
+) -> tuple[PrefixLM, CheckpointInfo]:
+    """The adapter from ``path`` on the packaged language model (or ``base``)."""
+    config, info = read_prefix_config(path)
     base = base or load_base_lm()
     if info.language_model != base.name:
         raise ConfigurationError(f"{path} was trained on {info.language_model}, not {base.name}")
