@@ -16,6 +16,7 @@ chose nothing: read its rows as the result.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import statistics
@@ -217,7 +218,10 @@ async def fluent_eval() -> list[Row]:
         for name, chosen in texts.items():
             for steps in (0, PIPELINE_STEPS):
                 budget = inverter.search_budget(steps=steps)
-                scores, _ = evaluate_inversion(inverter, chosen, budget=budget, judge=judge)
+                # evaluate_inversion runs its own event loop: not in this one.
+                scores, _ = await asyncio.to_thread(
+                    evaluate_inversion, inverter, chosen, budget=budget, judge=judge
+                )
                 rows.append(_eval_row(label, EVALUATION_SETS[name], scores, path == FLUENT_MODEL))
     return rows
 
