@@ -44,8 +44,11 @@ chromium:
 	    --no-install-recommends chromium chromium-driver >/dev/null; \
 	} || { echo "could not install chromium: run 'sudo apt-get install chromium chromium-driver'"; exit 1; }
 
+# Two workers, each taking whole test files (--dist loadfile: a file's servers and
+# fixtures stay in one process); most tests wait on servers and subprocesses, so two
+# workers on 2 cores measured 10.5 minutes against 15.8 for one.
 unit: $(STAMP) redis-server chromium
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 test: lint typecheck unit
 
