@@ -99,8 +99,17 @@ def _load_tokenizer(gguf: Path, cached: Path) -> Any:
     if (cached / "tokenizer.json").is_file():
         return AutoTokenizer.from_pretrained(cached)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    cached.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(cached)
+    # Staged, then moved in with tokenizer.json (what readers look for) last: another
+    # process (a second test worker) never reads a half-written tokenizer.
+    try:
+        cached.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cached) as staging:
+            tokenizer.save_pretrained(staging)
+            files = sorted(Path(staging).iterdir(), key=lambda file: file.name == "tokenizer.json")
+            for file in files:
+                file.replace(cached / file.name)
+    except OSError as error:  # a read-only home still works, only slower each time
+        log.warning("could not cache the tokenizer in %s: %s", cached, error)
     return tokenizer
 
 
