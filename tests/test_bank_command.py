@@ -14,15 +14,20 @@ from embed2prompt.inversion.retrieval import PromptBank, bank_path
 from tests.test_cli import run
 
 
-@pytest.fixture
-def model(tmp_path: Path) -> Path:
-    source = locate_model(DEFAULT_MODEL)
+def copy_without_bank(checkpoint: Path, folder: Path) -> Path:
+    """A copy of a repository checkpoint (weights and config, no bank) in ``folder``."""
+    source = locate_model(checkpoint)
     if not source.is_file():
-        pytest.skip(f"{DEFAULT_MODEL} is not in this checkout")
-    copy = tmp_path / "model.pt"
+        pytest.skip(f"{checkpoint} is not in this checkout")
+    copy = folder / source.name
     shutil.copy(source, copy)
     shutil.copy(source.with_suffix(".json"), copy.with_suffix(".json"))
-    return copy  # no bank beside it
+    return copy
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    return copy_without_bank(DEFAULT_MODEL, tmp_path)
 
 
 @pytest.mark.slow
@@ -88,12 +93,7 @@ def test_a_bank_of_another_embedder_is_not_extended(model: Path, tmp_path: Path)
 def test_the_fluent_inverter_gets_a_bank_too(tmp_path: Path) -> None:
     from embed2prompt.inversion.model_paths import FLUENT_MODEL
 
-    source = locate_model(FLUENT_MODEL)
-    if not source.is_file():
-        pytest.skip(f"{FLUENT_MODEL} is not in this checkout")
-    model = tmp_path / "fluent.pt"
-    shutil.copy(source, model)
-    shutil.copy(source.with_suffix(".json"), model.with_suffix(".json"))
+    model = copy_without_bank(FLUENT_MODEL, tmp_path)
     texts = tmp_path / "prompts.txt"
     texts.write_text("How do I reset my router?\nWhat is a VLAN?\n")
     result = run("bank", "add", str(texts), "--model", str(model))
