@@ -7,7 +7,7 @@ Names, by part (default: all):
   fluent-eval;
 - the pipeline: pipeline-speedup, pipeline-local, pipeline-quality, pipeline-fluency;
 - the HTTP service: service-load, service-upload, fuzz; the web page: page;
-- command-line batch runs: batch-memory; the Batch API mode: batch-api;
+- command-line batch runs: batch-memory, invert-memory; the Batch API mode: batch-api;
 - scale-out: ray-throughput, shared-limit; aligners: align-fit, align-invert.
 
 Each figure is a median of repeated runs measured side by side in this process, against
@@ -26,6 +26,7 @@ from bench import (
     engine,
     fluent,
     fuzz,
+    invert_memory,
     models,
     page,
     peer,
@@ -45,6 +46,7 @@ BENCHMARKS = {
     **fuzz.BENCHMARKS,
     **page.BENCHMARKS,
     **batch.BENCHMARKS,
+    **invert_memory.BENCHMARKS,
     **batch_api.BENCHMARKS,
     **scale.BENCHMARKS,
     **alignment.BENCHMARKS,

@@ -13,10 +13,30 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from embed2prompt.inversion.lexicon_cache import LEXICON_FOLDER
+from embed2prompt.inversion.model_paths import default_cache_dir
 from embed2prompt.settings import Settings
 from embed2prompt.testing import OpenAITestServer, ServerConfig, free_port
 
 TEST_KEY = "sk-test-0123456789abcdef"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The cache folder (EMBED2PROMPT_CACHE_DIR) of this process and the commands it
+    starts: the session's temporary folder, so what tests cache (lexicons embedded by
+    their embedders) never lands in the user's home. Packages' weights already unpacked
+    there (SmolLM2 de-quantised, mpnet, the judge: a gigabyte, a minute to make) are
+    linked in, read as they are, rather than made again every session."""
+    shared = default_cache_dir()
+    folder = tmp_path_factory.mktemp("cache")
+    if shared.is_dir():
+        for entry in shared.iterdir():
+            if entry.name != LEXICON_FOLDER:
+                (folder / entry.name).symlink_to(entry)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EMBED2PROMPT_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -64,14 +64,16 @@ def create_inverter(
 ) -> EmbeddingToPromptInference:
     """The inverter the settings name: the checkpoint (``model_path``, else
     EMBED2PROMPT_MODEL_PATH) with the embedder it was trained for (EMBED2PROMPT_EMBEDDER),
-    the retrieval neighbours of its first pass, and the aligner (EMBED2PROMPT_ALIGNER)
-    with that aligner's embedder as refinement's feedback (see :func:`aligned`)."""
+    the retrieval neighbours of its first pass, the cache folder of its lexicon
+    (EMBED2PROMPT_CACHE_DIR), and the aligner (EMBED2PROMPT_ALIGNER) with that aligner's
+    embedder as refinement's feedback (see :func:`aligned`)."""
     from embed2prompt.inversion.inference import EmbeddingToPromptInference
 
     inverter = EmbeddingToPromptInference(
         model_path or settings.model_path,
         embedder=create_embedder(settings),
         neighbours=settings.retrieval_neighbours,
+        cache_dir=settings.cache_dir,
     )
     if settings.aligner is None:
         return inverter

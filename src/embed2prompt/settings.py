@@ -7,6 +7,7 @@ the standard ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` that every OpenAI tool r
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -16,7 +17,7 @@ from embed2prompt.engine.retry import RetryPolicy
 from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
 from embed2prompt.errors import ConfigurationError
 from embed2prompt.inversion.budget import PIPELINE_STEPS
-from embed2prompt.inversion.model_paths import DEFAULT_MODEL
+from embed2prompt.inversion.model_paths import DEFAULT_MODEL, default_cache_dir
 
 # Measured on the out-of-domain set (BENCHMARKS.md, the pipeline): SmolLM2 asked to restate
 # a recovered prompt writes text closer to the target than when it answers the prompt,
@@ -164,6 +165,12 @@ class Settings(BaseSettings):
     # The HTTP service (embed2prompt serve, python api/app.py).
     model_path: str = Field(
         default=str(DEFAULT_MODEL), description="The inverter checkpoint the service loads."
+    )
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="Where runs cache what they compute once per machine, such as the "
+        "lexicon's embeddings by an embedder other than the checkpoint's own (default "
+        "$XDG_CACHE_HOME/embed2prompt, else ~/.cache/embed2prompt).",
     )
     host: str = Field(default="127.0.0.1", description="Address the service listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port the service listens on.")

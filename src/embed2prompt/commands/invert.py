@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from embed2prompt.batch.output import OUTPUT_FORMATS, ResultLog, check_output_pa
 from embed2prompt.batch.readers import EmbeddingInputs
 from embed2prompt.batch.stopping import graceful_stop
 from embed2prompt.cli import _command_line, _default, _settings
+from embed2prompt.commands.outcome import report_outcome
 from embed2prompt.errors import ConfigurationError, InputError
 from embed2prompt.inversion.alignment import Aligner
 from embed2prompt.settings import Settings
@@ -34,7 +34,6 @@ if TYPE_CHECKING:  # these import torch: at run time only, not for --help
     from embed2prompt.batch.run import BatchOptions, BatchOutcome, BatchRun
     from embed2prompt.inversion.inference import EmbeddingToPromptInference
 
-INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C
 SPACE_SAMPLE_ROWS = 16  # rows whose first pass says whether the inputs fit the inverter
 
 
@@ -283,7 +282,7 @@ def run_invert(
         outcome = _run_on_ray(
             input_path, output_path, inverter_path, settings, options, ray_options, progress
         )
-        return print_outcome(output_path, outcome, as_json, command)
+        return report_outcome(output_path, outcome, as_json=as_json, command=command)
     source = EmbeddingInputs(input_path)
     output = ResultLog(output_path, source.rows_total)
     output.lock()  # an output that cannot be written: refused before the model loads
@@ -300,7 +299,7 @@ def run_invert(
             file=sys.stderr,
         )
     outcome = asyncio.run(_run(run, done_before, progress))
-    return print_outcome(output_path, outcome, as_json, command)
+    return report_outcome(output_path, outcome, as_json=as_json, command=command)
 
 
 def _say_where_similarity_is_measured(inverter: EmbeddingToPromptInference) -> None:
@@ -336,24 +335,6 @@ def _space_warning(source: EmbeddingInputs, inverter: EmbeddingToPromptInference
         return None
     results = inverter.invert_batch(np.stack(vectors))  # one pass: the default search
     return inverter.space_warning([result.trace[0] for result in results])
-
-
-def print_outcome(
-    output_path: Path, outcome: BatchOutcome | None, as_json: bool, command: str
-) -> int:
-    """Print the summary (or how to resume); the exit code."""
-    if outcome is None:
-        print(_stopped_message(output_path, None, command), file=sys.stderr)
-        return INTERRUPTED
-    summary = outcome.summary.model_dump(mode="json", exclude_none=True)
-    if as_json:
-        print(json.dumps({**summary, "rows": outcome.rows_total, "output": str(output_path)}))
-    else:
-        print(_summary_table(summary, outcome))
-    if not outcome.complete:
-        print(_stopped_message(output_path, outcome, command), file=sys.stderr)
-        return INTERRUPTED
-    return 1 if outcome.summary.failed else 0
 
 
 def _run_on_ray(
@@ -431,41 +412,3 @@ async def _run(run: BatchRun, done_before: int, progress: bool) -> BatchOutcome 
         return None
     finally:
         bar.close()
-
-
-def _stopped_message(output_path: Path, outcome: BatchOutcome | None, command: str) -> str:
-    done = (
-        f"{outcome.resumed + outcome.written} of {outcome.rows_total} rows are in {output_path}"
-        if outcome is not None
-        else f"the rows finished so far are in {output_path}"
-    )
-    return f"stopped: {done}; to finish the rest, run the same command again:\n  {command}"
-
-
-def _summary_table(summary: dict[str, Any], outcome: BatchOutcome) -> str:
-    labels = {
-        "total_processed": "rows processed",
-        "successful": "successful",
-        "failed": "failed",
-        "processing_time": "this run's time (s)",
-        "average_similarity": "average similarity (generation)",
-        "max_similarity": "max similarity",
-        "min_similarity": "min similarity",
-        "average_prompt_similarity": "average prompt similarity",
-        "average_best_similarity": "average best similarity (with variants)",
-        "average_variant_gain": "average variant gain",
-    }
-    lines = [(labels[key], value) for key, value in summary.items() if key in labels]
-    lines.insert(1, ("of which earlier runs", outcome.resumed))
-    if outcome.summary.processing_time > 0:
-        rate = outcome.written / outcome.summary.processing_time
-        lines.insert(5, ("rows per second (this run)", rate))
-    width = max(len(label) for label, _ in lines)
-    rule = "-" * (width + 14)
-    body = [
-        f"{label:<{width}}  {value:>12.4f}"
-        if isinstance(value, float)
-        else f"{label:<{width}}  {value:>12}"
-        for label, value in lines
-    ]
-    return "\n".join([rule, *body, rule])

@@ -20,7 +20,7 @@ from embed2prompt.backends import create_inverter
 from embed2prompt.batch.output import OUTPUT_FORMATS, ResultLog, check_output_path, lock_output
 from embed2prompt.batch.readers import EmbeddingInputs, Row
 from embed2prompt.batch.stopping import graceful_stop
-from embed2prompt.commands.invert import INTERRUPTED, print_outcome
+from embed2prompt.commands.outcome import INTERRUPTED, report_outcome
 from embed2prompt.errors import ConfigurationError, InputError
 from embed2prompt.settings import Settings
 
@@ -114,7 +114,7 @@ def run_invert_batch_api(
         written=written,
         complete=output.complete,
     )
-    return print_outcome(output_path, outcome, as_json, command)
+    return report_outcome(output_path, outcome, as_json=as_json, command=command)
 
 
 def show_batch_api_status(output_path: Path, *, as_json: bool) -> int:

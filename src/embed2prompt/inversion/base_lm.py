@@ -6,16 +6,16 @@ inverter keeps it frozen and only learns how to address it, so the numbers it wa
 against are exactly the ones in the package.
 
 De-quantising takes about 15 s, so the result is cached once per machine as bf16
-safetensors (270 MB, loads in under a second) in ``$EMBED2PROMPT_CACHE`` or
-``~/.cache/embed2prompt``. The cache is keyed by the GGUF's size and modification time,
-and is only ever a copy of the package's weights: deleting it costs one slow load.
+safetensors (270 MB, loads in under a second) in the cache folder
+(``EMBED2PROMPT_CACHE_DIR``, :func:`~embed2prompt.inversion.model_paths.default_cache_dir`).
+The cache is keyed by the GGUF's size and modification time, and is only ever a copy of
+the package's weights: deleting it costs one slow load.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ import torch
 
 from embed2prompt.errors import ConfigurationError
 from embed2prompt.generators.local import MODEL_NAME, packaged_gguf_path
+from embed2prompt.inversion.model_paths import default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ class BaseLM:
 
 
 def cache_folder() -> Path:
-    return Path(os.environ.get("EMBED2PROMPT_CACHE") or Path.home() / ".cache" / "embed2prompt")
+    """The cache folder, where the de-quantised weights (and other packages' unpacked
+    weights: mpnet, the readability judge) are kept once per machine."""
+    return default_cache_dir()
 
 
 def load_base_lm(gguf: Path | None = None) -> BaseLM:

@@ -31,8 +31,13 @@ from embed2prompt.inversion.alignment import Aligner
 from embed2prompt.inversion.budget import SearchBudget, model_search
 from embed2prompt.inversion.inverters import load_inverter
 from embed2prompt.inversion.lexical_search import Lexicon
-from embed2prompt.inversion.lexicon_cache import cached_lexicon
-from embed2prompt.inversion.model_paths import DEFAULT_MODEL, FLUENT_MODEL, locate_model
+from embed2prompt.inversion.lexicon_cache import cached_lexicon, shipped_lexicon_path
+from embed2prompt.inversion.model_paths import (
+    DEFAULT_MODEL,
+    FLUENT_MODEL,
+    default_cache_dir,
+    locate_model,
+)
 from embed2prompt.inversion.moves import InverterMoves
 from embed2prompt.inversion.retrieval import PromptBank, load_bank_for
 from embed2prompt.inversion.search import Feedback, InversionResult, Search, Space
@@ -75,6 +80,11 @@ class EmbeddingToPromptInference:
     what the user will measure (``space`` "foreign"); without it, by their cosine to the
     mapped target in the inverter's space ("mapped"). :func:`embed2prompt.backends.
     create_inverter` builds the feedback embedder an aligner records.
+
+    The lexicon's embeddings are read from the checkpoint's shipped ``NAME.lexicon.npz``
+    when the embedder is the one it was made by, else cached in ``cache_dir`` (default
+    :func:`~embed2prompt.inversion.model_paths.default_cache_dir`); nothing is written
+    beside the checkpoint (:mod:`lexicon_cache`).
     """
 
     def __init__(
@@ -87,8 +97,10 @@ class EmbeddingToPromptInference:
         seed: int = 0,
         aligner: Aligner | str | Path | None = None,
         feedback: Embedder | None = None,
+        cache_dir: str | Path | None = None,
     ) -> None:
         self.model_path = locate_model(model_path)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.text_model, self.info = load_inverter(self.model_path)
         self._own_search = model_search(self.model_path, self.info.search or {})
         self._first_pass = {"candidates": candidates, "neighbours": neighbours}
@@ -287,11 +299,15 @@ class EmbeddingToPromptInference:
         return loaded.bank
 
     async def _lexicon(self) -> Lexicon:
-        """The checkpoint's lexicon with its embeddings, built on first use and cached
-        beside the checkpoint (``NAME.lexicon.npz``)."""
+        """The checkpoint's lexicon with its embeddings, loaded on first use: shipped
+        with the checkpoint, else from the cache folder, else embedded and cached there."""
         loaded = self._loaded
         if loaded.lexicon is None:
             words = self.info.lexicon or self.text_model.vocabulary_words()
-            cache = self.model_path.with_suffix(".lexicon.npz")
-            loaded.lexicon = await cached_lexicon(words, self.embedder, cache)
+            loaded.lexicon = await cached_lexicon(
+                words,
+                self.embedder,
+                cache_dir=self.cache_dir,
+                shipped=shipped_lexicon_path(self.model_path),
+            )
         return loaded.lexicon
