@@ -9,10 +9,12 @@ headers (many OpenAI-compatible servers and proxies), and OpenAI's own per-secon
 enforcement with the headers. Every figure comes from the server's records, the same
 for both clients.
 
-The Cookbook script is not part of this repository: it is run from the file given by
+The Cookbook script is not part of this repository (the tools this project is built
+with may read public code but not commit it): it is run from the file given by
 ``--cookbook PATH`` or ``EMBED2PROMPT_COOKBOOK_SCRIPT`` (openai/openai-cookbook,
-``examples/api_request_parallel_processor.py``, MIT licence; measured at commit
-04a3090348d4ce2e7977612fdf99b7f906a00b43). Without it the peer's column says so. Its
+``examples/api_request_parallel_processor.py``, MIT licence), pinned by its commit: the
+file is checked against its git blob id at ``COOKBOOK_COMMIT``, and a table measured with
+another revision says so. Without it the peer's column says so. Its
 ``api_endpoint_from_url`` accepts only ``https://`` URLs, so for loopback it is given
 one that reads the endpoint from an ``http://`` URL; nothing else of it is changed.
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import importlib.util
 import json
 import os
@@ -61,6 +64,9 @@ TOLD = (600, 900, 1200)
 ITEMS = 1200
 RUNS = 3
 COOKBOOK_COMMIT = "04a3090348d4ce2e7977612fdf99b7f906a00b43"
+# The script's git blob id at that commit (`git rev-parse COMMIT:examples/...py`): a file
+# that hashes to it is that revision byte for byte, wherever it was copied from.
+COOKBOOK_BLOB = "d80765c0f46bd6f3ff7011688a5c77ccd64adec8"
 BEHAVIOURS = {
     "sliding": "sliding 60 s window counting refusals, retry-after 1, no headers",
     "per-second": "per-second window (OpenAI's), x-ratelimit-* headers",
@@ -71,6 +77,27 @@ def server_config(behaviour: str, limit: float) -> ServerConfig:
     if behaviour == "sliding":
         return sliding_window_server(limit)
     return ServerConfig(rpm=limit, limit_window_s=1.0, latency_ms=200)
+
+
+def git_blob_id(data: bytes) -> str:
+    """The id git gives a file of these bytes (``git hash-object``)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def cookbook_revision(path: Path) -> str:
+    """Which revision of the Cookbook script ``path`` is, for the table: the pinned
+    commit's, or another one named by its blob id."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise SystemExit(
+            f"cannot read the Cookbook script at {path} ({error.strerror}); expected "
+            f"examples/api_request_parallel_processor.py of openai/openai-cookbook"
+        ) from None
+    blob = git_blob_id(data)
+    if blob == COOKBOOK_BLOB:
+        return f"commit {COOKBOOK_COMMIT[:7]}"
+    return f"blob {blob[:7]}, not commit {COOKBOOK_COMMIT[:7]}'s"
 
 
 def load_cookbook(path: Path) -> ModuleType:
@@ -155,12 +182,14 @@ def _summary(runs: Sequence[LimitRun]) -> str:
 
 
 async def compare(setup: Setup) -> list[Row]:
+    # Read first: a missing script should stop the run before minutes of measuring.
+    revision = cookbook_revision(setup.cookbook) if setup.cookbook is not None else ""
     rows = []
     for behaviour in setup.behaviours:
         for rpm in setup.told:
             ours = await _measure(setup, behaviour, rpm, "embed2prompt")
             if setup.cookbook is not None:
-                peer = _summary(await _measure(setup, behaviour, rpm, "peer"))
+                peer = f"({revision}) " + _summary(await _measure(setup, behaviour, rpm, "peer"))
             else:
                 peer = "not run: give --cookbook PATH (or EMBED2PROMPT_COOKBOOK_SCRIPT)"
             judged = behaviour == "sliding" and rpm > LIMIT
@@ -172,7 +201,7 @@ async def compare(setup: Setup) -> list[Row]:
                 Row(
                     f"peer: {BEHAVIOURS[behaviour]}; told {rpm} vs {LIMIT}, n={setup.items}, "
                     f"{setup.runs} run(s)",
-                    f"Cookbook: {peer} | embed2prompt: {_summary(ours)}",
+                    f"Cookbook: {peer}; embed2prompt: {_summary(ours)}",
                     "embed2prompt >= 95%, <= 2% 429s after 1 min, <= 3 attempts, each once"
                     if judged
                     else "(side by side)",

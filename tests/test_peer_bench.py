@@ -8,11 +8,21 @@ comparison runs end to end against the real server process.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 from bench.engine import limit_run
-from bench.peer import LIMIT, Setup, compare, server_config
+from bench.peer import (
+    COOKBOOK_COMMIT,
+    LIMIT,
+    Setup,
+    compare,
+    cookbook_revision,
+    git_blob_id,
+    server_config,
+)
 
 
 def _arrival(t: float, label: str, outcome: str = "ok") -> dict[str, Any]:
@@ -55,6 +65,25 @@ def test_the_two_server_behaviours_are_the_issues() -> None:
     assert per_second.send_rate_limit_headers
     assert per_second.limit_window_s == 1.0
     assert sliding.rpm == per_second.rpm == LIMIT
+
+
+def test_the_cookbook_script_is_pinned_by_gits_own_blob_id(tmp_path: Path) -> None:
+    script = tmp_path / "api_request_parallel_processor.py"
+    script.write_bytes(b"print('another revision')\n")
+    hashed = subprocess.run(
+        ["git", "hash-object", str(script)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert git_blob_id(script.read_bytes()) == hashed
+    assert cookbook_revision(script) == f"blob {hashed[:7]}, not commit {COOKBOOK_COMMIT[:7]}'s"
+
+
+def test_a_missing_cookbook_script_stops_the_comparison_before_it_measures(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "nowhere.py"
+    setup = Setup(items=30, runs=1, told=(900,), behaviours=("per-second",), cookbook=missing)
+    with pytest.raises(SystemExit, match=r"cannot read the Cookbook script at .*nowhere\.py"):
+        asyncio.run(compare(setup))
 
 
 @pytest.mark.slow
