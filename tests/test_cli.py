@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 
+def as_a_user() -> list[str]:
+    """A command prefix under which the permission bits hold: none for a user; for root,
+    ``setpriv`` without the capabilities that let root write in a read-only folder (CI
+    and this project's machines run the tests as root). Skips the test without it."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")  # util-linux
+    if setpriv is None:
+        pytest.skip("root may write in a read-only folder, and setpriv is not installed")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
+
+
 def run(
-    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    *args: str,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    prefix: list[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``embed2prompt ARGS`` as a process, with these environment variables added."""
+    """``embed2prompt ARGS`` as a process, with these environment variables added, after
+    ``prefix`` (:func:`as_a_user`) when given."""
     return subprocess.run(
-        [sys.executable, "-m", "embed2prompt", *args],
+        [*(prefix or []), sys.executable, "-m", "embed2prompt", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

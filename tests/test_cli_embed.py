@@ -18,13 +18,16 @@ import pytest
 from embed2prompt.openai_api.tokens import count_tokens
 from embed2prompt.testing import OpenAITestServer
 from tests.conftest import TEST_KEY
+from tests.test_cli import as_a_user
 
 pytestmark = pytest.mark.slow  # each test runs the command line in a new process (seconds each)
 
 
-def embed(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def embed(
+    *args: str, env: dict[str, str] | None = None, prefix: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "embed2prompt", "embed", *args],
+        [*(prefix or []), sys.executable, "-m", "embed2prompt", "embed", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -129,6 +132,20 @@ def test_an_output_path_that_cannot_be_written_is_exit_2_in_one_line(
     assert line.startswith(f"embed2prompt: error: {output}: ")
     assert message in line
     assert source.read_bytes() == before
+
+
+def test_a_read_only_folder_is_exit_2_in_one_line(tmp_path: Path) -> None:
+    source = tmp_path / "texts.txt"
+    source.write_text("hello\n")
+    folder = tmp_path / "read_only"
+    folder.mkdir(mode=0o555)
+    output = folder / "o.npy"
+    result = embed(str(source), "-o", str(output), prefix=as_a_user())
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"embed2prompt: error: {output}: cannot write the output here")
+    assert "Permission denied" in line
+    assert list(folder.iterdir()) == []
 
 
 def _openai(server: OpenAITestServer, *args: str) -> list[str]:

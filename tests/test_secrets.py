@@ -41,6 +41,7 @@ SERVICE_KEY = "SECRET-service-key-8d20e4"
 URL_USER = "SECRETuser5b"
 URL_PASSWORD = "SECRETpass-77ab19"
 REDIS_PASSWORD = "SECRET-redis-4c1d06"
+URL_QUERY_KEY = "SECRET-query-key-e61f0b"  # as Azure-style deployments send a key
 
 NEEDLES = {
     "OPENAI_API_KEY": OPENAI_KEY,
@@ -51,6 +52,7 @@ NEEDLES = {
         f"{URL_USER}:{URL_PASSWORD}".encode()
     ).decode(),
     "REDIS_URL's password": REDIS_PASSWORD,
+    "OPENAI_BASE_URL's query": URL_QUERY_KEY,
 }
 # The settings given a credential here; a new setting that can hold one must be added.
 COVERED = {"openai_api_key", "api_key", "openai_base_url", "redis_url"}
@@ -300,6 +302,42 @@ def test_the_cli_never_shows_a_credential(
         for text in (run.stdout, run.stderr):
             assert not _leaks(text), text[-2000:]
     assert _assert_files_clean(tmp_path) >= 4  # outputs and their state files
+
+
+@pytest.mark.slow
+def test_a_key_in_the_base_urls_query_is_never_shown(
+    tmp_path: Path, upstream: OpenAITestServer, vectors: list[list[float]]
+) -> None:
+    """A key in ``OPENAI_BASE_URL``'s query string (``?api-key=...``): the SDK's
+    requests to that URL fail (it joins the path after the query), and httpx logged each
+    one, key and all, in the service's log and under the CLI's ``--debug``."""
+    upstream.configure(error_500_rate=0.0, latency_ms=0)
+    with_query = f"{upstream.url}?api-key={URL_QUERY_KEY}"
+    env = {
+        **_environment(upstream, "redis://127.0.0.1:1/0"),
+        "OPENAI_BASE_URL": with_query,
+    }
+    del env["EMBED2PROMPT_REDIS_URL"]  # the limiter in process: this test is the URL's
+    with running_service(tmp_path, **env) as service:
+        client = Exchanges(service.url)
+        good = {"embeddings": vectors[:1], "max_concurrent": 1}
+        status, body = client.json("POST", "/generate_prompts_parallel", good)
+        assert status == 200, body
+        assert client.call("GET", "/ready")[0] in (200, 503)
+    log = service.log.read_text()
+    assert "HTTP Request: POST http://127.0.0.1" in log  # the calls were logged
+    assert not _leaks(log), [line for line in log.splitlines() if _leaks(line)][:3]
+    for exchange in client.seen:
+        assert not _leaks(exchange), exchange[:2000]
+    np.save(tmp_path / "vectors.npy", np.asarray(vectors, dtype=np.float32))
+    del env["API_KEY"]
+    run = _invert(
+        tmp_path, env, "vectors.npy", "-o", "out.jsonl", "--steps", "0", "--evaluate",
+        "--generator", "openai", "--base-url", with_query, "--no-progress", debug=True,
+    )  # fmt: skip
+    assert "HTTP Request: POST http://127.0.0.1" in run.stderr, run.stderr[-3000:]
+    assert not _leaks(run.stdout + run.stderr), run.stderr[-2000:]
+    _assert_files_clean(tmp_path)
 
 
 @pytest.fixture(autouse=True)

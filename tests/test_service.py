@@ -480,6 +480,18 @@ def _bad_dimension_at_1030() -> bytes:
             422,
             "line 1: embedding 0 contains a denormal number",
         ),
+        (  # numbers as text are refused in an upload as in a JSON body, not coerced
+            "application/x-ndjson",
+            (json.dumps([0.5] * 384) + "\n" + json.dumps(["0.1"] * 384)).encode(),
+            422,
+            "line 2: embedding 1 is not a list of numbers: item 0 is a string",
+        ),
+        (  # an integer too long for a float: infinite, as 1e400 is (it was a 500)
+            "application/x-ndjson",
+            ("[" + "9" * 5000 + ", 0.1" * 383 + "]").encode(),
+            422,
+            "line 1: embedding 0 contains NaN or infinite values",
+        ),
         ("text/csv", b"0.1,0.2", 415, "application/x-ndjson"),
     ],
 )
@@ -662,7 +674,17 @@ def test_json_lines_split_anywhere_parse_the_same() -> None:
         ("[0, 0, 0]", "line 4: embedding 2 is all zeros"),
         ('{"embedding": [1e-320, 1, 1]}', "line 4: embedding 2 contains a denormal number"),
         ("[1e308, 1e308, 1e308]", "line 4: embedding 2 contains 1e+308, beyond"),
-        ('[1, "a", 1]', "line 4: embedding 2 is not a list of numbers"),
+        ('[1, "a", 1]', "line 4: embedding 2 is not a list of numbers: item 1 is a string"),
+        # Strict, as the JSON bodies are: neither text nor booleans pass as numbers.
+        ('["0.1", "0.2", "0.3"]', "line 4: embedding 2 is not a list of numbers: item 0 is a"),
+        ("[1, true, 1]", "line 4: embedding 2 is not a list of numbers: item 1 is a boolean"),
+        ('{"embedding": [1, 1, null]}', "line 4: embedding 2 is not a list of numbers: item 2"),
+        ("[[1], 1, 1]", "line 4: embedding 2 is not a list of numbers: item 0 is an array"),
+        # Integers past float's range are infinite, as 1e400 is (they were 500s: NumPy's
+        # OverflowError, and int()'s limit of 4,300 digits).
+        ("[1" + "0" * 400 + ", 1, 1]", "line 4: embedding 2 contains NaN or infinite values"),
+        ("[" + "9" * 5000 + ", 1, 1]", "line 4: embedding 2 contains NaN or infinite values"),
+        ("[" * 100_000 + "]" * 100_000, "line 4 (embedding 2) is nested too deeply"),
     ],
 )
 def test_an_upload_error_names_the_line_as_well_as_the_index(line: str, message: str) -> None:

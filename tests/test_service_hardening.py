@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from embed2prompt.errors import InputError
 from embed2prompt.inputs import check_embeddings
-from embed2prompt.redaction import hide_url_credentials
+from embed2prompt.redaction import CredentialFilter, hide_credentials, hide_url_credentials
 from embed2prompt.service.app import create_app
 from embed2prompt.service.errors import MAX_ERRORS
 from embed2prompt.service.vectors import check_vectors
@@ -42,6 +42,7 @@ class Answer:
     raw: bytes
     reads: int  # body messages the app took from the server
     unread: int = 0  # body messages left unread
+    raised: Exception | None = None  # re-raised to the server after the answer
 
     @property
     def body(self) -> Any:
@@ -103,11 +104,15 @@ class Client:
             "client": ("127.0.0.1", 1),
             "server": ("127.0.0.1", 80),
         }
-        asyncio.run(asyncio.wait_for(self.app(scope, receive, send), timeout=30))
+        raised = None
+        try:
+            asyncio.run(asyncio.wait_for(self.app(scope, receive, send), timeout=30))
+        except Exception as error:  # Starlette re-raises a bug, once answered, for the log
+            raised = error
         start = next(m for m in sent if m["type"] == "http.response.start")
         raw = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
         names = {k.decode(): v.decode() for k, v in start["headers"]}
-        return Answer(start["status"], names, raw, reads, len(queue))
+        return Answer(start["status"], names, raw, reads, len(queue), raised)
 
 
 def _settings(**changes: Any) -> Settings:
@@ -117,6 +122,12 @@ def _settings(**changes: Any) -> Settings:
 @pytest.fixture(scope="module")
 def client() -> Client:
     return Client(create_app(_settings()))
+
+
+@pytest.fixture(scope="module")
+def roomy_client() -> Client:
+    """Bodies up to 64 KiB (``client`` refuses those over 4 KiB)."""
+    return Client(create_app(Settings(api_key=SecretStr(KEY), max_request_bytes=65536)))
 
 
 def _generate(client: Client, raw: bytes, path: str = "/generate_prompts_parallel") -> Answer:
@@ -202,6 +213,51 @@ def test_malformed_json_is_a_422_saying_why_without_the_body(client: Client) -> 
     assert body["errors"][0]["type"] == "json_invalid"
     assert "JSON decode error: Expecting value" in body["detail"]
     assert "oops" not in answer.raw.decode()
+
+
+@pytest.mark.parametrize("path", ["/generate_prompts_parallel", "/jobs", "/embed"])
+@pytest.mark.parametrize(
+    ("headers", "shown"),
+    [
+        (
+            [("content-type", "application/x-www-form-urlencoded")],
+            "'application/x-www-form-urlencoded'",
+        ),
+        ([("content-type", "text/plain; charset=utf-8")], "'text/plain'"),
+        ([], "none"),
+    ],
+)
+def test_a_json_body_sent_as_another_type_is_told_to_send_json(
+    client: Client, path: str, headers: list[tuple[str, str]], shown: str
+) -> None:
+    """curl --data sends application/x-www-form-urlencoded; FastAPI then validated the
+    bytes and said only "Input should be a valid dictionary"."""
+    answer = client.call("POST", path, b'{"embeddings": [[0.1]]}', headers + AUTH)
+    assert answer.status == 422, answer.raw
+    body = _assert_error_shape(answer)
+    assert body["detail"] == (
+        f"the body must be JSON: send Content-Type: application/json (this request's: {shown})"
+    )
+    assert body["errors"][0]["loc"] == ["body"]
+
+
+@pytest.mark.parametrize("path", ["/generate_prompts_parallel", "/jobs", "/embed"])
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        (b'{"embeddings": [[0.1\xff]]}', "the body is not UTF-8 (byte 20); expected"),
+        (b'{"embeddings": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+        (b'{"embeddings": [[' + b"9" * 5000 + b"]]}", "could not be read as JSON (ValueError)"),
+    ],
+)
+def test_a_body_json_cannot_parse_is_a_400_saying_why(
+    roomy_client: Client, path: str, raw: bytes, detail: str
+) -> None:
+    """FastAPI answers each of these "There was an error parsing the body"."""
+    answer = roomy_client.call("POST", path, raw, JSON + AUTH)
+    assert answer.status == 400, answer.raw
+    assert detail in _assert_error_shape(answer)["detail"]
+    assert b"9999" not in answer.raw  # the body is not quoted
 
 
 @pytest.mark.parametrize(
@@ -353,6 +409,30 @@ def test_a_url_is_shown_without_what_can_hold_a_credential() -> None:
         ("http://localhost:8080/v1", "http://localhost:8080/v1"),
     ]:
         assert hide_url_credentials(given) == shown
+
+
+def test_a_log_line_shows_no_url_credential_of_any_kind() -> None:
+    """The log filter's rule: a URL's user, password, query and fragment are ``***``
+    wherever the URL is in the line, however malformed (the SDK joins a base URL that
+    has a query with the path after it: the key leaked into the service's log so)."""
+    for line, shown in [
+        (
+            "HTTP Request: POST http://u:pw@127.0.0.1:9/v1/?api-key=SECRETchat/completions "
+            '"HTTP/1.1 404 Not Found"',
+            'HTTP Request: POST http://***@127.0.0.1:9/v1/?*** "HTTP/1.1 404 Not Found"',
+        ),
+        ("GET https://h/v1/models?key=SECRET&x=1 200", "GET https://h/v1/models?*** 200"),
+        ("at 'http://h/v1#SECRET'", "at 'http://h/v1#***'"),
+        ("redis://:SECRET@h:6379/0 is down", "redis://***@h:6379/0 is down"),
+        ("GET /jobs?limit=5 HTTP/1.1 200", "GET /jobs?limit=5 HTTP/1.1 200"),  # not a URL's
+        ("key SECRET-KEY-1 in a message", "key *** in a message"),
+    ]:
+        assert hide_credentials(line, ["SECRET-KEY-1"]) == shown
+    record = logging.LogRecord(
+        "httpx", logging.INFO, "", 0, "GET %s", ("http://h/?k=SECRET",), None
+    )
+    assert CredentialFilter().filter(record)
+    assert record.getMessage() == "GET http://h/?***"
 
 
 # --- 3. the key before the body ---------------------------------------------------
@@ -507,3 +587,22 @@ def test_a_runtime_error_is_a_labelled_500_in_the_one_shape(
     body = _assert_error_shape(answer)
     assert body["detail"].startswith("internal error (RuntimeError)")
     assert "not loaded" in caplog.text  # the log has the message and the traceback
+    assert answer.raised is None  # answered and logged here
+
+
+def test_any_other_exception_is_a_500_in_the_one_shape_and_reaches_the_log() -> None:
+    """A bug of any class (an upload's huge integer was an OverflowError, its deep
+    nesting a RecursionError) answers JSON, not text/plain "Internal Server Error", and
+    is re-raised to the server, which logs its traceback."""
+    app = create_app(_settings())
+
+    async def broken() -> None:
+        raise OverflowError("int too large to convert to float")
+
+    app.add_api_route("/broken", broken, methods=["GET"])
+    answer = Client(app).call("GET", "/broken", headers=AUTH)
+    assert answer.status == 500
+    assert answer.headers["content-type"] == "application/json"
+    body = _assert_error_shape(answer)
+    assert body == {"detail": "internal error (OverflowError); the server's log has the details"}
+    assert isinstance(answer.raised, OverflowError)  # for uvicorn to log

@@ -4,8 +4,9 @@ Libraries log what they do with the settings' values: httpx logs each request's 
 (``http://user:password@host/v1/...`` when the base URL carries a proxy's credentials),
 and a traceback may quote a key. :class:`CredentialFilter`, on the log handlers,
 rewrites every record that reaches a handler, its message and its traceback, with a
-URL's ``user:password@`` and each known secret replaced by ``***``; code that names a
-URL itself (an error, the resume hint, ``/health``) shows :func:`hide_url_credentials`.
+URL's ``user:password@``, its query and fragment, and each known secret replaced by
+``***``; code that names a URL itself (an error, the resume hint, ``/health``) shows
+:func:`hide_url_credentials`.
 It imports nothing of ours at module level, so that every layer can use it.
 """
 
@@ -23,14 +24,22 @@ if TYPE_CHECKING:
 HIDDEN = "***"
 # scheme://user[:password]@ : what a URL carries before its host
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@]+@")
+# A URL's query or fragment (a key such as ?api-key=... can ride there): up to the
+# next space or quote, since a URL in a log line may be malformed (a base URL with a
+# query, joined with a path after it).
+_URL_QUERY = re.compile(
+    r"(?P<url>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#\"'<>]*)(?P<mark>[?#])[^\s\"'<>]+"
+)
 
 
 def hide_credentials(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with URL credentials and each of ``secrets`` replaced by ``***``."""
+    """``text`` with each of ``secrets``, and every URL's user, password, query and
+    fragment, replaced by ``***`` (as :func:`hide_url_credentials` shows one URL)."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, HIDDEN)
-    return _URL_CREDENTIALS.sub(rf"\g<scheme>{HIDDEN}@", text)
+    text = _URL_CREDENTIALS.sub(rf"\g<scheme>{HIDDEN}@", text)
+    return _URL_QUERY.sub(rf"\g<url>\g<mark>{HIDDEN}", text)
 
 
 def hide_url_credentials(url: str) -> str:

@@ -4,9 +4,9 @@ Every error body is ``{"detail": "<one readable line>"}``; a request that fails
 validation adds ``errors``, one ``{"loc", "msg", "type"}`` entry per problem. The
 caller's input is never echoed: a value that failed may be ``NaN`` or ``Infinity``
 (which JSON cannot carry, so echoing it was a 500) or megabytes long, and an unknown
-field's name is cut short. At most ``MAX_ERRORS`` entries come back. A ``RuntimeError``
-from outside embed2prompt's error tree (a bug, a broken invariant) is logged with its
-traceback and answered as a 500 in the same shape, naming only its class.
+field's name is cut short. At most ``MAX_ERRORS`` entries come back. Any other
+exception (a bug, a broken invariant) is logged with its traceback and answered as a
+500 in the same shape, naming only its class.
 """
 
 from __future__ import annotations
@@ -87,10 +87,11 @@ def install_error_handlers(app: FastAPI) -> None:
     """Answer invalid requests, bad input and a misconfigured server in the one shape."""
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         raw = error.errors()
         errors = field_errors(raw)
-        body = ErrorResponse(detail=validation_detail(errors, len(raw)), errors=errors)
+        detail = _not_json(request, errors) or validation_detail(errors, len(raw))
+        body = ErrorResponse(detail=detail, errors=errors)
         return JSONResponse(status_code=422, content=body.model_dump(exclude_none=True))
 
     @app.exception_handler(HTTPException)
@@ -100,6 +101,9 @@ def install_error_handlers(app: FastAPI) -> None:
             # a path served by several routes (GET and DELETE /jobs/{id}) has them all.
             headers = {**(error.headers or {}), "Allow": ", ".join(_allowed(request))}
             error = HTTPException(405, detail=error.detail, headers=headers)
+        elif error.status_code == 400 and error.__cause__ is not None:
+            # FastAPI's one message for every JSON body it could not parse: say why.
+            error = HTTPException(400, detail=_unreadable_body(error.__cause__))
         return await http_exception_handler(request, error)
 
     @app.exception_handler(InputError)
@@ -116,8 +120,42 @@ def install_error_handlers(app: FastAPI) -> None:
         # Not the caller's fault and not one of ours: the log gets the traceback, the
         # caller a labelled 500 (the message may hold internals, so only the class).
         log.error("%s %s failed", request.method, request.url.path, exc_info=error)
-        detail = f"internal error ({type(error).__name__}); the server's log has the details"
-        return JSONResponse(status_code=500, content={"detail": detail})
+        return _internal_error(error)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(_request: Request, error: Exception) -> JSONResponse:
+        # Any other exception (a bug) reaches Starlette's outermost middleware, which
+        # sends this and re-raises it for the server to log with its traceback: the
+        # caller gets the one shape, never a text/plain "Internal Server Error".
+        return _internal_error(error)
+
+
+def _not_json(request: Request, errors: list[FieldError]) -> str | None:
+    """What to say when a JSON body came as another media type (curl's ``--data`` sends
+    ``application/x-www-form-urlencoded``): FastAPI then validates the raw bytes, and
+    pydantic's words ("a valid dictionary") would not tell the client why."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "application/json" or media_type.endswith("+json"):
+        return None
+    if not any(error.loc == ["body"] and error.type == "model_attributes_type" for error in errors):
+        return None
+    shown = repr(_cut(media_type)) if media_type else "none"
+    return f"the body must be JSON: send Content-Type: application/json (this request's: {shown})"
+
+
+def _unreadable_body(cause: BaseException) -> str:
+    """Why a JSON body could not be parsed, without quoting it."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the body is not UTF-8 (byte {cause.start}); expected a JSON document in UTF-8"
+    if isinstance(cause, RecursionError):
+        return "the body's JSON is nested too deeply; expected the documented request body"
+    # int()'s limit of 4,300 digits is a ValueError; a client gone mid-body, ClientDisconnect
+    return f"the body could not be read as JSON ({type(cause).__name__})"
+
+
+def _internal_error(error: Exception) -> JSONResponse:
+    detail = f"internal error ({type(error).__name__}); the server's log has the details"
+    return JSONResponse(status_code=500, content={"detail": detail})
 
 
 def _allowed(request: Request) -> list[str]:
@@ -139,7 +177,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 _MEANINGS = {
-    400: "The body could not be read (not UTF-8, or the client went away mid-body)",
+    400: "The body could not be read as JSON (not UTF-8, nested too deeply, or the client "
+    "went away mid-body)",
     401: "API key missing or wrong (send Authorization: Bearer KEY or X-API-Key: KEY)",
     404: "No job with this id",
     413: "Request body larger than the limit (max_request_bytes, or max_upload_bytes for uploads)",

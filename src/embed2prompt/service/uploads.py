@@ -6,7 +6,8 @@ takes the embeddings as a stream instead, in one of these encodings:
 
 - JSON lines (``application/x-ndjson``): one embedding a line, a JSON array of numbers
   or an object with an ``embedding`` field (other fields are ignored); blank lines
-  are skipped.
+  are skipped. The values must be JSON numbers, as in the JSON bodies (``"0.1"`` and
+  ``true`` are refused, not coerced).
 - float32 rows (``application/octet-stream``): little-endian float32, row after row,
   each of the model's dimension (``array.astype("<f4").tobytes()`` in NumPy).
 - a ``.npy`` file (``application/x-npy``) or a ``.parquet`` file
@@ -192,13 +193,22 @@ async def _json_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[Any, 
         yield _row(bytes(pending), line_number + 1, index), line_number + 1
 
 
-def _row(line: bytes, line_number: int, index: int) -> Any:
+def _row(line: bytes, line_number: int, index: int) -> list[float]:
+    """One line's embedding. Its values must be JSON numbers, as in the JSON bodies
+    (``service.schemas``): ``"0.1"`` or ``true`` is refused, not read as a number."""
     try:
-        value = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        # Integers are read as floats: one too long for a float is then infinite, as
+        # 1e400 is, where int() refuses more than 4,300 digits and NumPy overflows.
+        value = json.loads(line, parse_int=float)
+    except ValueError:  # not JSON, or not UTF-8
         raise InputError(
             f"line {line_number} (embedding {index}) is not JSON; expected an array of "
             'numbers or an object with an "embedding" field'
+        ) from None
+    except RecursionError:  # arrays in arrays past the parser's depth
+        raise InputError(
+            f"line {line_number} (embedding {index}) is nested too deeply; expected an "
+            "array of numbers"
         ) from None
     if isinstance(value, dict):
         if "embedding" not in value:
@@ -206,7 +216,21 @@ def _row(line: bytes, line_number: int, index: int) -> Any:
         value = value["embedding"]
     if not isinstance(value, list):
         raise InputError(f"line {line_number} (embedding {index}) is not an array of numbers")
+    if set(map(type, value)) - {float}:
+        position, item = next((p, item) for p, item in enumerate(value) if type(item) is not float)
+        raise InputError(
+            f"line {line_number}: embedding {index} is not a list of numbers: item {position} "
+            f'is {_json_kind(item)}; expected JSON numbers (not "0.1", not true)'
+        )
     return value
+
+
+def _json_kind(value: object) -> str:
+    """What a parsed JSON value was written as, in JSON's words."""
+    if value is None:
+        return "null"
+    kinds = {bool: "a boolean", str: "a string", list: "an array", dict: "an object"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 async def _float32_rows(
