@@ -91,7 +91,8 @@ def test_eval_refuses_bad_numbers_with_a_usage_error() -> None:
         ("--batch", "0", "whole number >= 1"),
         ("--samples", "-3", "whole number >= 0"),
         ("--neighbours", "-1", "whole number >= 0"),
-        ("--completions", "-1", "whole number >= 0"),
+        ("--token-edits", "-1", "whole number >= 0"),
+        ("--fluency-shortlist", "0", "whole number >= 1"),
     ):
         result = run("eval", option, value, timeout=60)
         assert result.returncode == 2, (option, result.stderr)

@@ -22,6 +22,7 @@ from embed2prompt.inversion.base_lm import BaseLM, load_base_lm
 from embed2prompt.inversion.decoding import sample
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.inversion.inverters import load_inverter
+from embed2prompt.inversion.moves import InverterMoves
 from embed2prompt.inversion.prefix_checkpoint import load_prefix_inverter
 from embed2prompt.inversion.prefix_lm import AdapterConfig, PrefixAdapter, PrefixLM, token_scale
 from embed2prompt.inversion.prefix_training import (
@@ -124,8 +125,8 @@ def test_a_trained_adapter_prefers_its_texts(checkpoint: Path, embedder: LocalEm
     inverter, _ = load_prefix_inverter(checkpoint)
     untrained = _untrained(inverter.base)
     vectors = embedder.embed_sync(TEXTS)
-    trained_scores = inverter.fluency(TEXTS, vectors)
-    untrained_scores = untrained.fluency(TEXTS, vectors)
+    trained_scores = InverterMoves(inverter, seed=0).fluency(TEXTS, vectors)
+    untrained_scores = InverterMoves(untrained, seed=0).fluency(TEXTS, vectors)
     assert np.mean(trained_scores) > np.mean(untrained_scores) + 0.5
 
 
@@ -149,7 +150,7 @@ def test_the_search_inverts_with_either_kind(checkpoint: Path, embedder: LocalEm
     assert info.embedder_name == "all-MiniLM-L6-v2"
     inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, neighbours=0)
     target = embedder.embed_sync([TEXTS[0]])[0]
-    result = inverter.invert(target, steps=2, edits=4, strength=1.0, completions=1, fluency=0)
+    result = inverter.invert(target, steps=2, edits=4, strength=1.0, token_edits=2, fluency=0)
     assert result.prompt
     assert result.trace == sorted(result.trace)  # fluency 0: the cosine never falls
     assert result.cosine == pytest.approx(
@@ -192,14 +193,14 @@ def test_a_checkpoints_own_search_is_the_default_budget(
     own = tmp_path / "model.pt"
     own.write_bytes(checkpoint.read_bytes())
     document = json.loads(checkpoint.with_suffix(".json").read_text())
-    document["search"] = {"edits": 0, "completions": 1, "fluency_shortlist": 12}
+    document["search"] = {"edits": 0, "token_edits": 3, "fluency_shortlist": 12}
     own.with_suffix(".json").write_text(json.dumps(document))
     inverter = EmbeddingToPromptInference(own, embedder=embedder, neighbours=0)
     assert inverter.search.edits == 0
     assert inverter.search.fluency_shortlist == 12
     target = embedder.embed_sync([TEXTS[1]])[0]
     by_default = inverter.invert(target, steps=2)
-    spelled_out = inverter.invert(target, steps=2, edits=0, completions=1)
+    spelled_out = inverter.invert(target, steps=2, edits=0, token_edits=3)
     assert (by_default.prompt, by_default.trace, by_default.embedder_calls) == (
         spelled_out.prompt,
         spelled_out.trace,

@@ -22,10 +22,10 @@ from embed2prompt.inversion.budget import SearchBudget
 from embed2prompt.inversion.checkpoint import load_checkpoint
 from embed2prompt.inversion.decoding import sample
 from embed2prompt.inversion.inference import EmbeddingToPromptInference, check_embeddings
+from embed2prompt.inversion.lexical_search import Lexicon
 from embed2prompt.inversion.model import Inverter, InverterConfig
 from embed2prompt.inversion.moves import InverterMoves
 from embed2prompt.inversion.retrieval import load_bank_for
-from embed2prompt.inversion.tokenizer import encode_batch
 from embed2prompt.inversion.training import TrainingOptions, train
 
 TINY = InverterConfig(vocab_size=400, prefix_length=2, max_tokens=16, width=32, layers=1, heads=2)
@@ -97,22 +97,6 @@ def test_cached_decoding_writes_what_the_full_forward_pass_predicts() -> None:
     mixed = sample(model, embeddings, temperature=torch.tensor([0.0, 1.0, 0.0, 1.0]))
     assert mixed[0] == cached[0]
     assert mixed[2] == cached[2]
-
-
-def test_a_forced_prefix_is_written_first_then_continued_as_the_full_pass_predicts() -> None:
-    torch.manual_seed(0)
-    model = Inverter(replace(TINY, max_tokens=12)).eval()
-    embeddings = torch.randn(3, 384)
-    prefixes = [[7, 8, 9], [], [11]]
-    written = sample(model, embeddings, temperature=0.0, prefixes=prefixes)
-    assert written[1] == sample(model, embeddings[1:2], temperature=0.0)[0]  # no prefix
-    for row, prefix in enumerate(prefixes):
-        assert written[row][: len(prefix)] == prefix
-        tokens = torch.tensor([prefix], dtype=torch.long)
-        with torch.no_grad():
-            logits = model(embeddings[row : row + 1], tokens)[0, -1]
-        logits[[TINY.pad_id, TINY.bos_id]] = -torch.inf
-        assert written[row][len(prefix)] == int(logits.argmax())  # then the model's choice
 
 
 def test_training_lowers_the_loss_and_writes_a_safe_checkpoint(checkpoint: Path) -> None:
@@ -257,28 +241,37 @@ def test_a_target_gets_the_same_prompt_alone_or_in_any_batch(
     assert [result.candidates for result in differing] != [r.candidates for r in together]
 
 
-def test_the_lexicons_embeddings_are_cached_beside_the_checkpoint(
+def test_the_lexicons_embeddings_are_cached_in_the_cache_dir_not_beside_the_checkpoint(
     checkpoint: Path, embedder: LocalEmbedder, tmp_path: Path
 ) -> None:
     import asyncio
     import shutil
 
-    copy = tmp_path / "model.pt"
+    copy = tmp_path / "run" / "model.pt"
+    copy.parent.mkdir()
     shutil.copy(checkpoint, copy)
     shutil.copy(checkpoint.with_suffix(".json"), copy.with_suffix(".json"))
-    first = asyncio.run(EmbeddingToPromptInference(copy, embedder=embedder)._lexicon())
-    cache = tmp_path / "model.lexicon.npz"
+    cache_dir = tmp_path / "cache"
+
+    def lexicon() -> Lexicon:
+        inverter = EmbeddingToPromptInference(copy, embedder=embedder, cache_dir=cache_dir)
+        return asyncio.run(inverter._lexicon())
+
+    first = lexicon()
+    assert sorted(path.name for path in copy.parent.iterdir()) == ["model.json", "model.pt"]
+    [cache] = (cache_dir / "lexicons").iterdir()
+    assert cache.name.startswith(f"{embedder.name}-384d-")
     with np.load(cache) as stored:
         key, codes, scales = str(stored["key"]), stored["codes"], stored["scales"]
     assert codes.dtype == np.int8  # a quarter of float32's size
     assert np.array_equal(codes * scales, first.vectors)  # the first run searches as later ones
     assert np.allclose(first.vectors, embedder.embed_sync(first.words), atol=0.01)
     np.savez(cache, key=np.array(key), codes=np.ones_like(codes), scales=np.ones_like(scales))
-    cached = asyncio.run(EmbeddingToPromptInference(copy, embedder=embedder)._lexicon())
+    cached = lexicon()
     assert cached.words == first.words
     assert np.all(cached.vectors == 1.0)  # read from the cache, not embedded again
     np.savez(cache, key=np.array("another"), codes=np.ones_like(codes), scales=scales)
-    rebuilt = asyncio.run(EmbeddingToPromptInference(copy, embedder=embedder)._lexicon())
+    rebuilt = lexicon()
     assert np.array_equal(rebuilt.vectors, first.vectors)  # a foreign cache is ignored
 
 
@@ -440,41 +433,54 @@ def test_a_search_with_nothing_to_propose_takes_no_steps(
         inverter.invert(target, steps=1, strength=-0.5)
 
 
-def test_completions_rewrite_the_hypothesis_tail_and_never_lose_the_best(
+def test_token_edits_change_one_token_to_what_the_inverter_finds_likelier(
     checkpoint: Path, embedder: LocalEmbedder
 ) -> None:
     inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder, neighbours=0)
     target = embedder.embed_sync(["how do I reset my password"])[0]
     hypothesis = "rate limits protect the moon"
-    moves = InverterMoves(inverter.text_model, inverter.seed)
-    (written,) = moves.completions([hypothesis], target[None, :], 3)
-    assert 1 <= len(written) <= 3
-    (ids,) = inverter.text_model.encode([hypothesis])
-    (kept,) = inverter.text_model.decode([ids[: max(1, len(ids) // 4)]])  # the shortest head
-    assert kept
-    assert all(text.startswith(kept) for text in written)
+    text_model = inverter.text_model
+    moves = InverterMoves(text_model, inverter.seed)
+    (edits,) = moves.token_edits([hypothesis], target[None, :], 6)
+    assert 1 <= len(edits) <= 6
+    assert hypothesis not in edits
+    assert len(set(edits)) == len(edits)
+    (ids,) = text_model.encode([hypothesis])
+    # The first edit is the likeliest change: the token the inverter prefers most, over
+    # all positions, to the hypothesis's own (ending the text only inside it).
+    log_probs = text_model.position_log_probs([ids], target[None, :])[0]
+    log_probs[:, list(text_model.decoder.banned_ids)] = -torch.inf
+    eos = text_model.decoder.eos_id
+    best = max(
+        (float(log_probs[j, token]), j, token)
+        for j in range(len(ids) + 1)
+        for token in range(log_probs.shape[1])
+        if (j == len(ids) or token != ids[j]) and (token != eos or 0 < j < len(ids))
+    )
+    _, j, token = best
+    expected = ids[:j] if token == eos else [*ids[:j], token, *ids[j + 1 :]]
+    assert edits[0] == text_model.decode([expected])[0]
     one_pass = inverter.invert(target)
-    refined = inverter.invert(target, steps=2, edits=0, completions=2)
-    assert len(refined.trace) == 3  # completions alone are proposals: steps happen
+    refined = inverter.invert(target, steps=2, edits=0, token_edits=4)
+    assert len(refined.trace) == 3  # token edits alone are proposals: steps happen
     assert refined.embedder_calls > one_pass.embedder_calls  # and they were scored
-    assert moves.completions(["?"], target[None, :], 2) == [[]]  # nothing to keep of it
-    assert refined.trace == sorted(refined.trace)
-    with pytest.raises(InputError, match="completions=-1"):
-        inverter.invert(target, steps=1, completions=-1)
+    assert refined.trace == sorted(refined.trace)  # fluency 0: the cosine never falls
+    with pytest.raises(InputError, match="token_edits=-1"):
+        inverter.invert(target, steps=1, token_edits=-1)
 
 
-def test_log_likelihood_ignores_padding_and_prefers_the_trained_order(checkpoint: Path) -> None:
-    model, tokenizer, _ = load_checkpoint(checkpoint)
+def test_fluency_ignores_padding_and_prefers_the_trained_order(
+    checkpoint: Path, embedder: LocalEmbedder
+) -> None:
+    inverter = EmbeddingToPromptInference(checkpoint, embedder=embedder)
+    moves = InverterMoves(inverter.text_model, inverter.seed)
     text = TEXTS[0]
     backwards = " ".join(reversed(text.split()))
-    embedding = torch.from_numpy(LocalEmbedder().embed_sync([text]))
-    alone = encode_batch(tokenizer, [text], max_tokens=model.config.max_tokens)
-    padded = encode_batch(tokenizer, [text, backwards], max_tokens=model.config.max_tokens)
-    scores = model.mean_log_likelihood(embedding.repeat(2, 1), padded)
-    assert float(model.mean_log_likelihood(embedding, alone)[0]) == pytest.approx(
-        float(scores[0]), abs=1e-5
-    )
-    assert float(scores[0]) > float(scores[1])  # the text as trained, not its words reversed
+    target = embedder.embed_sync([text])
+    alone = moves.fluency([text], target)
+    together = moves.fluency([text, backwards, "a"], np.repeat(target, 3, axis=0))
+    assert alone[0] == pytest.approx(together[0], abs=1e-5)  # the longer rows change nothing
+    assert together[0] > together[1]  # the text as trained, not its words reversed
 
 
 def test_fluency_trades_cosine_for_readability(checkpoint: Path, embedder: LocalEmbedder) -> None:
@@ -488,7 +494,7 @@ def test_fluency_trades_cosine_for_readability(checkpoint: Path, embedder: Local
     assert fluent.candidates[0] == (fluent.prompt, pytest.approx(fluent.cosine))
 
     def fluency(text: str) -> float:
-        return inverter.text_model.fluency([text], target[None])[0]
+        return InverterMoves(inverter.text_model, inverter.seed).fluency([text], target[None])[0]
 
     assert fluency(fluent.prompt) > fluency(plain.prompt)
     for weight in (-0.1, float("inf"), float("nan")):

@@ -50,15 +50,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "default: the model's own)",
     )
     parser.add_argument(
+        "--fluency-shortlist",
+        type=_at_least_one,
+        help="hypotheses (the closest) whose readability is scored a step (default: the "
+        "model's own)",
+    )
+    parser.add_argument(
         "--neighbours",
         type=_at_least_zero,
         help="training texts from the model's prompt bank added to the first guesses "
         "(0: none; default: the model's own)",
     )
     parser.add_argument(
-        "--completions",
+        "--token-edits",
         type=_at_least_zero,
-        help="the inverter's rewrites of each hypothesis's tail a step (default: the model's)",
+        help="one-token edits the inverter finds likeliest, proposed for each hypothesis "
+        "a step (0: off; default: the model's own)",
     )
     parser.add_argument(
         "--strength",
@@ -93,7 +100,8 @@ def _handle(args: argparse.Namespace) -> int:
             "edits": args.edits,
             "neighbours": args.neighbours,
             "fluency": args.fluency,
-            "completions": args.completions,
+            "fluency_shortlist": args.fluency_shortlist,
+            "token_edits": args.token_edits,
             "strength": args.strength,
         },
         batch=args.batch,
@@ -172,7 +180,7 @@ def run_eval(
         "edits": "edits",
         "bank": "neighbours",
         "fluency": "fluency",
-        "compl.": "completions",
+        "tok.edits": "token_edits",
         "strength": "strength",
         "batch": "batch",
         "n": "texts",

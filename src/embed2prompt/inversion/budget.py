@@ -34,8 +34,9 @@ class SearchBudget:
     The first pass decodes ``candidates`` texts from the inverter (the greedy one and
     samples) and adds the ``neighbours`` training texts nearest to the target (the
     checkpoint's prompt bank). Each refinement step keeps a ``beam`` of hypotheses and
-    proposes, for each, ``edits`` word edits guided by the residual, ``completions``
-    rewrites of its tail by the inverter, and, with ``strength`` > 0, new guesses decoded
+    proposes, for each, ``edits`` word edits guided by the residual, ``token_edits``
+    one-token edits the inverter finds likeliest for the target, and, with ``strength``
+    > 0, new guesses decoded
     from ``target + strength * (target - hypothesis)``. Hypotheses are ranked by cosine,
     or with ``fluency`` > 0 the best ``fluency_shortlist`` of them by cosine plus that
     weight times the inverter's mean token log-probability of the text (readability).
@@ -52,8 +53,9 @@ class SearchBudget:
     # pass, at a third more time (BENCHMARKS.md).
     strength: float = 0.0
     fluency: float = 0.0  # cosine alone: the closest prompt, whatever it reads like
-    # Off: 2 a step bought a little readability in-domain at 8-19% more time.
-    completions: int = 0
+    # Off for the small decoder, whose likeliest tokens are its word salad; the fluent
+    # inverter's checkpoint turns them on (BENCHMARKS.md, "token edits").
+    token_edits: int = 0
     # Scoring fluency costs a forward pass a text: 6 measured as good as 8 in the pipeline
     # and faster; 4 lost quality.
     fluency_shortlist: int = 6
@@ -69,7 +71,7 @@ class SearchBudget:
             "steps": (self.steps, 0),
             "beam": (self.beam, 1),
             "edits": (self.edits, 0),
-            "completions": (self.completions, 0),
+            "token_edits": (self.token_edits, 0),
             "fluency_shortlist": (self.fluency_shortlist, 1),
             "candidates": (self.candidates, 1),
             "neighbours": (self.neighbours, 0),
@@ -115,7 +117,7 @@ class SearchBudget:
     @property
     def proposes(self) -> bool:
         """Whether a refinement step has any move to make."""
-        return bool(self.edits or self.strength > 0 or self.completions)
+        return bool(self.edits or self.strength > 0 or self.token_edits)
 
 
 FIELDS = frozenset(field.name for field in dataclasses.fields(SearchBudget))

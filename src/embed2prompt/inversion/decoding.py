@@ -7,7 +7,6 @@ one token at a time from a key/value cache. :class:`Decoder` is what they share.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
@@ -52,7 +51,6 @@ def sample(
     top_k: int = 0,
     generator: torch.Generator | None = None,
     row_seeds: torch.Tensor | None = None,
-    prefixes: Sequence[Sequence[int]] | None = None,
 ) -> list[list[int]]:
     """Token ids for each embedding (B, E), until <eos>. ``temperature`` is one value or
     one per row (B,); a row at 0 is greedy. Decoding reads one new position per step
@@ -60,22 +58,12 @@ def sample(
 
     With ``row_seeds`` (B,) int64, each row samples from its own seed alone (Gumbel-max
     with noise hashed from the seed, the step and the token), so a row writes the same
-    text whatever else is in the batch; otherwise rows share ``generator``'s stream.
-
-    With ``prefixes`` (one token list per row, no <eos>), each row first writes its
-    prefix, then continues it: a completion of the text so far. A prefix of
-    ``max_tokens`` or more is cut there, with no room left to continue."""
+    text whatever else is in the batch; otherwise rows share ``generator``'s stream."""
     batch = embeddings.shape[0]
     temperatures = torch.as_tensor(temperature, dtype=torch.float32).expand(batch)
     greedy_rows = temperatures <= 0
     written: list[list[int]] = [[] for _ in range(batch)]
     active = torch.arange(batch)  # rows still writing, in the order of the cache's rows
-    if prefixes is not None and len(prefixes) != batch:
-        raise ValueError(f"{len(prefixes)} prefixes for {batch} rows")
-    longest = max((len(prefix) for prefix in prefixes), default=0) if prefixes else 0
-    forced = torch.full((batch, longest), -1, dtype=torch.long)  # -1: choose freely
-    for row, prefix in enumerate(prefixes or []):
-        forced[row, : len(prefix)] = torch.as_tensor(list(prefix), dtype=torch.long)
     logits, cache = model.begin(embeddings)
     banned = list(model.banned_ids)
     for step in range(model.max_tokens):
@@ -84,8 +72,6 @@ def sample(
         chosen = _choose(
             logits, temperatures[active], greedy_rows[active], top_k, generator, seeds, step
         )
-        if step < longest:
-            chosen = torch.where(forced[active, step] >= 0, forced[active, step], chosen)
         for row, token in zip(active.tolist(), chosen.tolist(), strict=True):
             written[row].append(token)
         going = chosen != model.eos_id

@@ -51,7 +51,7 @@ class InversionScores:
     neighbours: int  # texts from the prompt bank among the first guesses (0: no bank)
     batch: int  # targets inverted together
     fluency: float  # weight of the inverter's fluency against cosine in refinement
-    completions: int  # the inverter's rewrites of each hypothesis's tail a step
+    token_edits: int  # one-token edits the inverter proposes for each hypothesis a step
     strength: float  # re-decoding conditioned away from each hypothesis's error (0: off)
     bleu: float
     token_f1: float
@@ -112,7 +112,7 @@ def evaluate_inversion(
         neighbours=budget.neighbours if inverter.bank is not None else 0,
         batch=batch,
         fluency=budget.fluency,
-        completions=budget.completions,
+        token_edits=budget.token_edits,
         strength=budget.strength,
         bleu=round(sacrebleu.corpus_bleu(prompts, [texts]).score, 2),
         token_f1=round(

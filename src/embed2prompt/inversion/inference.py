@@ -252,7 +252,7 @@ class EmbeddingToPromptInference:
         max_embedder_calls: float | None = None,
         max_seconds: float | None = None,
         fluency: float | None = None,
-        completions: int | None = None,
+        token_edits: int | None = None,
         candidates: int | None = None,
         neighbours: int | None = None,
     ) -> list[InversionResult]:
@@ -272,7 +272,7 @@ class EmbeddingToPromptInference:
                 max_embedder_calls=max_embedder_calls,
                 max_seconds=max_seconds,
                 fluency=fluency,
-                completions=completions,
+                token_edits=token_edits,
                 candidates=candidates,
                 neighbours=neighbours,
             )

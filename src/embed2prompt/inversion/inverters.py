@@ -30,7 +30,7 @@ from embed2prompt.inversion.prefix_checkpoint import (
     load_prefix_inverter,
     read_prefix_config,
 )
-from embed2prompt.inversion.tokenizer import decode, encode_batch
+from embed2prompt.inversion.tokenizer import decode
 
 
 class TextModel(Protocol):
@@ -43,8 +43,12 @@ class TextModel(Protocol):
     def decode(self, rows: Sequence[Sequence[int]]) -> list[str]:
         """Texts from written tokens, up to the end-of-text, markers left out."""
 
-    def fluency(self, texts: Sequence[str], conditioning: npt.NDArray[np.float32]) -> list[float]:
-        """Each text's mean token log-probability given its row of ``conditioning``."""
+    def position_log_probs(
+        self, rows: Sequence[Sequence[int]], conditioning: npt.NDArray[np.float32]
+    ) -> torch.Tensor:
+        """(B, T+1, V): at each position of each row of tokens (T the longest), the
+        log-probability of every token given the row's embedding and its tokens before
+        that position; the last real position is the end-of-text's."""
 
     def vocabulary_words(self) -> list[str]:
         """Whole words of the vocabulary: edits to try when a checkpoint has no lexicon."""
@@ -68,13 +72,19 @@ class ScratchTextModel:
     def decode(self, rows: Sequence[Sequence[int]]) -> list[str]:
         return [decode(self.tokenizer, row) for row in rows]
 
-    def fluency(self, texts: Sequence[str], conditioning: npt.NDArray[np.float32]) -> list[float]:
-        tokens = encode_batch(self.tokenizer, texts, max_tokens=self.model.config.max_tokens)
-        longest = int((tokens != self.model.config.pad_id).sum(dim=1).max())
-        scores = self.model.mean_log_likelihood(
-            torch.from_numpy(np.ascontiguousarray(conditioning)), tokens[:, :longest]
+    @torch.no_grad()
+    def position_log_probs(
+        self, rows: Sequence[Sequence[int]], conditioning: npt.NDArray[np.float32]
+    ) -> torch.Tensor:
+        # Padding sits after each row's end, and the decoder is causal: no row reads it.
+        tokens = torch.full(
+            (len(rows), max(len(row) for row in rows)), self.model.config.pad_id, dtype=torch.long
         )
-        return [float(score) for score in scores]
+        for index, row in enumerate(rows):
+            tokens[index, : len(row)] = torch.tensor(row, dtype=torch.long)
+        embeddings = torch.from_numpy(np.ascontiguousarray(conditioning))
+        log_probs: torch.Tensor = self.model(embeddings, tokens).log_softmax(dim=-1)
+        return log_probs
 
     def vocabulary_words(self) -> list[str]:
         return tokenizer_words(self.tokenizer.get_vocab())

@@ -171,16 +171,6 @@ class Inverter(nn.Module):
             ignore_index=self.config.pad_id,
         )
 
-    @torch.no_grad()
-    def mean_log_likelihood(self, embedding: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """(B,) the mean log-probability of each row's tokens (B, T: text, end-of-text,
-        padding) given its embedding: how readily the model would write that text for it."""
-        logits = self.forward(embedding, tokens[:, :-1])
-        chosen = logits.log_softmax(dim=-1).gather(2, tokens[:, :, None])[:, :, 0]
-        real = (tokens != self.config.pad_id).float()
-        mean: torch.Tensor = (chosen * real).sum(dim=1) / real.sum(dim=1).clamp(min=1)
-        return mean
-
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

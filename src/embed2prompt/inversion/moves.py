@@ -2,8 +2,8 @@
 
 - :meth:`InverterMoves.guesses`: the greedy text and sampled ones, for a target (the
   first pass) or for a target pushed away from a hypothesis's error (re-decoding);
-- :meth:`InverterMoves.completions`: a hypothesis's first part kept and the rest
-  rewritten for the target, readable moves that no word edit makes;
+- :meth:`InverterMoves.token_edits`: one-token changes of a hypothesis that the inverter,
+  conditioned on the target, would rather write: readable moves that no word edit makes;
 - :meth:`InverterMoves.fluency`: how likely the inverter finds a text for a target.
 
 Every sampled choice is seeded by its conditioning vector (:mod:`seeding`), so a target
@@ -25,6 +25,9 @@ Vectors = npt.NDArray[np.float32]
 _SAMPLING_TEMPERATURE = 0.8  # candidates besides the greedy one: varied, still fluent
 _SAMPLING_TOP_K = 40
 _SAMPLE_SEED_STRIDE = 7919  # a prime: the candidates of one vector get unrelated seeds
+# Tokens tried at each position of a hypothesis besides its own: with the few likeliest
+# of each position, the best edits of the whole text are among them.
+_ALTERNATIVES_PER_POSITION = 3
 
 
 class InverterMoves:
@@ -59,34 +62,53 @@ class InverterMoves:
                 pool.append(text)
         return [pool or ["?"] for pool in pools]
 
-    def completions(
+    def token_edits(
         self, texts: list[str], conditioning: Vectors, per_text: int
     ) -> list[list[str]]:
-        """For each text, up to ``per_text`` greedy completions conditioned on its row of
-        ``conditioning``: its first 1/(N+1), ..., N/(N+1) of tokens kept (N =
-        ``per_text``), the rest rewritten. A text too short to cut that often gets
-        fewer; one of a single token, none (its only cut would keep it whole)."""
-        prefixes: list[list[int]] = []
-        owners: list[int] = []
-        for index, ids in enumerate(self.text_model.encode(texts)):
-            cuts = {len(ids) * part // (per_text + 1) for part in range(1, per_text + 1)}
-            for cut in sorted(cuts - {0}):
-                prefixes.append(ids[:cut])
-                owners.append(index)
-        if not prefixes:
-            return [[] for _ in texts]
-        rows = sample(
-            self.text_model.decoder,
-            torch.from_numpy(np.ascontiguousarray(conditioning[owners])),
-            temperature=0.0,
-            prefixes=prefixes,
-        )
-        written: list[list[str]] = [[] for _ in texts]
-        for owner, text in zip(owners, self.text_model.decode(rows), strict=True):
-            if text:
-                written[owner].append(text)
-        return written
+        """Up to ``per_text`` one-token edits of each text, the ones the inverter finds
+        likeliest given the text's row of ``conditioning``: at each position, one of the
+        few tokens it would rather write there put in place of the text's token or before
+        it, or the text ended there. Chosen by the model that writes the prompts, they
+        read as the text did, and they lean towards the target it is conditioned on:
+        readable moves that a word edit from the lexicon rarely makes."""
+        decoder = self.text_model.decoder
+        rows = self.text_model.encode(texts)
+        if not rows:
+            return []
+        log_probs = self.text_model.position_log_probs(rows, conditioning)
+        if decoder.banned_ids:
+            log_probs[:, :, list(decoder.banned_ids)] = -torch.inf
+        # Position j predicts the token at j, and the end-of-text after the last one.
+        top = log_probs.topk(_ALTERNATIVES_PER_POSITION + 1, dim=-1)
+        edited: list[list[str]] = []
+        for index, row in enumerate(rows):
+            scored: dict[tuple[int, ...], float] = {}  # edited tokens: their token's score
+            values, tokens = top.values[index].tolist(), top.indices[index].tolist()
+            for j in range(len(row) + 1):
+                for score, token in zip(values[j], tokens[j], strict=True):
+                    if j < len(row) and token == row[j]:
+                        continue
+                    if token == decoder.eos_id:
+                        if 0 < j < len(row):
+                            scored.setdefault(tuple(row[:j]), score)
+                        continue
+                    if j < len(row):
+                        scored.setdefault((*row[:j], token, *row[j + 1 :]), score)
+                    if len(row) < decoder.max_tokens - 1:
+                        scored.setdefault((*row[:j], token, *row[j:]), score)
+            likeliest = sorted(scored, key=lambda edit: -scored[edit])[:per_text]
+            written = self.text_model.decode([list(edit) for edit in likeliest])
+            edited.append([t for t in dict.fromkeys(written) if t and t != texts[index]])
+        return edited
 
     def fluency(self, texts: list[str], conditioning: Vectors) -> list[float]:
-        """Mean token log-probability of each text given its target, in one batch."""
-        return self.text_model.fluency(texts, conditioning)
+        """Each text's mean token log-probability given its target (end-of-text
+        included): how readily the inverter would write that text for it. One batch."""
+        rows = self.text_model.encode(texts)
+        log_probs = self.text_model.position_log_probs(rows, conditioning)
+        scores = []
+        for index, row in enumerate(rows):
+            written = torch.tensor([*row, self.text_model.decoder.eos_id])
+            chosen = log_probs[index, torch.arange(len(written)), written]
+            scores.append(float(chosen.mean()))
+        return scores

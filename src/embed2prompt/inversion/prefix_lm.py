@@ -126,16 +126,14 @@ class PrefixLM:
         return self
 
     @torch.no_grad()
-    def fluency(self, texts: Sequence[str], conditioning: npt.NDArray[np.float32]) -> list[float]:
-        """Each text's mean token log-probability given its embedding (end-of-text
-        included): how readily the inverter would write that text for that target."""
-        rows = self.encode(texts)
+    def position_log_probs(
+        self, rows: Sequence[Sequence[int]], conditioning: npt.NDArray[np.float32]
+    ) -> torch.Tensor:
+        """(B, T+1, V): at each position of each row, the log-probability of every token
+        given the row's embedding and its tokens before that position."""
         embeddings = torch.from_numpy(np.ascontiguousarray(conditioning))
-        logits, targets = self._teacher_forced(embeddings, rows)
-        real = targets != -100
-        chosen = logits.log_softmax(dim=-1).gather(2, targets.clamp(min=0)[:, :, None])[..., 0]
-        means = (chosen * real).sum(dim=1) / real.sum(dim=1).clamp(min=1)
-        return [float(value) for value in means]
+        logits, _ = self._teacher_forced(embeddings, rows)
+        return logits.log_softmax(dim=-1)
 
     # -- decoding (the Decoder protocol of :mod:`decoding`) ------------------------
 

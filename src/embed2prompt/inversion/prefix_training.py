@@ -36,13 +36,18 @@ from embed2prompt.inversion.prefix_lm import AdapterConfig, PrefixAdapter, Prefi
 log = logging.getLogger(__name__)
 
 
-# How a fluent inverter refines unless told otherwise (written into its checkpoint). Word
-# edits find the words the LM's samples miss; ranking a wide shortlist by cosine plus 0.5
-# x the LM's mean token log-probability keeps only edits that still read as English. On
-# 16 out-of-domain texts (step-500 adapter, 4 steps): one pass 0.671 / 62% English;
-# edits at weight 0.2: 0.800 / 44%; at 0.5: 0.746 / 62%; re-decoding and completions
-# alone: 0.705 / 50%.
-FLUENT_SEARCH: dict[str, Any] = {"edits": 16, "fluency": 0.5, "fluency_shortlist": 64}
+# How a fluent inverter refines unless told otherwise (written into its checkpoint): the
+# one-token edits the conditioned LM finds likeliest, not the lexicon's words, ranked by
+# cosine plus 0.05 x the LM's mean token log-probability over the 16 closest. Chosen on
+# the 40 out-of-domain texts, 8 steps (BENCHMARKS.md, "token edits"): 24 token edits,
+# weight 0.05: cosine 0.854, 85% English; weight 0.1: 0.843 / 87.5%; weight 0: 0.880 /
+# 60%; 16 word edits at weight 0.5 (the earlier default): 0.822 / 85%.
+FLUENT_SEARCH: dict[str, Any] = {
+    "edits": 0,
+    "token_edits": 24,
+    "fluency": 0.05,
+    "fluency_shortlist": 16,
+}
 
 
 @dataclass

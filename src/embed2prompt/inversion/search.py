@@ -4,8 +4,9 @@ One pass ranks the first guesses (the inverter's own and the prompt bank's neare
 texts) by the cosine of their embeddings to the target. Each refinement step then
 
 1. **proposes**, for each hypothesis kept (a beam per target), word edits guided by the
-   residual (:mod:`lexical_search`), the inverter's rewrites of its tail and guesses
-   re-decoded away from its error (:mod:`moves`), as the budget asks;
+   residual (:mod:`lexical_search`), the one-token edits the inverter itself finds
+   likeliest and guesses re-decoded away from its error (:mod:`moves`), as the budget
+   asks;
 2. **ranks** what is new by embedding it: each text is scored once per target;
 3. **steps**: keeps the best few (by cosine, or cosine plus a fluency weight) as the
    next beam, and records the best cosine (the trace) and the best distinct texts.
@@ -161,12 +162,12 @@ class Search:
             )
             for owner, texts in zip(owners, guesses, strict=True):
                 proposals[owner].extend(texts)
-        if budget.completions:
+        if budget.token_edits:
             written = await asyncio.to_thread(
-                self.moves.completions,
+                self.moves.token_edits,
                 [h.text for h in kept],
                 targets[owners],
-                budget.completions,
+                budget.token_edits,
             )
             for owner, texts in zip(owners, written, strict=True):
                 proposals[owner].extend(texts)
