@@ -9,7 +9,8 @@ import pytest
 
 from embed2prompt.batch.run import BatchOutcome
 from embed2prompt.batch.summary import RunningSummary
-from embed2prompt.commands.outcome import INTERRUPTED, report_outcome
+from embed2prompt.cli import INTERRUPTED
+from embed2prompt.commands.outcome import report_outcome
 
 COMMAND = "embed2prompt invert in.npy -o out.jsonl"
 

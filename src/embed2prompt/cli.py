@@ -20,7 +20,9 @@ from embed2prompt.errors import Embed2PromptError
 from embed2prompt.redaction import hide_url_credentials
 from embed2prompt.settings import Settings
 
-INTERNAL_ERROR = 3  # 0 success, 1 some items failed, 2 bad usage or input, 130 interrupted
+# Exit codes: 0 success, 1 some items failed, 2 bad usage or input, and these two.
+INTERNAL_ERROR = 3
+INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("embed2prompt: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except Exception as error:  # a bug or an environment problem: one line, not a traceback
         if args.debug:
             raise

@@ -16,11 +16,10 @@ from pathlib import Path
 
 from embed2prompt.backends import create_embedder
 from embed2prompt.batch.stopping import graceful_stop
-from embed2prompt.cli import _command_line, _default, _settings
+from embed2prompt.cli import INTERRUPTED, _command_line, _default, _settings
 from embed2prompt.settings import Settings
 from embed2prompt.textio import EmbeddingLog, TextRecord, read_texts
 
-INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C
 # Texts per embed() call for the local model: it batches any number, and 256 keeps the
 # progress bar moving and a Ctrl-C quick.
 LOCAL_CHUNK = 256

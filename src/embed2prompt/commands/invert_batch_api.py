@@ -20,7 +20,8 @@ from embed2prompt.backends import create_inverter
 from embed2prompt.batch.output import OUTPUT_FORMATS, ResultLog, check_output_path, lock_output
 from embed2prompt.batch.readers import EmbeddingInputs, Row
 from embed2prompt.batch.stopping import graceful_stop
-from embed2prompt.commands.outcome import INTERRUPTED, report_outcome
+from embed2prompt.cli import INTERRUPTED
+from embed2prompt.commands.outcome import report_outcome
 from embed2prompt.errors import ConfigurationError, InputError
 from embed2prompt.settings import Settings
 

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from embed2prompt.cli import INTERRUPTED
+
 if TYPE_CHECKING:  # imports torch: at run time only, not for --help
     from embed2prompt.batch.run import BatchOutcome
-
-INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C
 
 
 def report_outcome(
