@@ -145,6 +145,38 @@ def test_bad_rows_fail_alone_and_the_exit_code_says_so(tmp_path: Path, vectors: 
     assert "Traceback" not in result.stderr
 
 
+def test_rows_that_are_not_json_numbers_fail_alone(tmp_path: Path, vectors: np.ndarray) -> None:
+    """A 400-digit integer stopped the run with exit 3 (NumPy's OverflowError), one of
+    5,000 digits too (int()'s limit), and "0.1" or true were read as numbers."""
+    good = vectors[0].tolist()
+    lines = [
+        json.dumps({"id": "good", "embedding": good}),
+        '{"id": "long", "embedding": [' + "1" * 400 + ", " + json.dumps(good[1:])[1:] + "}",
+        '{"id": "longer", "embedding": [' + "9" * 5000 + ", " + json.dumps(good[1:])[1:] + "}",
+        json.dumps({"id": "text", "embedding": [str(value) for value in good]}),
+        json.dumps({"id": "flags", "embedding": [True] * 384}),
+        json.dumps({"id": "good2", "embedding": vectors[1].tolist()}),
+    ]
+    source = tmp_path / "vectors.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    output = tmp_path / "prompts.jsonl"
+    result = run("invert", str(source), "-o", str(output), *FAST)
+    assert result.returncode == 1, result.stderr  # rows failed; the run did not
+    by_id = {row["id"]: row for row in records(output)}
+    assert sorted(by_id) == ["flags", "good", "good2", "long", "longer", "text"]
+    assert by_id["good"]["success"]
+    assert by_id["good2"]["success"]
+    for name in ("long", "longer"):  # as 1e400 is: infinite
+        assert "contains NaN or infinite values" in by_id[name]["error"]
+    assert by_id["text"]["error"].startswith(
+        "line 4: the embedding is not a list of numbers: item 0 is a string; expected JSON numbers"
+    )
+    assert by_id["flags"]["error"].startswith(
+        "line 5: the embedding is not a list of numbers: item 0 is a boolean"
+    )
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
@@ -153,6 +185,10 @@ def test_bad_rows_fail_alone_and_the_exit_code_says_so(tmp_path: Path, vectors: 
         ("cube.npy", "cube", "expected a 2-D array"),
         ("columns.parquet", "parquet", "no 'embedding' column"),
         ("broken.parquet", b"not parquet", "not a readable Parquet file"),
+        # Not real numbers: NumPy would drop the imaginary part, or read "0.1" as 0.1.
+        ("complex.npy", "complex", "expected real numbers (a float or integer dtype), got dtype"),
+        ("text.parquet", "text", "the 'embedding' column holds list<element: string>; expected"),
+        ("flags.parquet", "flags", "the 'embedding' column holds list<element: bool>; expected"),
     ],
 )
 def test_unreadable_input_is_exit_2_naming_the_file(
@@ -163,6 +199,12 @@ def test_unreadable_input_is_exit_2_naming_the_file(
         np.save(path, np.ones((2, 2, 2)))
     elif content == "parquet":
         pq.write_table(pa.table({"vector": [[0.1]]}), path)
+    elif content == "complex":
+        np.save(path, np.ones((2, 384), dtype=np.complex64))
+    elif content == "text":
+        pq.write_table(pa.table({"embedding": [["0.1"] * 384]}), path)
+    elif content == "flags":
+        pq.write_table(pa.table({"embedding": [[True] * 384]}), path)
     elif isinstance(content, bytes):
         path.write_bytes(content)
     result = run("invert", str(path), "-o", str(tmp_path / "out.jsonl"), *FAST)

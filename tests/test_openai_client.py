@@ -266,3 +266,61 @@ async def test_a_key_echoed_by_the_server_is_scrubbed_everywhere() -> None:
     assert "***" in str(caught.value)
     for text in (str(caught.value), str(cause), describe_api_error(cause), repr(cause.body)):  # type: ignore[attr-defined]
         assert secret not in text
+
+
+QUERY_KEY = "query-key-SECRET-5d7e21"  # an Azure-style deployment's key, in the URL
+
+
+async def test_a_base_url_with_a_query_sends_it_with_every_call(
+    server: OpenAITestServer, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK joins the path after a base URL's query (``/v1/?api-key=K`` +
+    ``chat/completions``): every call was a 404. The query now goes with each call."""
+    query = {"api-key": QUERY_KEY, "api-version": "2024-10-21"}
+    server.configure(required_query=query)
+    with_query = settings.model_copy(
+        update={"openai_base_url": f"{server.url}?api-key={QUERY_KEY}&api-version=2024-10-21"}
+    )
+    caplog.set_level(logging.DEBUG)
+    async with OpenAIClient(with_query) as client:
+        embedded = await client.create_embeddings(["a cat"], model=MODEL)
+        chat = await client.create_chat_completion(
+            [{"role": "user", "content": "Describe the moon"}], model="gpt-4o-mini"
+        )
+        assert client.base_url == f"{server.url}/"  # the query is not part of the path
+    assert embedded.value.shape == (1, 1536)
+    assert "Describe the moon" in chat.value.text
+    assert server.stats()["outcomes"] == {"ok": 2}
+    assert "api-version=2024-10-21" in caplog.text  # httpx logged the URLs called
+    async with OpenAIClient(settings) as client:  # the server does refuse calls without it
+        with pytest.raises(openai.AuthenticationError) as caught:
+            await client.create_embeddings(["a cat"], model=MODEL)
+    assert "Access denied" in describe_api_error(caught.value)
+
+
+async def test_credentials_echoed_in_an_error_body_are_scrubbed(
+    server: OpenAITestServer, settings: Settings
+) -> None:
+    """A gateway that quotes the URL it called, user, password and query, in its error:
+    only the API key was scrubbed, so the rest reached results and the job database."""
+    password = "pw-SECRET-9a8b7c"
+    echoed = (
+        f"upstream http://proxy-user:{password}@10.0.0.7:8080/v1/chat/completions"
+        f"?api-key={QUERY_KEY} answered 502; also tried {password} with key {TEST_KEY}"
+    )
+    # The URL's user and password go as Basic auth, in place of the key: any is taken.
+    server.configure(api_key=None, error_500_rate=1.0, error_message=echoed)
+    credentials = settings.model_copy(
+        update={"openai_base_url": server.url.replace("://", f"://proxy-user:{password}@")}
+    )
+    executor = CallExecutor(retry_policy=RetryPolicy(max_attempts=2, base_delay_s=0))
+    async with OpenAIClient(credentials) as client:
+        with pytest.raises(RetriesExhaustedError) as caught:
+            await executor.call(lambda: client.create_embeddings(["x"], model=MODEL))
+    cause = caught.value.__cause__
+    assert isinstance(cause, openai.InternalServerError)
+    shown = [str(caught.value), str(cause), describe_api_error(cause), repr(cause.body)]
+    assert "upstream http://***@10.0.0.7:8080/v1/chat/completions?*** answered 502" in shown[2]
+    for text in shown:
+        for secret in ("proxy-user", password, QUERY_KEY, TEST_KEY):
+            assert secret not in text, text

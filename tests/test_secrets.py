@@ -305,39 +305,67 @@ def test_the_cli_never_shows_a_credential(
 
 
 @pytest.mark.slow
-def test_a_key_in_the_base_urls_query_is_never_shown(
+def test_a_key_in_the_base_urls_query_works_and_is_never_shown(
     tmp_path: Path, upstream: OpenAITestServer, vectors: list[list[float]]
 ) -> None:
-    """A key in ``OPENAI_BASE_URL``'s query string (``?api-key=...``): the SDK's
-    requests to that URL fail (it joins the path after the query), and httpx logged each
-    one, key and all, in the service's log and under the CLI's ``--debug``."""
-    upstream.configure(error_500_rate=0.0, latency_ms=0)
-    with_query = f"{upstream.url}?api-key={URL_QUERY_KEY}"
+    """A key in ``OPENAI_BASE_URL``'s query string (``?api-key=...``, as Azure-style
+    deployments take it) goes with every call: the SDK joined the path after the query,
+    so every call was a 404 while ``/ready`` said the API was reachable. It is never
+    shown: httpx logs each URL called (the service's log, the CLI's ``--debug``), and an
+    upstream that quotes the URL it was called at, user, password and query, in its
+    error reached the results and the job database."""
+    query = {"api-key": URL_QUERY_KEY, "api-version": "2024-10-21"}
+    with_query = f"{upstream.url}?api-key={URL_QUERY_KEY}&api-version=2024-10-21"
+    called = f"{_with_credentials(upstream.url)}/chat/completions?api-key={URL_QUERY_KEY}"
+    echoed = f"gateway: {called} failed"  # what a gateway says of the URL it called
     env = {
         **_environment(upstream, "redis://127.0.0.1:1/0"),
         "OPENAI_BASE_URL": with_query,
     }
     del env["EMBED2PROMPT_REDIS_URL"]  # the limiter in process: this test is the URL's
-    with running_service(tmp_path, **env) as service:
-        client = Exchanges(service.url)
-        good = {"embeddings": vectors[:1], "max_concurrent": 1}
-        status, body = client.json("POST", "/generate_prompts_parallel", good)
-        assert status == 200, body
-        assert client.call("GET", "/ready")[0] in (200, 503)
-    log = service.log.read_text()
-    assert "HTTP Request: POST http://127.0.0.1" in log  # the calls were logged
-    assert not _leaks(log), [line for line in log.splitlines() if _leaks(line)][:3]
-    for exchange in client.seen:
-        assert not _leaks(exchange), exchange[:2000]
-    np.save(tmp_path / "vectors.npy", np.asarray(vectors, dtype=np.float32))
-    del env["API_KEY"]
-    run = _invert(
-        tmp_path, env, "vectors.npy", "-o", "out.jsonl", "--steps", "0", "--evaluate",
-        "--generator", "openai", "--base-url", with_query, "--no-progress", debug=True,
-    )  # fmt: skip
-    assert "HTTP Request: POST http://127.0.0.1" in run.stderr, run.stderr[-3000:]
-    assert not _leaks(run.stdout + run.stderr), run.stderr[-2000:]
-    _assert_files_clean(tmp_path)
+    upstream.configure(error_500_rate=0.0, latency_ms=0, required_query=query)
+    try:
+        with running_service(tmp_path, **env) as service:
+            client = Exchanges(service.url)
+            good = {"embeddings": vectors[:1], "max_concurrent": 1}
+            status, body = client.json("POST", "/generate_prompts_parallel", good)
+            assert status == 200, body
+            assert body["summary"]["successful"] == 1, body  # the calls carried the key
+            status, ready = client.call("GET", "/ready")
+            assert status == 200, ready
+            assert ready["backends"]["generator"]["status"] == 200, ready
+            upstream.configure(error_500_rate=1.0, error_message=echoed)
+            status, body = client.json("POST", "/generate_prompts_parallel", good)
+            assert status == 200, body
+            assert "gateway: http://***@127.0.0.1" in json.dumps(body), body  # its error
+            status, job = client.json("POST", "/jobs", good)
+            assert status == 202, job
+            deadline = time.monotonic() + 240
+            while (state := client.call("GET", f"/jobs/{job['id']}")[1])["done"] < 1:
+                assert time.monotonic() < deadline, "the job did not finish"
+                time.sleep(0.2)  # polling another process
+            assert state["failed"] == 1, state
+            status, page = client.call("GET", f"/jobs/{job['id']}/results")
+            assert "gateway: http://***@127.0.0.1" in json.dumps(page), page
+        log = service.log.read_text()
+        assert "HTTP Request: POST http://127.0.0.1" in log  # the calls were logged
+        assert not _leaks(log), [line for line in log.splitlines() if _leaks(line)][:3]
+        for exchange in client.seen:
+            assert not _leaks(exchange), exchange[:2000]
+        np.save(tmp_path / "vectors.npy", np.asarray(vectors, dtype=np.float32))
+        del env["API_KEY"]
+        run = _invert(
+            tmp_path, env, "vectors.npy", "-o", "out.jsonl", "--steps", "0", "--evaluate",
+            "--generator", "openai", "--base-url", with_query, "--no-progress", debug=True,
+        )  # fmt: skip
+        assert run.returncode == 1, run.stderr[-3000:]  # the rows failed, saying why
+        assert "HTTP Request: POST http://127.0.0.1" in run.stderr, run.stderr[-3000:]
+        failed = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
+        assert "gateway: http://***@127.0.0.1" in failed["error"], failed
+        assert not _leaks(run.stdout + run.stderr), run.stderr[-2000:]
+        assert _assert_files_clean(tmp_path) >= 3  # the log, the job database, the output
+    finally:
+        upstream.configure(error_500_rate=0.0, error_message=None, required_query=None)
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import io
 import json
 import math
 import os
@@ -434,6 +435,21 @@ def test_a_job_of_100000_embeddings_uploads_as_float32_rows(service: Service) ->
     assert cancelled["state"] == "cancelled"
 
 
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _parquet(embeddings: list[list[object]]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"embedding": embeddings}), buffer)
+    return buffer.getvalue()
+
+
 def _bad_dimension_at_1030() -> bytes:
     good = [json.dumps([0.5] * 384)] * 1030
     return "\n".join([*good, "[0.5, 0.5, 0.5]", *good[:3]]).encode()
@@ -442,7 +458,12 @@ def _bad_dimension_at_1030() -> bytes:
 @pytest.mark.parametrize(
     ("content_type", "body", "status", "message"),
     [
-        ("application/x-ndjson", b"[0.1]\nnot json\n", 422, "line 2 (embedding 1) is not JSON"),
+        (
+            "application/x-ndjson",
+            b"[0.1]\nnot json\n",
+            422,
+            "line 2 (embedding 1) is not valid JSON (Expecting value); expected an array",
+        ),
         (
             "application/x-ndjson",
             json.dumps({"vector": [0.1]}).encode(),
@@ -491,6 +512,24 @@ def _bad_dimension_at_1030() -> bytes:
             ("[" + "9" * 5000 + ", 0.1" * 383 + "]").encode(),
             422,
             "line 1: embedding 0 contains NaN or infinite values",
+        ),
+        (  # complex numbers: NumPy dropped the imaginary part, and the job ran
+            "application/x-npy",
+            _npy(np.ones((2, 384), dtype=np.complex64)),
+            422,
+            "the upload: expected real numbers (a float or integer dtype), got dtype complex64",
+        ),
+        (  # text and booleans in a Parquet file: NumPy read "0.1" as 0.1 and True as 1
+            "application/vnd.apache.parquet",
+            _parquet([["0.1"] * 384]),
+            422,
+            "the upload: the 'embedding' column holds list<element: string>; expected a list",
+        ),
+        (
+            "application/vnd.apache.parquet",
+            _parquet([[True] * 384]),
+            422,
+            "the upload: the 'embedding' column holds list<element: bool>; expected a list",
         ),
         ("text/csv", b"0.1,0.2", 415, "application/x-ndjson"),
     ],
@@ -608,6 +647,24 @@ def test_health_probes_an_api_backend(server: OpenAITestServer) -> None:
     report = asyncio.run(backends(unreachable))
     assert report["generator"]["reachable"] is False
     assert TEST_KEY not in json.dumps(report)
+
+
+def test_the_readiness_probe_sends_the_base_urls_query(server: OpenAITestServer) -> None:
+    """An Azure-style ``?api-key=...`` in the base URL: the probe dropped the query, so
+    it reported an answer the API calls themselves would not get."""
+    key = "query-key-SECRET-31c9"
+    server.configure(required_query={"api-key": key})
+    settings = Settings(
+        generator="openai",
+        openai_api_key=SecretStr(TEST_KEY),
+        openai_base_url=f"{server.url}/?api-key={key}",
+    )
+    report = asyncio.run(backends(settings))["generator"]
+    assert (report["reachable"], report["status"]) == (True, 200)
+    assert report["base_url"] == f"{server.url}/?***"
+    without = settings.model_copy(update={"openai_base_url": server.url})
+    assert asyncio.run(backends(without))["generator"]["status"] == 401
+    assert key not in json.dumps(report)
 
 
 @pytest.mark.slow

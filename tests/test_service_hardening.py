@@ -390,11 +390,13 @@ def test_ready_needs_the_key_and_probes_upstream_without_leaking(
     # The settings' URL carries a user, password and query: each shown as ***.
     assert generator["base_url"] == f"http://***@127.0.0.1:{upstream.port}/v1?***"
     _assert_no_secret(refused.raw.decode() + probed.raw.decode() + caplog.text)
-    # The probe itself carries the key, in its header only, and no URL credentials.
+    # The probe itself carries the key in its header, and the URL's query as every API
+    # call does (an Azure-style key rides there), but not the URL's user and password.
     assert len(upstream.requests) == 2  # one a backend
     head = upstream.requests[0].decode()
-    assert head.startswith("GET /v1/models HTTP/1.1")
+    assert head.startswith(f"GET /v1/models?api-key={SECRETS['query']} HTTP/1.1")
     assert f"Bearer {SECRETS['openai_api_key']}" in head
+    assert SECRETS["password"] not in head
 
 
 def test_a_url_is_shown_without_what_can_hold_a_credential() -> None:

@@ -1,11 +1,15 @@
 """Checks of what users hand us, with errors that name the bad item and what was expected.
 
 Every layer (library, pipeline, batch runs, service) checks texts and embeddings here,
-so that the same mistake reads the same wherever it is made.
+so that the same mistake reads the same wherever it is made. Embeddings written as JSON
+(a ``.jsonl`` file of ``embed2prompt invert``, the service's JSON-lines upload) are read
+by :func:`read_json` and :func:`json_vector`: the one rule of what a JSON value must be
+to count as an embedding.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -48,10 +52,7 @@ def check_embeddings(
     expected = expected or f"this model inverts {dimension}-dimensional embeddings; {ALIGN_HINT}"
     if isinstance(raw, list | tuple) and raw and isinstance(raw[0], list | tuple | np.ndarray):
         _check_rows(raw, dimension, first_index, expected)  # name the row that is not numbers
-    try:
-        array = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError("embeddings must be numbers: a vector or a list of vectors") from None
+    array = _real_numbers(raw, "embeddings must be numbers (a vector or a list of vectors)")
     if array.size == 0:
         raise InputError("embeddings are empty; expected a non-empty list of vectors")
     one_vector = array.ndim == 1
@@ -103,9 +104,82 @@ def _check_rows(
     rows: list[object] | tuple[object, ...], dimension: int, first_index: int, expected: str
 ) -> None:
     for index, row in enumerate(rows, start=first_index):
-        try:
-            vector = np.asarray(row, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InputError(f"embedding {index} is not a list of numbers") from None
+        vector = _real_numbers(row, f"embedding {index} is not a list of numbers")
         if vector.ndim != 1 or vector.shape[0] != dimension:
             raise InputError(f"embedding {index} has shape {vector.shape}, but {expected}")
+
+
+# NumPy's kinds of real numbers (signed and unsigned integers, floats), and how to name
+# the others: NumPy would read "0.1" as 0.1 and True as 1, and drop an imaginary part.
+REAL_KINDS = "iuf"
+_KIND_WORDS = {"b": "booleans", "c": "complex numbers", "U": "text", "S": "bytes"}
+
+
+def _real_numbers(raw: object, refusal: str) -> npt.NDArray[np.float64]:
+    """``raw`` as float64, or an :class:`InputError` starting with ``refusal``."""
+    try:
+        array = np.asarray(raw)
+        if array.dtype.kind == "O":  # Python objects: integers past int64, None, a mix
+            array = np.asarray(raw, dtype=np.float64)
+    except OverflowError:  # an integer of 309 digits or more
+        raise InputError(
+            f"{refusal}: it holds an integer too large for a float (at most {LARGEST:.3g} "
+            "in magnitude)"
+        ) from None
+    except (TypeError, ValueError):  # ragged, or text among Python objects
+        raise InputError(refusal) from None
+    if array.dtype.kind not in REAL_KINDS:
+        held = _KIND_WORDS.get(array.dtype.kind, "values that are not numbers")
+        raise InputError(
+            f"{refusal}: it holds {held} (dtype {array.dtype}); expected real numbers "
+            "(floats or integers)"
+        )
+    return array.astype(np.float64, copy=False)
+
+
+# Embeddings written as JSON ---------------------------------------------------------
+_JSON_NUMBERS = 'expected JSON numbers (not "0.1", not true)'
+
+
+def read_json(text: bytes, name: str, expected: str) -> object:
+    """``text`` parsed as JSON that holds embeddings, or an :class:`InputError` saying
+    why ``name`` cannot be read and that ``expected`` was.
+
+    Integers are read as floats: one too long for a float is then infinite, as ``1e400``
+    is, and refused as such by :func:`check_embeddings` (as Python ints, one of 4,300
+    digits or more stops ``json.loads`` and one of 309 overflows NumPy's conversion).
+    """
+    try:
+        return json.loads(text, parse_int=float)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{name} is not valid JSON ({error.msg}); expected {expected}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{name} is not valid JSON (not UTF-8); expected {expected}") from None
+    except RecursionError:  # arrays in arrays past the parser's depth
+        raise InputError(f"{name} is nested too deeply; expected {expected}") from None
+
+
+def json_vector(value: object, name: str) -> list[float]:
+    """``value`` (as :func:`read_json` parsed it) as an embedding: a JSON array of JSON
+    numbers, as in the service's JSON bodies; ``"0.1"`` and ``true`` are refused, not
+    read as numbers. Its dimension and values are :func:`check_embeddings`' to check."""
+    if not isinstance(value, list):
+        raise InputError(
+            f"{name} is not a list of numbers: it is {_json_kind(value)}; expected an array "
+            "of JSON numbers"
+        )
+    if set(map(type, value)) - {float}:
+        position, item = next((p, item) for p, item in enumerate(value) if type(item) is not float)
+        raise InputError(
+            f"{name} is not a list of numbers: item {position} is {_json_kind(item)}; "
+            f"{_JSON_NUMBERS}"
+        )
+    return value
+
+
+def _json_kind(value: object) -> str:
+    """What a parsed JSON value was written as, in JSON's words."""
+    if value is None:
+        return "null"
+    kinds = {bool: "a boolean", str: "a string", list: "an array", dict: "an object"}
+    return kinds.get(type(value), "a number")

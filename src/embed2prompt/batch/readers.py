@@ -1,15 +1,15 @@
 """Files of embeddings read as a stream of rows, so a million of them run in flat memory.
 
-``.npy`` (a 2-D array, memory-mapped), ``.jsonl`` (an object a line with an
-``embedding`` field and an optional ``id``) and ``.parquet`` (a list column
-``embedding``, an optional ``id`` column; read a record batch at a time). A file that
-cannot be read at all is an :class:`InputError` naming it; a row that is malformed is
-that row's problem (its ``error``), and the others still run.
+``.npy`` (a 2-D array of a float or integer dtype, memory-mapped), ``.jsonl`` (an
+object a line with an ``embedding`` field, an array of JSON numbers, and an optional
+``id``) and ``.parquet`` (a list column ``embedding`` of floats or integers, an optional
+``id`` column; read a record batch at a time). A file that cannot be read at all (a
+complex or text dtype is such) is an :class:`InputError` naming it; a row that is
+malformed is that row's problem (its ``error``), and the others still run.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from embed2prompt.errors import InputError
+from embed2prompt.inputs import REAL_KINDS, json_vector, read_json
 
 FORMATS = (".npy", ".jsonl", ".parquet")
 
@@ -80,8 +81,11 @@ class EmbeddingFile:
             raise InputError(
                 f"{self.path}: expected a 2-D array (rows of vectors), got shape {array.shape}"
             )
-        if not np.issubdtype(array.dtype, np.number):
-            raise InputError(f"{self.path}: expected numbers, got dtype {array.dtype}")
+        if array.dtype.kind not in REAL_KINDS:  # complex, boolean, text, dates, records
+            raise InputError(
+                f"{self.path}: expected real numbers (a float or integer dtype), got dtype "
+                f"{array.dtype}"
+            )
         if not isinstance(array, np.memmap):
             raise InputError(f"{self.path}: not a .npy array file")
         return array
@@ -139,6 +143,12 @@ class EmbeddingFile:
                 f"{self.path}: no 'embedding' column (columns: {', '.join(names)}); expected "
                 "a list column 'embedding' and an optional 'id'"
             )
+        column = parquet.schema_arrow.field("embedding").type
+        if not _is_list_of_real_numbers(column):
+            raise InputError(
+                f"{self.path}: the 'embedding' column holds {column}; expected a list of "
+                "real numbers (floats or integers) a row"
+            )
         return parquet
 
     def _parquet_rows(self) -> Iterator[Row]:
@@ -154,16 +164,29 @@ class EmbeddingFile:
                 position += 1
 
 
+def _is_list_of_real_numbers(column: Any) -> bool:
+    """Whether an Arrow type is a list (of any kind) of integers or floats."""
+    import pyarrow as pa
+
+    kinds = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
+    if not any(is_kind(column) for is_kind in kinds):
+        return False
+    value = column.value_type
+    return bool(pa.types.is_integer(value) or pa.types.is_floating(value))
+
+
 def _jsonl_row(line: bytes, number: int) -> tuple[object, Any, str | None]:
-    """(id, vector, error) of one line."""
+    """(id, vector, error) of one line: its embedding must be an array of JSON numbers
+    (:func:`~embed2prompt.inputs.json_vector`), or the line is that row's error."""
+    identifier = None
     try:
-        record = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        message = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8"
-        return None, None, f"line {number} is not valid JSON ({message})"
-    if not isinstance(record, dict) or "embedding" not in record:
-        return None, None, f"line {number} is not an object with an 'embedding' field"
-    return record.get("id"), record["embedding"], None
+        record = read_json(line, f"line {number}", "an object with an 'embedding' field")
+        if not isinstance(record, dict) or "embedding" not in record:
+            return None, None, f"line {number} is not an object with an 'embedding' field"
+        identifier = record.get("id")
+        return identifier, json_vector(record["embedding"], f"line {number}: the embedding"), None
+    except InputError as error:
+        return identifier, None, str(error)
 
 
 def input_files(path: Path) -> list[EmbeddingFile]:

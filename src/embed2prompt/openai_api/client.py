@@ -12,9 +12,12 @@ the executor's job, so combine the two::
         tokens=client.estimate_embedding_tokens(texts, model=model),
     )
 
-The API key is held by the SDK alone and scrubbed from every error message we raise.
-Failures surface as the SDK's exceptions (``openai.RateLimitError`` and so on), which the
-retry policy classifies; :func:`describe_api_error` turns them into a key-free message.
+A base URL's query (an Azure-style ``?api-key=...&api-version=...``) is sent with every
+request (:func:`base_url_and_query`). The API key is held by the SDK alone; every error
+message we raise is scrubbed of it, of the URL's password, and of any URL's user,
+password and query that the server echoes. Failures surface as the SDK's exceptions
+(``openai.RateLimitError`` and so on), which the retry policy classifies;
+:func:`describe_api_error` turns them into a credential-free message.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +38,7 @@ from embed2prompt.engine.retry import api_error_message
 from embed2prompt.errors import ApiError, InputError
 from embed2prompt.inputs import check_texts
 from embed2prompt.openai_api.tokens import estimate_chat_tokens, estimate_embedding_tokens
+from embed2prompt.redaction import hide_credentials
 from embed2prompt.settings import Settings
 
 T = TypeVar("T")
@@ -69,15 +74,22 @@ class OpenAIClient:
     def __init__(self, settings: Settings | None = None) -> None:
         settings = settings or Settings()
         self._api_key = settings.require_openai_api_key()
+        given = settings.openai_base_url
+        base_url, query = (None, {}) if given is None else base_url_and_query(given)
+        # What an error may quote and we never show: the key, and the URL's password.
+        password = urlsplit(given or "").password
+        self._secrets = [secret for secret in (self._api_key, password) if secret]
         self._sdk = openai.AsyncOpenAI(
             api_key=self._api_key,
-            base_url=settings.openai_base_url,
+            base_url=base_url,
+            default_query=query or None,
             timeout=settings.request_timeout_s,
             max_retries=0,  # the executor's policy owns retrying
         )
 
     @property
     def base_url(self) -> str:
+        """The base URL requests are made under (without the query they all carry)."""
         return str(self._sdk.base_url)
 
     async def close(self) -> None:
@@ -152,27 +164,41 @@ class OpenAIClient:
 
     @contextlib.contextmanager
     def _redacting(self) -> Iterator[None]:
-        """Scrub the API key from any SDK error raised inside: servers may echo it in
-        the message or the body, and both end up in logs and error messages."""
+        """Scrub credentials from any SDK error raised inside: servers and gateways may
+        echo the key, or a URL with its user, password or query, in the message or the
+        body, and both end up in logs, results and the job database."""
         try:
             yield
         except openai.OpenAIError as error:
-            if self._api_key:
-                error.args = tuple(_scrub(arg, self._api_key) for arg in error.args)
-                if isinstance(error, openai.APIError):
-                    error.message = _scrub(error.message, self._api_key)
-                    error.body = _scrub(error.body, self._api_key)
+            error.args = tuple(_scrub(arg, self._secrets) for arg in error.args)
+            if isinstance(error, openai.APIError):
+                error.message = _scrub(error.message, self._secrets)
+                error.body = _scrub(error.body, self._secrets)
             raise
 
 
-def _scrub(value: Any, secret: str) -> Any:
-    """``value`` with ``secret`` replaced by *** in every string, however nested."""
+def base_url_and_query(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its query and fragment, and the query's parameters.
+
+    The SDK joins each request's path after the base URL's path *and* query
+    (``/v1/?api-key=K`` + ``chat/completions``: a 404 for every call), so a query must
+    go as the SDK's ``default_query``, which it adds to every request, as its own
+    ``AzureOpenAI`` sends ``api-version``. A parameter given twice keeps its last value.
+    """
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), query
+
+
+def _scrub(value: Any, secrets: Sequence[str]) -> Any:
+    """``value`` with each of ``secrets``, and every URL's user, password, query and
+    fragment, replaced by *** in every string, however nested."""
     if isinstance(value, str):
-        return value.replace(secret, "***")
+        return hide_credentials(value, secrets)
     if isinstance(value, dict):
-        return {key: _scrub(item, secret) for key, item in value.items()}
+        return {key: _scrub(item, secrets) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_scrub(item, secret) for item in value)
+        return type(value)(_scrub(item, secrets) for item in value)
     return value
 
 

@@ -5,7 +5,8 @@ the key).
 uses. It calls nothing upstream (anyone may call it, and it must not make the service
 call a paid API on their behalf) and names no URL, key or other setting that can hold a
 credential. ``/ready`` also probes the API backends, with ``GET {base_url}/models``
-(cheap, and served by OpenAI, vLLM, llama.cpp and Ollama alike) and a short timeout; the
+(cheap, and served by OpenAI, vLLM, llama.cpp and Ollama alike) and a short timeout,
+carrying the base URL's query as every API call does (an Azure-style ``api-key``); the
 URL it reports shows ``***`` in place of any user, password, query or fragment
 (:func:`~embed2prompt.redaction.hide_url_credentials`), and the key goes in the probe's
 header only.
@@ -21,6 +22,7 @@ import aiohttp
 
 from embed2prompt import __version__
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
+from embed2prompt.openai_api.client import base_url_and_query
 from embed2prompt.redaction import hide_url_credentials
 from embed2prompt.settings import Settings
 
@@ -51,20 +53,24 @@ async def probe_openai(settings: Settings) -> dict[str, Any]:
     """``reachable`` and the probe's latency or error, for the settings' API."""
     given = (settings.openai_base_url or _OPENAI_URL).rstrip("/")
     base_url = hide_url_credentials(given)
-    parts = urlsplit(given)
+    without_query, query = base_url_and_query(given)
+    parts = urlsplit(without_query)
     auth = None
     headers = {}
     if settings.openai_api_key is not None:
         headers["Authorization"] = f"Bearer {settings.openai_api_key.get_secret_value()}"
     elif parts.username is not None:  # a proxy's user and password in the URL
         auth = aiohttp.BasicAuth(parts.username, parts.password or "")
-    probe_url = urlunsplit((parts.scheme, _without_user(parts.netloc), parts.path, "", ""))
+    path = parts.path.rstrip("/")
+    probe_url = urlunsplit((parts.scheme, _without_user(parts.netloc), path, "", ""))
     started = time.perf_counter()
     timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
     try:
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(f"{probe_url}/models", headers=headers, auth=auth) as response,
+            session.get(
+                f"{probe_url}/models", params=query, headers=headers, auth=auth
+            ) as response,
         ):
             status = response.status
     except (aiohttp.ClientError, TimeoutError, ValueError) as error:

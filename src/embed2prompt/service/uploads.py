@@ -23,7 +23,6 @@ lines, the line (``line 7: embedding 5 contains NaN or infinite values``).
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
 from collections.abc import AsyncIterator
 from itertools import islice
@@ -35,6 +34,7 @@ import numpy.typing as npt
 
 from embed2prompt.batch.readers import EmbeddingFile, Row
 from embed2prompt.errors import InputError
+from embed2prompt.inputs import json_vector, read_json
 from embed2prompt.service.security import Message, Receive
 from embed2prompt.service.vectors import check_vectors
 
@@ -194,43 +194,18 @@ async def _json_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[Any, 
 
 
 def _row(line: bytes, line_number: int, index: int) -> list[float]:
-    """One line's embedding. Its values must be JSON numbers, as in the JSON bodies
-    (``service.schemas``): ``"0.1"`` or ``true`` is refused, not read as a number."""
-    try:
-        # Integers are read as floats: one too long for a float is then infinite, as
-        # 1e400 is, where int() refuses more than 4,300 digits and NumPy overflows.
-        value = json.loads(line, parse_int=float)
-    except ValueError:  # not JSON, or not UTF-8
-        raise InputError(
-            f"line {line_number} (embedding {index}) is not JSON; expected an array of "
-            'numbers or an object with an "embedding" field'
-        ) from None
-    except RecursionError:  # arrays in arrays past the parser's depth
-        raise InputError(
-            f"line {line_number} (embedding {index}) is nested too deeply; expected an "
-            "array of numbers"
-        ) from None
+    """One line's embedding: an array of JSON numbers, or an object whose ``embedding``
+    field is one (the rule of :func:`~embed2prompt.inputs.json_vector`)."""
+    value = read_json(
+        line,
+        f"line {line_number} (embedding {index})",
+        'an array of numbers or an object with an "embedding" field',
+    )
     if isinstance(value, dict):
         if "embedding" not in value:
             raise InputError(f'line {line_number} (embedding {index}) has no "embedding" field')
         value = value["embedding"]
-    if not isinstance(value, list):
-        raise InputError(f"line {line_number} (embedding {index}) is not an array of numbers")
-    if set(map(type, value)) - {float}:
-        position, item = next((p, item) for p, item in enumerate(value) if type(item) is not float)
-        raise InputError(
-            f"line {line_number}: embedding {index} is not a list of numbers: item {position} "
-            f'is {_json_kind(item)}; expected JSON numbers (not "0.1", not true)'
-        )
-    return value
-
-
-def _json_kind(value: object) -> str:
-    """What a parsed JSON value was written as, in JSON's words."""
-    if value is None:
-        return "null"
-    kinds = {bool: "a boolean", str: "a string", list: "an array", dict: "an object"}
-    return kinds.get(type(value), type(value).__name__)
+    return json_vector(value, f"line {line_number}: embedding {index}")
 
 
 async def _float32_rows(

@@ -74,6 +74,12 @@ class ServerConfig:
     hang_s: float = 30.0
     drop_rate: float = 0.0  # connections closed without any response
     api_key: str | None = None  # when set, other keys get 401 invalid_api_key
+    # Query parameters every request to /v1 must carry, as Azure-style deployments take
+    # ``?api-key=...&api-version=...``: a request without them gets Azure's 401.
+    required_query: dict[str, str] | None = None
+    # The message of injected 500s and 503s in place of OpenAI's: a gateway's, which
+    # may quote the URL it called, credentials and all.
+    error_message: str | None = None
     seed: int = 0
     # The Batch API (batch_endpoints.py): seconds from a batch's creation to its end;
     # injected faults; the enqueued input tokens a model's queue holds (None: no limit).
@@ -244,6 +250,8 @@ class FakeOpenAIServer:
         return web.json_response({"reset": True})
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
+        if self._without_required_query(request):
+            return _query_refusal()
         return web.json_response(
             {
                 "object": "list",
@@ -316,6 +324,9 @@ class FakeOpenAIServer:
                     "invalid_request_error",
                     "invalid_api_key",
                 )
+        if self._without_required_query(request):
+            self._record(request, "401", tokens, label)
+            return _query_refusal()
         if config.quota_exhausted:
             self._record(request, "429_quota", tokens, label)
             return _error(
@@ -373,13 +384,13 @@ class FakeOpenAIServer:
             await asyncio.sleep(self.config.hang_s)
             return _error(504, "upstream timed out", "server_error", None)
         if outcome == "500":
-            return _error(
-                500, "The server had an error while processing your request.", "server_error", None
-            )
+            message = "The server had an error while processing your request."
+            return _error(500, self.config.error_message or message, "server_error", None)
         if outcome == "503":
             return _error(
                 503,
-                "The engine is currently overloaded, please try again later.",
+                self.config.error_message
+                or "The engine is currently overloaded, please try again later.",
                 "server_error",
                 "server_is_overloaded",
                 headers=self._retry_after_headers(self.config.injected_retry_after_ms / 1000),
@@ -391,6 +402,10 @@ class FakeOpenAIServer:
             "rate_limit_exceeded",
             headers=self._retry_after_headers(self.config.injected_retry_after_ms / 1000),
         )
+
+    def _without_required_query(self, request: web.Request) -> bool:
+        required = self.config.required_query or {}
+        return any(request.query.get(name) != value for name, value in required.items())
 
     def _retry_after_headers(self, seconds: float) -> dict[str, str]:
         headers = {
@@ -608,6 +623,16 @@ def _error(
 ) -> web.Response:
     body = error_body(message, error_type, code, param)
     return web.json_response(body, status=status, headers=headers)
+
+
+def _query_refusal() -> web.Response:
+    """Azure's answer to a request without its ``api-key`` (or with a wrong one)."""
+    message = (
+        "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
+        "provide a valid key for an active subscription and use a correct regional API "
+        "endpoint for your resource."
+    )
+    return web.json_response({"error": {"code": "401", "message": message}}, status=401)
 
 
 def _parse_args(argv: list[str] | None) -> tuple[str, int, ServerConfig]:
