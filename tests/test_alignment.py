@@ -268,11 +268,22 @@ def test_the_align_command_refuses_bad_input_in_one_line(
     bad.write_text('{"text": "a", "embedding": [1, 2]}\n{"text": "b", "embedding": [1]}\n')
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"text": "a", "embedding": [1, 2]}\nnot json\n')
+    # As the service and invert read them: strings and booleans are not numbers, and an
+    # integer too long for Python's int parser is a clear error, not a crash.
+    strings = tmp_path / "strings.jsonl"
+    strings.write_text('{"text": "a", "embedding": ["0.1", 0.2]}\n')
+    booleans = tmp_path / "booleans.jsonl"
+    booleans.write_text('{"text": "a", "embedding": [true, 0.2]}\n')
+    huge = tmp_path / "huge.jsonl"
+    huge.write_text('{"text": "a", "embedding": [' + "9" * 5000 + ", 0.2]}\n")
     (tmp_path / "texts.txt").write_text("one\ntwo\nthree\n")
     np.save(tmp_path / "two.npy", np.ones((2, 8)))
     cases = [
         ([str(bad)], "bad.jsonl line 2: the embedding has 1 numbers, the earlier ones 2"),
-        ([str(broken)], "broken.jsonl line 2 is not JSON"),
+        ([str(broken)], "broken.jsonl line 2 is not valid JSON"),
+        ([str(strings)], "strings.jsonl line 1: `embedding` is not a list of numbers: item 0"),
+        ([str(booleans)], "booleans.jsonl line 1: `embedding` is not a list of numbers: item 0"),
+        ([str(huge)], "huge.jsonl line 1: `embedding` holds an infinite number"),
         (
             ["--texts", str(tmp_path / "texts.txt"), "--embeddings", str(tmp_path / "two.npy")],
             "holds 2 vectors but",

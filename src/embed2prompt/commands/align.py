@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ from embed2prompt.backends import DEFAULT_OPENAI_EMBEDDING_MODEL, create_embedde
 from embed2prompt.cli import _at_least_one, _settings
 from embed2prompt.embedders.base import Embedder
 from embed2prompt.errors import ConfigurationError, InputError
+from embed2prompt.inputs import json_vector, read_json
 from embed2prompt.inversion.alignment import MIN_PAIRS, Aligner, fit_aligner, fit_summary
 from embed2prompt.settings import Settings
 
@@ -287,19 +287,19 @@ def read_pairs(path: Path) -> tuple[list[str], npt.NDArray[np.float64]]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise InputError(f"{path} line {number} is not JSON") from None
+        where = f"{path} line {number}"
+        record = read_json(line.encode(), where, "an object with text and embedding")
         if not isinstance(record, dict):
-            raise InputError(f"{path} line {number} is not a JSON object")
-        text, vector = record.get("text"), record.get("embedding")
+            raise InputError(f"{where} is not a JSON object")
+        text = record.get("text")
         if not isinstance(text, str) or not text.strip():
-            raise InputError(f"{path} line {number}: `text` must be a non-empty string")
-        if not isinstance(vector, list) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in vector
-        ):
-            raise InputError(f"{path} line {number}: `embedding` must be a list of numbers")
+            raise InputError(f"{where}: `text` must be a non-empty string")
+        vector = json_vector(record.get("embedding"), f"{where}: `embedding`")
+        if not np.isfinite(vector).all():
+            raise InputError(
+                f"{where}: `embedding` holds an infinite number (beyond float's range) or "
+                "NaN; expected finite numbers"
+            )
         if rows and len(vector) != len(rows[0]):
             raise InputError(
                 f"{path} line {number}: the embedding has {len(vector)} numbers, the earlier "
