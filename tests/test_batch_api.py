@@ -299,3 +299,93 @@ def test_cancelling_a_batch_job_cancels_its_batches_and_deletes_its_files(
     stats = batch_stats(server)
     assert (stats["batches_cancelled"], stats["files_held"]) == (1, {})
     assert [(job["id"], job["mode"]) for job in listed] == [(job_id, "batch")]
+
+
+def test_one_delete_is_enough_while_the_batches_stop_slowly_even_across_a_restart(
+    tmp_path: Path, source: Path, server: OpenAITestServer
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from embed2prompt.service.app import create_app
+
+    # In progress until cancelled, then held cancelling (as OpenAI may hold a batch for
+    # minutes) until the test lets it go; DELETE answers after 0.3 s of waiting.
+    server.configure(batch_delay_s=40.0, batch_cancel_delay_s=3600.0)
+    settings = service_settings(server, tmp_path).model_copy(update={"batch_cancel_wait_s": 0.3})
+    with TestClient(create_app(settings)) as client:
+        job_id = client.post("/jobs", json=batch_job(source)).json()["id"]
+        deadline = time.monotonic() + 120
+        while batch_stats(server)["statuses"].get("in_progress") != 1:
+            status = client.get(f"/jobs/{job_id}").json()
+            assert status["state"] in ("queued", "running"), status
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)  # polling another process
+        answer = client.delete(f"/jobs/{job_id}")
+        assert answer.status_code == 200, answer.text
+        status = answer.json()
+        assert status["state"] == "cancelling"
+        while status["batch_api"]["files"][0]["status"] != "cancelling":  # asked at the API
+            assert status["state"] == "cancelling", status
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+            status = client.get(f"/jobs/{job_id}").json()
+        [file] = status["batch_api"]["files"]
+        assert (file["step"], file["deleted"]) == ("submitted", False)
+        listed = client.get("/jobs", params={"state": "cancelling"}).json()["jobs"]
+        assert [job["id"] for job in listed] == [job_id]
+    # The service stopped with the batch still stopping; the job stays cancelling.
+    assert batch_stats(server)["statuses"] == {"cancelling": 1}
+    server.configure(batch_cancel_delay_s=0.0)  # the API stops the batch now
+    with TestClient(create_app(settings)) as client:  # and a restart goes on waiting
+        while (status := client.get(f"/jobs/{job_id}").json())["state"] != "cancelled":
+            assert status["state"] == "cancelling", status
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+    assert status["error"] is None
+    report = status["batch_api"]
+    # What the batch ran before it stopped is joined, then its files deleted there; the
+    # job was not run again (one batch), and the cancel was asked once.
+    [file] = report["files"]
+    assert (file["status"], file["step"], file["deleted"]) == ("cancelled", "joined", True)
+    assert report["stages"][0]["requests"] == {"done": 6, "pending": 6}
+    stats = batch_stats(server)
+    assert (stats["batches_created"], stats["batches_cancelled"]) == (1, 1)
+    assert (stats["files_held"], stats["statuses"]) == ({}, {"cancelled": 1})
+
+
+def test_a_refused_cancel_is_a_503_and_the_next_delete_stops_the_batches(
+    tmp_path: Path, source: Path, server: OpenAITestServer
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from embed2prompt.service.app import create_app
+
+    server.configure(batch_delay_s=40.0)  # in progress until cancelled
+    with TestClient(create_app(service_settings(server, tmp_path))) as client:
+        job_id = client.post("/jobs", json=batch_job(source)).json()["id"]
+        deadline = time.monotonic() + 120
+        while batch_stats(server)["statuses"].get("in_progress") != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)  # polling another process
+        # The key is revoked: the job's next poll is refused, and so is the cancel.
+        server.configure(api_key="sk-another-key")
+        while (status := client.get(f"/jobs/{job_id}").json())["state"] != "failed":
+            assert status["state"] == "running", status
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+        answer = client.delete(f"/jobs/{job_id}")
+        assert answer.status_code == 503, answer.text
+        assert "could not be cancelled at the API" in answer.text
+        assert "DELETE it again" in answer.text
+        assert TEST_KEY not in answer.text
+        assert batch_stats(server)["statuses"] == {"in_progress": 1}
+        server.configure(api_key=TEST_KEY)
+        answer = client.delete(f"/jobs/{job_id}")
+    assert answer.status_code == 200, answer.text
+    after = answer.json()
+    # A failed job keeps its state and its error; its batch is stopped all the same.
+    assert (after["state"], after["error"]) == ("failed", status["error"])
+    [file] = after["batch_api"]["files"]
+    assert (file["status"], file["step"], file["deleted"]) == ("cancelled", "joined", True)
+    stats = batch_stats(server)
+    assert (stats["batches_cancelled"], stats["files_held"]) == (1, {})

@@ -187,3 +187,22 @@ def test_a_batch_cancelled_in_progress_keeps_the_half_it_ran_and_files_can_be_de
         sdk.files.delete(uploaded.id)
     stats = server.stats(arrivals=False)["batch"]
     assert (stats["files_deleted"], stats["files_held"]) == (2, {})
+
+
+def test_a_cancelled_batch_stays_cancelling_for_the_configured_delay(
+    server: OpenAITestServer,
+) -> None:
+    # Held cancelling (as OpenAI may hold a batch for minutes), then let go by a new
+    # configuration: no test waits out the delay itself.
+    server.configure(batch_delay_s=1.0, batch_cancel_delay_s=3600.0)
+    sdk = client(server)
+    uploaded = sdk.files.create(file=("in.jsonl", lines(2)), purpose="batch")
+    batch = sdk.batches.create(input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h")
+    assert sdk.batches.cancel(batch.id).status == "cancelling"
+    time.sleep(0.3)  # past the validation (0.1 s of batch_delay_s): it would have ended
+    assert sdk.batches.retrieve(batch.id).status == "cancelling"
+    server.configure(batch_cancel_delay_s=0.0)
+    seen, batch = finished(sdk, batch.id)
+    assert seen[-1] == "cancelled"
+    assert batch.cancelling_at is not None
+    assert batch.cancelled_at is not None

@@ -226,6 +226,12 @@ class Settings(BaseSettings):
     batch_join_chunk: int = Field(
         default=1000, ge=1, description="Result lines recorded per transaction when joining."
     )
+    batch_cancel_wait_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long DELETE /jobs/{id} of a batch job waits for the API to stop "
+        "its batches before it answers (the job is 'cancelling' until they stop).",
+    )
     batch_keep_files: bool = Field(
         default=False,
         description="Keep a batch's input, output and error files at the API once its "

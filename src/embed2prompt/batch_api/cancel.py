@@ -1,7 +1,8 @@
 """Cancelling a Batch API run: its batches stopped at the server, what they did kept.
 
-:func:`cancel_run` is ``invert ... --batch-api --cancel`` and ``DELETE /jobs/{id}`` of a
-job in ``"mode": "batch"``. It cancels every batch of the run still in the server's
+:func:`cancel_run` is ``invert ... --batch-api --cancel`` and, in a task of the service's
+(:mod:`embed2prompt.service.jobs`), ``DELETE /jobs/{id}`` of a job in ``"mode":
+"batch"``. It cancels every batch of the run still in the server's
 queue (``batches.cancel``) and withdraws the uploads not submitted yet
 (:meth:`~embed2prompt.batch_api.files.FileSteps.cancel`), then waits, up to ``wait_s``,
 for the server to stop the batches (OpenAI may take minutes), downloading and joining
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from embed2prompt.batch_api.files import FileSteps
+from embed2prompt.batch_api.files import FileSteps, poll_pauses
 from embed2prompt.batch_api.state import RunState
 from embed2prompt.errors import InputError, TransientError
 from embed2prompt.settings import Settings
@@ -52,7 +53,7 @@ async def cancel_run(
     try:
         cancelled = await files.cancel()
         deadline = time.monotonic() + wait_s
-        pause = settings.batch_poll_initial_s
+        pauses = poll_pauses(settings)
         while True:
             moved = False
             for file in state.files(unfinished_only=True):
@@ -68,10 +69,9 @@ async def cancel_run(
             if not waiting or remaining <= 0:  # files it could not delete: the next call
                 return Cancelled(cancelled, len(waiting) + left)
             if moved:
-                pause = settings.batch_poll_initial_s
+                pauses = poll_pauses(settings)
                 continue
-            await asyncio.sleep(min(pause, remaining))
-            pause = min(pause * 2, settings.batch_poll_max_s)
+            await asyncio.sleep(min(next(pauses), remaining))
     finally:
         await files.aclose()
         state.close()

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,16 @@ WITHDRAWN = "withdrawn: the run was cancelled before its batch was created"
 def queue_tokens(settings: Settings) -> int:
     """Input tokens a model's batch queue may hold: the setting, else the tier's."""
     return settings.batch_queue_tokens or int(settings.rate_limits.tokens_per_day)
+
+
+def poll_pauses(settings: Settings) -> Iterator[float]:
+    """The pauses between polls of batches that have not moved: ``batch_poll_initial_s``,
+    doubling up to ``batch_poll_max_s`` (a batch takes minutes to hours; asking every few
+    seconds all day would only spend requests). A caller starts again once one moves."""
+    pause = settings.batch_poll_initial_s
+    while True:
+        yield pause
+        pause = min(pause * 2, settings.batch_poll_max_s)
 
 
 class FileSteps:

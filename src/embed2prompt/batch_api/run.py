@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from embed2prompt.batch.readers import Row
 from embed2prompt.batch.run import checked_vector
-from embed2prompt.batch_api.files import FileSteps
+from embed2prompt.batch_api.files import FileSteps, poll_pauses
 from embed2prompt.batch_api.pricing import StageCost, estimate_table
 from embed2prompt.batch_api.stages import (
     CHAT,
@@ -323,7 +323,7 @@ class BatchApiRun:
     async def _execute(self, stage: int, stop: asyncio.Event) -> bool:
         """Every request of the stage answered or failed for good; False on a stop."""
         await self._run_locally(stage, stop)
-        pause = self.settings.batch_poll_initial_s
+        pauses = poll_pauses(self.settings)
         while True:
             self.files.write(
                 stage, [e for e in self.state.pending_endpoints(stage) if e != LOCAL_EMBEDDINGS]
@@ -340,11 +340,10 @@ class BatchApiRun:
                 except TransientError as error:
                     self._say(f"file {file.name}: {error}; trying again shortly")
             if moved:
-                pause = self.settings.batch_poll_initial_s
+                pauses = poll_pauses(self.settings)
                 continue
-            if await _wait(stop, pause):
+            if await _wait(stop, next(pauses)):
                 return False
-            pause = min(pause * 2, self.settings.batch_poll_max_s)
 
     async def _run_locally(self, stage: int, stop: asyncio.Event) -> None:
         """The stage's local embeddings, a chunk of requests at a time."""

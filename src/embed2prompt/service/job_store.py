@@ -34,7 +34,8 @@ from embed2prompt.batch.readers import Row
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
-    state TEXT NOT NULL,            -- uploading, queued, running, completed, cancelled, failed
+    state TEXT NOT NULL,            -- uploading, queued, running, completed, cancelling,
+                                    -- cancelled, failed
     options TEXT NOT NULL,          -- the request's options as JSON
     total INTEGER NOT NULL,
     created_at REAL NOT NULL,
@@ -60,6 +61,7 @@ CREATE INDEX IF NOT EXISTS jobs_newest_first ON jobs (created_at DESC, id DESC);
 """
 
 UNFINISHED = ("queued", "running")
+CANCELLING = "cancelling"  # a batch job whose batches are still stopping at the API
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -300,6 +302,14 @@ class JobStore:
     def unfinished(self) -> list[str]:
         rows = self._db.execute(
             "SELECT id FROM jobs WHERE state IN (?, ?) ORDER BY created_at", UNFINISHED
+        ).fetchall()
+        return [job_id for (job_id,) in rows]
+
+    @_locked
+    def cancelling(self) -> list[str]:
+        """The jobs cancelled while their batches were still stopping at the API."""
+        rows = self._db.execute(
+            "SELECT id FROM jobs WHERE state = ? ORDER BY created_at", (CANCELLING,)
         ).fetchall()
         return [job_id for (job_id,) in rows]
 

@@ -4,21 +4,27 @@ Each job runs as one task over its items without a result, a chunk at a time, th
 the pipeline's :meth:`stream_prompts`; each result is written the moment its item is
 done. A job in ``"mode": "batch"`` sends its evaluations through OpenAI's Batch API
 (:mod:`embed2prompt.batch_api`) and stores each result when its batches are done.
-Cancelling (``DELETE /jobs/{id}``) stops the task and marks the job cancelled; a
-shutdown stops it and leaves the job resumable, and :meth:`JobRunner.resume` (at
-start-up) restarts every job that was queued or running. The store's calls run in a
-worker thread (``asyncio.to_thread``): SQLite waits on the disk, the event loop must not.
+Cancelling (``DELETE /jobs/{id}``) stops the task and marks the job cancelled. A job
+with batches at the API is ``cancelling`` first: a task cancels them there, waits for
+the API to stop them (OpenAI may take minutes), joins what they finished and deletes
+the run's files there, then marks it cancelled. A shutdown stops every task and leaves
+each job where it was, and :meth:`JobRunner.resume` (at start-up) restarts every job
+that was queued or running and goes on stopping the batches of every job that was
+cancelling. The store's calls run in a worker thread (``asyncio.to_thread``): SQLite
+waits on the disk, the event loop must not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
+from embed2prompt.errors import ApiError, TransientError
 from embed2prompt.pipeline import ParallelPromptGenerator, PromptResult
-from embed2prompt.service.job_store import JobStore
+from embed2prompt.service.job_store import CANCELLING, UNFINISHED, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,10 @@ class JobRunner:
         self._pipeline_for = pipeline_for
         self._on_results = on_results
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # A job's batches being stopped at the API (at most one task a job): its
+        # result, the API's refusal to cancel them, if it refused.
+        self._stopping: dict[str, asyncio.Task[ApiError | None]] = {}
+        self._cancelling = asyncio.Lock()
 
     def start(self, job_id: str) -> None:
         task = asyncio.get_running_loop().create_task(self._run(job_id), name=f"job-{job_id}")
@@ -43,24 +53,105 @@ class JobRunner:
         task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
 
     async def resume(self) -> list[str]:
-        """Restart the jobs a previous server left queued or running."""
+        """Restart the jobs a previous server left queued or running, and go on
+        stopping the batches of those it left cancelling."""
         jobs = await asyncio.to_thread(self.store.unfinished)
         for job_id in jobs:
             log.info("resuming job %s", job_id)
             self.start(job_id)
+        for job_id in await asyncio.to_thread(self.store.cancelling):
+            log.info("job %s: stopping its batches at the API", job_id)
+            self._stop_batches(job_id, mark=True)
         return jobs
 
-    async def cancel(self, job_id: str) -> None:
+    async def cancel(self, job_id: str) -> asyncio.Task[ApiError | None] | None:
+        """Cancel a job (a finished one is left as it is). One with a Batch API run is
+        ``cancelling`` until its batches have stopped at the API (see the module's
+        docstring); the task that stops them, which a caller may wait for, else None.
+        A failed job's batches are stopped too, its state and error kept."""
+        status = await asyncio.to_thread(self.store.status, job_id)
+        if status is None or status.state in ("completed", "uploading"):
+            return None
         task = self._tasks.get(job_id)
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        # Marked once the task has stopped, so that no write of its own can follow.
-        await asyncio.to_thread(self.store.set_state, job_id, "cancelled")
+        batches = (self.store.batch_folder(job_id) / "state.sqlite3").is_file()
+        if not batches or status.options.get("mode") != "batch":
+            if status.state in UNFINISHED:
+                # Marked once the task has stopped, so that no write of its own can follow.
+                await asyncio.to_thread(self.store.set_state, job_id, "cancelled")
+            return None
+        async with self._cancelling:  # two DELETEs at once share one task
+            running = self._stopping.get(job_id)
+            if running is not None:  # a second DELETE: the first one's task goes on
+                return running
+            mark = status.state != "failed"
+            if mark:  # durable: a restart goes on stopping them (resume)
+                await asyncio.to_thread(self.store.set_state, job_id, CANCELLING)
+            return self._stop_batches(job_id, mark=mark)
+
+    def _stop_batches(self, job_id: str, *, mark: bool) -> asyncio.Task[ApiError | None]:
+        stopping = asyncio.get_running_loop().create_task(
+            self._stopped(job_id, mark=mark), name=f"job-{job_id}-cancel"
+        )
+        self._stopping[job_id] = stopping
+        stopping.add_done_callback(lambda _: self._stopping.pop(job_id, None))
+        return stopping
+
+    async def _stopped(self, job_id: str, *, mark: bool) -> ApiError | None:
+        """Cancel the job's batches at the API, wait for every one to stop, join what
+        each finished and delete the run's files there (:func:`cancel_run`), then mark
+        the job cancelled (``mark``; until then it is ``cancelling``, which a restart
+        resumes). A step the API could not take now (a timeout, a 5xx, a dropped
+        connection) is tried again with the run's doubling pause; one it refuses for
+        good ends the job cancelled with that error, which is returned."""
+        from embed2prompt.batch_api import cancel_run
+        from embed2prompt.batch_api.files import poll_pauses
+
+        status = await asyncio.to_thread(self.store.status, job_id)
+        if status is None:
+            return None
+        options = status.options
+        settings = self._pipeline_for(options["rate_limit_tier"], options.get("aligner")).settings
+        folder = self.store.batch_folder(job_id)
+
+        def say(message: str) -> None:
+            log.info("job %s: %s", job_id, message)
+
+        pauses = poll_pauses(settings)
+        error: str | None = None
+        refused: ApiError | None = None
+        while True:
+            try:
+                cancelled = await cancel_run(folder, settings, wait_s=math.inf, say=say)
+            except TransientError as problem:
+                log.warning("job %s: stopping its batches: %s; trying again", job_id, problem)
+                await asyncio.sleep(next(pauses))
+                continue
+            except ApiError as problem:
+                refused = problem
+                error = f"its batches could not be cancelled at the API: {problem}"
+                break
+            except Exception as problem:  # the state file unreadable, the disk full, ...
+                log.exception("job %s: stopping its batches failed", job_id)
+                error = f"its batches could not be stopped: {type(problem).__name__}: {problem}"
+                break
+            if cancelled.still_at_server:
+                error = (
+                    f"the files of {cancelled.still_at_server} batches could not be deleted "
+                    "at the API; DELETE the job again to retry"
+                )
+            break
+        if mark:
+            await asyncio.to_thread(self.store.set_state, job_id, "cancelled", error)
+        elif error is not None:
+            log.warning("job %s: %s", job_id, error)
+        return refused
 
     async def shutdown(self) -> None:
         """Stop every job where it is; each stays resumable (state unchanged)."""
-        tasks = list(self._tasks.values())
+        tasks: list[asyncio.Task[Any]] = [*self._tasks.values(), *self._stopping.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -21,12 +21,15 @@ code ``batch_expired``; a batch cancelled while in progress runs its first half 
 output and error files), one cancelled before, none. Files live on disk, so a
 large run's files do not fill the server's memory.
 
-Injected faults (:class:`ServerConfig`): ``batch_error_rate`` and ``batch_error_match``
-(requests answered 500), ``batch_expire_next`` (the next N batches expire after running
-half their requests), ``batch_fail_next`` (the next N fail in validation),
-``batch_queue_tokens`` (the enqueued-token limit per model), ``file_upload_delay_s`` and
-``file_content_delay_s`` (an upload answered, a download started, that much later: the
-window in which a client killed mid-call must not repeat the call).
+Every endpoint checks the server's ``api_key`` (when set) as the others do: 401
+``invalid_api_key``. Injected faults (:class:`ServerConfig`): ``batch_error_rate`` and
+``batch_error_match`` (requests answered 500), ``batch_expire_next`` (the next N
+batches expire after running half their requests), ``batch_fail_next`` (the next N
+fail in validation), ``batch_queue_tokens`` (the enqueued-token limit per model),
+``batch_cancel_delay_s`` (how long a cancelled batch stays ``cancelling``),
+``file_upload_delay_s`` and ``file_content_delay_s`` (an upload answered, a download
+started, that much later: the window in which a client killed mid-call must not
+repeat the call).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +52,8 @@ from embed2prompt.openai_api.tokens import count_tokens, estimate_chat_tokens
 
 if TYPE_CHECKING:
     from embed2prompt.testing.openai_server import Answer, ServerConfig
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_REQUESTS = 50_000
 MAX_EMBEDDING_INPUTS = 50_000
@@ -76,18 +81,40 @@ class BatchEndpoints:
         # queues them: otherwise a later, smaller file parsed first could take the queue.
         self._validating = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._reconfigured = asyncio.Event()
         self.reset()
 
     def install(self, app: web.Application) -> None:
-        app.router.add_post("/v1/files", self._upload)
-        app.router.add_get("/v1/files", self._list_files)
-        app.router.add_get("/v1/files/{id}", self._file)
-        app.router.add_get("/v1/files/{id}/content", self._content)
-        app.router.add_delete("/v1/files/{id}", self._delete_file)
-        app.router.add_post("/v1/batches", self._create)
-        app.router.add_get("/v1/batches", self._list_batches)
-        app.router.add_get("/v1/batches/{id}", self._batch)
-        app.router.add_post("/v1/batches/{id}/cancel", self._cancel)
+        routes = [
+            ("POST", "/v1/files", self._upload),
+            ("GET", "/v1/files", self._list_files),
+            ("GET", "/v1/files/{id}", self._file),
+            ("GET", "/v1/files/{id}/content", self._content),
+            ("DELETE", "/v1/files/{id}", self._delete_file),
+            ("POST", "/v1/batches", self._create),
+            ("GET", "/v1/batches", self._list_batches),
+            ("GET", "/v1/batches/{id}", self._batch),
+            ("POST", "/v1/batches/{id}/cancel", self._cancel),
+        ]
+        for method, path, handler in routes:
+            app.router.add_route(method, path, self._authorised(handler))
+
+    def _authorised(self, handler: Handler) -> Handler:
+        """``handler`` behind the server's API key, as every OpenAI endpoint is."""
+
+        async def checked(request: web.Request) -> web.StreamResponse:
+            key = self._config().api_key
+            if key is not None and request.headers.get("Authorization") != f"Bearer {key}":
+                return self._error(
+                    401,
+                    "Incorrect API key provided. You can find your API key at "
+                    "https://platform.openai.com/account/api-keys.",
+                    "invalid_request_error",
+                    "invalid_api_key",
+                )
+            return await handler(request)
+
+        return checked
 
     def reset(self) -> None:
         """Forget every file and batch; counters to zero; the injected faults re-armed."""
@@ -113,6 +140,9 @@ class BatchEndpoints:
     def rearm(self) -> None:
         """Take the injected faults from the current configuration."""
         config = self._config()
+        # Wakes the batches held cancelling, to read the configuration again.
+        self._reconfigured.set()
+        self._reconfigured = asyncio.Event()
         self._rng = random.Random(config.seed)
         self._expire_left = config.batch_expire_next
         self._fail_left = config.batch_fail_next
@@ -324,6 +354,7 @@ class BatchEndpoints:
             batch["status"], batch["failed_at"] = "failed", int(time.time())
             return
         if batch["status"] == "cancelling":
+            await self._stopping()
             return self._finish(batch, "cancelled", [], [])
         batch["status"], batch["in_progress_at"] = "in_progress", int(time.time())
         batch["request_counts"]["total"] = len(lines)
@@ -342,10 +373,19 @@ class BatchEndpoints:
             errors += [_expired(line) for line in lines[len(run) :]]
         batch["request_counts"].update(completed=len(outputs), failed=len(errors))
         if batch["status"] == "cancelling":
+            await self._stopping()
             return self._finish(batch, "cancelled", outputs, errors)
         batch["status"], batch["finalizing_at"] = "finalizing", int(time.time())
         await asyncio.sleep(delay * 0.1)
         self._finish(batch, "expired" if expire else "completed", outputs, errors)
+
+    async def _stopping(self) -> None:
+        """A cancelled batch stays ``cancelling`` ``batch_cancel_delay_s`` (the setting
+        read again as it waits: a test holds a batch there, then lets it go)."""
+        started = time.monotonic()
+        while (left := started + self._config().batch_cancel_delay_s - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reconfigured.wait(), left)
 
     def _enqueue(self, batch: dict[str, Any], lines: list[dict[str, Any]]) -> dict[str, Any] | None:
         """Charge the batch's input tokens to its model's queue, or refuse it."""

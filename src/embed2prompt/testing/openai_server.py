@@ -89,6 +89,9 @@ class ServerConfig:
     batch_expire_next: int = 0  # the next N batches expire with half their requests run
     batch_fail_next: int = 0  # the next N batches fail in validation
     batch_queue_tokens: int | None = None
+    # Seconds a cancelled batch stays ``cancelling`` before it is ``cancelled`` (OpenAI
+    # may take minutes); read again while it waits, so a test can hold a batch there.
+    batch_cancel_delay_s: float = 0.0
     file_upload_delay_s: float = 0.0  # an upload is stored, then answered this much later
     file_content_delay_s: float = 0.0  # a download starts this much later
 

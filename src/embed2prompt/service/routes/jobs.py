@@ -16,9 +16,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from embed2prompt.batch_api import cancel_run
 from embed2prompt.batch_api.status import status_report
-from embed2prompt.errors import ApiError, InputError
+from embed2prompt.errors import InputError
 from embed2prompt.service.dependencies import ModelsDep, SettingsDep, job_runner
 from embed2prompt.service.errors import error_responses
 from embed2prompt.service.jobs import JobRunner
@@ -36,10 +35,9 @@ from embed2prompt.settings import Settings
 router = APIRouter()
 log = logging.getLogger(__name__)
 
-# How long DELETE waits for the API to stop a batch job's batches before it answers.
-BATCH_CANCEL_WAIT_S = 5.0
-
-JobState = Literal["uploading", "queued", "running", "completed", "cancelled", "failed"]
+JobState = Literal[
+    "uploading", "queued", "running", "completed", "cancelling", "cancelled", "failed"
+]
 
 
 class ItemError(BaseModel):
@@ -297,24 +295,24 @@ async def get_job_results(
 async def cancel_job(job_id: str, request: Request, settings: SettingsDep) -> JobStatusResponse:
     """Cancel a job; the results stored so far stay readable.
 
-    A job in ``"mode": "batch"`` has its batches cancelled at the API too and, once the
-    API has stopped them, its files there deleted (unless ``batch_keep_files``);
-    ``batch_api`` shows each batch's status. The API may take minutes to stop a batch:
-    those still ``cancelling`` after a few seconds have their files deleted by the
-    next ``DELETE``. A 503 when the API could not be reached (the job is cancelled
-    here all the same; ``DELETE`` it again)."""
+    A job in ``"mode": "batch"`` has its batches cancelled at the API too. It is
+    ``cancelling`` until the API has stopped them (OpenAI may take minutes; a restart
+    of the service goes on waiting), then what they finished is joined, its files there
+    are deleted (unless ``batch_keep_files``) and it is ``cancelled``; ``batch_api``
+    shows each batch's status. This answers once that is done or after
+    ``batch_cancel_wait_s``, whichever comes first. A 503 when the API refused to
+    cancel the batches (the job is cancelled here all the same, the error in its
+    ``error``; ``DELETE`` it again to retry)."""
     runner = job_runner(request)
-    status = await _status(runner, job_id)
-    if status.state in ("queued", "running"):
-        await runner.cancel(job_id)
-    folder = runner.store.batch_folder(job_id)
-    if status.state != "completed" and (folder / "state.sqlite3").is_file():
-        try:
-            await cancel_run(folder, settings, wait_s=BATCH_CANCEL_WAIT_S, say=log.info)
-        except ApiError as error:
+    await _status(runner, job_id)  # 404 for an unknown job
+    stopping = await runner.cancel(job_id)
+    if stopping is not None:
+        done, _ = await asyncio.wait({stopping}, timeout=settings.batch_cancel_wait_s)
+        refused = stopping.result() if done and not stopping.cancelled() else None
+        if refused is not None:
             raise HTTPException(
                 status_code=503,
                 detail=f"the job is cancelled, but its batches could not be cancelled at "
-                f"the API: {error}; DELETE it again to retry",
-            ) from None
+                f"the API: {refused}; DELETE it again to retry",
+            )
     return await _status(runner, job_id)
