@@ -142,6 +142,26 @@ def test_embeddings_go_to_v1_embeddings_batches_with_the_openai_embedder(
     assert all(row["similarity"] is not None for row in records(output).values())
 
 
+def test_a_base_url_with_a_query_reaches_the_files_and_batches_endpoints(
+    tmp_path: Path, source: Path, server: OpenAITestServer
+) -> None:
+    """Azure-style deployments authenticate by query string: uploads, batches and their
+    files carry it as the synchronous calls do, and it never shows in the output."""
+    query = {"api-key": "query-secret-5f3a", "api-version": "2024-10-21"}
+    server.configure(batch_delay_s=0.2, required_query=query)
+    output = tmp_path / "batch.jsonl"
+    arguments = invert_args(server, source, output, "--batch-api")
+    base_url = arguments.index("--base-url") + 1
+    arguments[base_url] += "?api-key=query-secret-5f3a&api-version=2024-10-21"
+    done = run(*arguments, env=FAST_POLLS)
+    assert done.returncode == 0, done.stderr
+    assert sorted(records(output)) == list(range(len(TEXTS)))
+    assert all(row["best_variant"] for row in records(output).values())
+    assert_each_request_once(server, tmp_path / "batch.jsonl.batch-api" / "state.sqlite3")
+    assert "query-secret-5f3a" not in done.stdout + done.stderr + output.read_text()
+    server.configure(required_query=None)
+
+
 def test_failed_expired_and_failing_requests_are_resubmitted_alone_then_recorded(
     tmp_path: Path, source: Path, server: OpenAITestServer
 ) -> None:

@@ -25,7 +25,8 @@ import openai
 from openai.types import Batch
 
 from embed2prompt.errors import ApiError, TransientError
-from embed2prompt.openai_api.client import describe_api_error
+from embed2prompt.openai_api.client import create_sdk, describe_api_error, known_secrets
+from embed2prompt.redaction import hide_credentials
 from embed2prompt.settings import Settings
 
 TRANSFER_TIMEOUT_S = 900.0  # an upload or download of up to 200 MB
@@ -42,19 +43,10 @@ class BatchService:
     """Files and batches on an OpenAI-compatible API (``settings``' key and base URL)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._key = settings.require_openai_api_key()
-        self._creating = openai.AsyncOpenAI(
-            api_key=self._key,
-            base_url=settings.openai_base_url,
-            timeout=settings.request_timeout_s,
-            max_retries=0,  # never repeated blindly: see the module's docstring
-        )
-        self._reading = openai.AsyncOpenAI(
-            api_key=self._key,
-            base_url=settings.openai_base_url,
-            timeout=settings.request_timeout_s,
-            max_retries=3,
-        )
+        self._secrets = known_secrets(settings)
+        # Creating is never repeated blindly (see the module's docstring); reading is.
+        self._creating = create_sdk(settings, max_retries=0)
+        self._reading = create_sdk(settings, max_retries=3)
 
     async def aclose(self) -> None:
         await self._creating.close()
@@ -145,4 +137,4 @@ class BatchService:
             raise TransientError(self._scrubbed(error)) from None
 
     def _scrubbed(self, error: Any) -> str:
-        return describe_api_error(error).replace(self._key, "***")
+        return hide_credentials(describe_api_error(error), self._secrets)

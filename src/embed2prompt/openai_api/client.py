@@ -74,18 +74,8 @@ class OpenAIClient:
     def __init__(self, settings: Settings | None = None) -> None:
         settings = settings or Settings()
         self._api_key = settings.require_openai_api_key()
-        given = settings.openai_base_url
-        base_url, query = (None, {}) if given is None else base_url_and_query(given)
-        # What an error may quote and we never show: the key, and the URL's password.
-        password = urlsplit(given or "").password
-        self._secrets = [secret for secret in (self._api_key, password) if secret]
-        self._sdk = openai.AsyncOpenAI(
-            api_key=self._api_key,
-            base_url=base_url,
-            default_query=query or None,
-            timeout=settings.request_timeout_s,
-            max_retries=0,  # the executor's policy owns retrying
-        )
+        self._secrets = known_secrets(settings)
+        self._sdk = create_sdk(settings, max_retries=0)  # the executor's policy retries
 
     @property
     def base_url(self) -> str:
@@ -175,6 +165,27 @@ class OpenAIClient:
                 error.message = _scrub(error.message, self._secrets)
                 error.body = _scrub(error.body, self._secrets)
             raise
+
+
+def create_sdk(settings: Settings, *, max_retries: int) -> openai.AsyncOpenAI:
+    """The official SDK's client for ``settings``' key and base URL (its query sent with
+    every request, see :func:`base_url_and_query`)."""
+    given = settings.openai_base_url
+    base_url, query = (None, {}) if given is None else base_url_and_query(given)
+    return openai.AsyncOpenAI(
+        api_key=settings.require_openai_api_key(),
+        base_url=base_url,
+        default_query=query or None,
+        timeout=settings.request_timeout_s,
+        max_retries=max_retries,
+    )
+
+
+def known_secrets(settings: Settings) -> list[str]:
+    """What an API error may quote and is never shown: the key, and the base URL's
+    password (a URL's user and query are hidden wherever a URL appears)."""
+    password = urlsplit(settings.openai_base_url or "").password
+    return [secret for secret in (settings.require_openai_api_key(), password) if secret]
 
 
 def base_url_and_query(url: str) -> tuple[str, dict[str, str]]:

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import BodyPartReader, web
 
 from embed2prompt.openai_api.tokens import count_tokens, estimate_chat_tokens
+from embed2prompt.testing.query_auth import lacks_query, query_refusal
 
 if TYPE_CHECKING:
     from embed2prompt.testing.openai_server import Answer, ServerConfig
@@ -103,6 +104,8 @@ class BatchEndpoints:
         """``handler`` behind the server's API key, as every OpenAI endpoint is."""
 
         async def checked(request: web.Request) -> web.StreamResponse:
+            if lacks_query(request, self._config().required_query):
+                return query_refusal()
             key = self._config().api_key
             if key is not None and request.headers.get("Authorization") != f"Bearer {key}":
                 return self._error(

@@ -47,6 +47,7 @@ from aiohttp import web
 from embed2prompt.engine.headers import format_go_duration
 from embed2prompt.openai_api.tokens import count_tokens, estimate_chat_tokens
 from embed2prompt.testing.batch_endpoints import BatchEndpoints
+from embed2prompt.testing.query_auth import lacks_query, query_refusal
 
 _EMBEDDING_DIMENSIONS = {"text-embedding-3-large": 3072}
 _DEFAULT_EMBEDDING_DIMENSION = 1536
@@ -253,8 +254,8 @@ class FakeOpenAIServer:
         return web.json_response({"reset": True})
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
-        if self._without_required_query(request):
-            return _query_refusal()
+        if lacks_query(request, self.config.required_query):
+            return query_refusal()
         return web.json_response(
             {
                 "object": "list",
@@ -327,9 +328,9 @@ class FakeOpenAIServer:
                     "invalid_request_error",
                     "invalid_api_key",
                 )
-        if self._without_required_query(request):
+        if lacks_query(request, self.config.required_query):
             self._record(request, "401", tokens, label)
-            return _query_refusal()
+            return query_refusal()
         if config.quota_exhausted:
             self._record(request, "429_quota", tokens, label)
             return _error(
@@ -405,10 +406,6 @@ class FakeOpenAIServer:
             "rate_limit_exceeded",
             headers=self._retry_after_headers(self.config.injected_retry_after_ms / 1000),
         )
-
-    def _without_required_query(self, request: web.Request) -> bool:
-        required = self.config.required_query or {}
-        return any(request.query.get(name) != value for name, value in required.items())
 
     def _retry_after_headers(self, seconds: float) -> dict[str, str]:
         headers = {
@@ -626,16 +623,6 @@ def _error(
 ) -> web.Response:
     body = error_body(message, error_type, code, param)
     return web.json_response(body, status=status, headers=headers)
-
-
-def _query_refusal() -> web.Response:
-    """Azure's answer to a request without its ``api-key`` (or with a wrong one)."""
-    message = (
-        "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
-        "provide a valid key for an active subscription and use a correct regional API "
-        "endpoint for your resource."
-    )
-    return web.json_response({"error": {"code": "401", "message": message}}, status=401)
 
 
 def _parse_args(argv: list[str] | None) -> tuple[str, int, ServerConfig]:
