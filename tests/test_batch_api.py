@@ -289,6 +289,19 @@ def test_a_job_in_batch_mode_survives_a_restart_and_stores_every_row(
     )
 
 
+def start_batch_job(client: Any, source: Path, server: OpenAITestServer) -> str:
+    """A batch-mode job posted through ``client`` (a TestClient), once its batch is in
+    progress at the server; its id."""
+    job_id: str = client.post("/jobs", json=batch_job(source)).json()["id"]
+    deadline = time.monotonic() + 120
+    while batch_stats(server)["statuses"].get("in_progress") != 1:
+        status = client.get(f"/jobs/{job_id}").json()
+        assert status["state"] in ("queued", "running"), status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)  # polling another process
+    return job_id
+
+
 def test_cancelling_a_batch_job_cancels_its_batches_and_deletes_its_files(
     tmp_path: Path, source: Path, server: OpenAITestServer
 ) -> None:
@@ -298,13 +311,7 @@ def test_cancelling_a_batch_job_cancels_its_batches_and_deletes_its_files(
 
     server.configure(batch_delay_s=40.0)  # in progress until cancelled
     with TestClient(create_app(service_settings(server, tmp_path))) as client:
-        job_id = client.post("/jobs", json=batch_job(source)).json()["id"]
-        deadline = time.monotonic() + 120
-        while batch_stats(server)["statuses"].get("in_progress") != 1:
-            status = client.get(f"/jobs/{job_id}").json()
-            assert status["state"] in ("queued", "running"), status
-            assert time.monotonic() < deadline, status
-            time.sleep(0.05)  # polling another process
+        job_id = start_batch_job(client, source, server)
         answer = client.delete(f"/jobs/{job_id}")
         listed = client.get("/jobs", params={"state": "cancelled"}).json()["jobs"]
     assert answer.status_code == 200, answer.text
@@ -333,13 +340,8 @@ def test_one_delete_is_enough_while_the_batches_stop_slowly_even_across_a_restar
     server.configure(batch_delay_s=40.0, batch_cancel_delay_s=3600.0)
     settings = service_settings(server, tmp_path).model_copy(update={"batch_cancel_wait_s": 0.3})
     with TestClient(create_app(settings)) as client:
-        job_id = client.post("/jobs", json=batch_job(source)).json()["id"]
+        job_id = start_batch_job(client, source, server)
         deadline = time.monotonic() + 120
-        while batch_stats(server)["statuses"].get("in_progress") != 1:
-            status = client.get(f"/jobs/{job_id}").json()
-            assert status["state"] in ("queued", "running"), status
-            assert time.monotonic() < deadline, status
-            time.sleep(0.05)  # polling another process
         answer = client.delete(f"/jobs/{job_id}")
         assert answer.status_code == 200, answer.text
         status = answer.json()
@@ -382,11 +384,8 @@ def test_a_refused_cancel_is_a_503_and_the_next_delete_stops_the_batches(
 
     server.configure(batch_delay_s=40.0)  # in progress until cancelled
     with TestClient(create_app(service_settings(server, tmp_path))) as client:
-        job_id = client.post("/jobs", json=batch_job(source)).json()["id"]
+        job_id = start_batch_job(client, source, server)
         deadline = time.monotonic() + 120
-        while batch_stats(server)["statuses"].get("in_progress") != 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)  # polling another process
         # The key is revoked: the job's next poll is refused, and so is the cancel.
         server.configure(api_key="sk-another-key")
         while (status := client.get(f"/jobs/{job_id}").json())["state"] != "failed":
