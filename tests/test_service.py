@@ -638,7 +638,7 @@ def test_health_probes_an_api_backend(server: OpenAITestServer) -> None:
         generator="openai", openai_api_key=SecretStr(TEST_KEY), openai_base_url=server.url
     )
     report = asyncio.run(backends(settings))
-    assert report["embedder"] == {"kind": "local", "reachable": True}
+    assert report["embedder"] == {"kind": "local", "reachable": True, "authorised": True}
     assert report["generator"]["reachable"] is True
     assert report["generator"]["status"] == 200
     unreachable = settings.model_copy(
@@ -660,10 +660,12 @@ def test_the_readiness_probe_sends_the_base_urls_query(server: OpenAITestServer)
         openai_base_url=f"{server.url}/?api-key={key}",
     )
     report = asyncio.run(backends(settings))["generator"]
-    assert (report["reachable"], report["status"]) == (True, 200)
+    assert (report["reachable"], report["authorised"], report["status"]) == (True, True, 200)
     assert report["base_url"] == f"{server.url}/?***"
     without = settings.model_copy(update={"openai_base_url": server.url})
-    assert asyncio.run(backends(without))["generator"]["status"] == 401
+    refused = asyncio.run(backends(without))["generator"]
+    # It answers, and refuses every call: /ready says not ready.
+    assert (refused["reachable"], refused["authorised"], refused["status"]) == (True, False, 401)
     assert key not in json.dumps(report)
 
 

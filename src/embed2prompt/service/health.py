@@ -50,7 +50,8 @@ def health_report(
 
 
 async def probe_openai(settings: Settings) -> dict[str, Any]:
-    """``reachable`` and the probe's latency or error, for the settings' API."""
+    """``reachable`` and ``authorised`` (the API answered, and did not refuse the key
+    with a 401 or 403), and the probe's latency or error, for the settings' API."""
     given = (settings.openai_base_url or _OPENAI_URL).rstrip("/")
     base_url = hide_url_credentials(given)
     without_query, query = base_url_and_query(given)
@@ -75,10 +76,17 @@ async def probe_openai(settings: Settings) -> dict[str, Any]:
             status = response.status
     except (aiohttp.ClientError, TimeoutError, ValueError) as error:
         # The error's class only: its message may quote the URL given.
-        return {"reachable": False, "error": type(error).__name__, "base_url": base_url}
+        return {
+            "reachable": False,
+            "authorised": False,
+            "error": type(error).__name__,
+            "base_url": base_url,
+        }
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
     return {
         "reachable": status < 500,
+        # A revoked or wrong key answers every real call with 401 too: not ready.
+        "authorised": status < 500 and status not in (401, 403),
         "status": status,
         "latency_ms": latency_ms,
         "base_url": base_url,
@@ -94,7 +102,7 @@ async def backends(settings: Settings) -> dict[str, Any]:
     report: dict[str, Any] = {}
     for role, kind in (("embedder", settings.embedder), ("generator", settings.generator)):
         if kind == "local":
-            report[role] = {"kind": "local", "reachable": True}
+            report[role] = {"kind": "local", "reachable": True, "authorised": True}
         else:
             report[role] = {"kind": kind, **await probe_openai(settings)}
     return report

@@ -24,16 +24,17 @@ async def health(settings: SettingsDep, models: ModelsDep) -> dict[str, Any]:
     "/ready",
     responses={
         503: {
-            "description": "Not ready: the models are loading or an API "
-            "backend does not answer (the same body)"
+            "description": "Not ready: the models are loading, or an API backend "
+            "does not answer or refuses the key (the same body)"
         }
     },
 )
 async def ready(settings: SettingsDep, models: ModelsDep) -> JSONResponse:
     """Readiness: the models loaded and each API backend answering a probe
-    (``GET {base_url}/models``; the answer shows ``***`` for any user, password or query)."""
+    (``GET {base_url}/models``) without refusing the key; the answer shows ``***`` for
+    any user, password or query."""
     reports = await backends(settings)
-    is_ready = models.inverter is not None and all(r["reachable"] for r in reports.values())
+    is_ready = models.inverter is not None and all(r["authorised"] for r in reports.values())
     body = {
         **health_report(settings, models.inverter, models.generator_loaded),
         "backends": reports,
