@@ -58,6 +58,19 @@ def by_index(path: Path) -> dict[int, dict]:
 
 
 @pytest.mark.slow  # starts Ray
+def assert_same_rows(got: dict[int, dict], expected: dict[int, dict]) -> None:
+    """Each expected row written alike: prompt, success and error; similarities to 1e-4
+    (floating point sums in another process)."""
+    for index, row in expected.items():
+        assert got[index]["prompt"] == row["prompt"]
+        assert got[index]["success"] == row["success"]
+        assert got[index]["error"] == row["error"]
+        if row["success"]:
+            assert got[index]["prompt_similarity"] == pytest.approx(
+                row["prompt_similarity"], abs=1e-4
+            )
+
+
 def test_ray_writes_what_the_single_process_engine_writes(
     tmp_path: Path, vectors: np.ndarray
 ) -> None:
@@ -70,14 +83,7 @@ def test_ray_writes_what_the_single_process_engine_writes(
     assert result.returncode == 1, result.stderr  # the NaN row failed, the others did not
     expected, got = by_index(local), by_index(ray)
     assert sorted(got) == list(range(7))
-    for index, row in expected.items():
-        assert got[index]["prompt"] == row["prompt"]
-        assert got[index]["success"] == row["success"]
-        assert got[index]["error"] == row["error"]
-        if row["success"]:
-            assert got[index]["prompt_similarity"] == pytest.approx(
-                row["prompt_similarity"], abs=1e-4
-            )
+    assert_same_rows(got, expected)
     assert "NaN" in got[6]["error"]
 
 
@@ -174,14 +180,7 @@ def test_an_aligned_run_on_ray_writes_what_the_local_engine_writes(tmp_path: Pat
     assert (summary["successful"], summary["failed"]) == (3, 1)
     expected, got = by_index(local), by_index(ray)
     assert sorted(got) == sorted(expected) == [0, 1, 2, 3]
-    for index, row in expected.items():
-        assert got[index]["prompt"] == row["prompt"]
-        assert got[index]["success"] == row["success"]
-        assert got[index]["error"] == row["error"]
-        if row["success"]:
-            assert got[index]["prompt_similarity"] == pytest.approx(
-                row["prompt_similarity"], abs=1e-4
-            )
+    assert_same_rows(got, expected)
     assert "multilingual-e5-small" in got[1]["error"]  # names what the aligner expects
     # The similarity is e5's own cosine: refinement's feedback ran in every actor.
     prompts = [got[index]["prompt"] for index in (0, 2, 3)]
