@@ -228,3 +228,21 @@ def test_train_fluent_command_sizes_the_adapter_and_refuses_too_few_texts(tmp_pa
     result = run("train", "--fluent", "--texts", str(few), "--out", str(tmp_path / "f.pt"))
     assert result.returncode == 2
     assert "2 distinct training texts; expected at least" in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_train_fluent_names_a_device_it_cannot_train_on(tmp_path: Path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TRAINING_TEXTS) + "\n")
+    common = ["train", "--fluent", "--texts", str(texts), "--out", str(tmp_path / "m.pt")]
+    expected = {
+        "cuda": "sees no CUDA GPU; expected --device cpu",
+        "cuda:one": "unknown device 'cuda:one'; expected cpu, cuda or cuda:N",
+        "meta": "training runs on cpu, cuda or cuda:N",
+    }
+    for device, message in expected.items():
+        result = run(*common, "--device", device)
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "m.pt").exists()

@@ -69,6 +69,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=_at_least_one,
         help="--fluent: the adapter's hidden width (default: AdapterConfig's, 2,048)",
     )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="--fluent: where to train: cpu (default), cuda or cuda:N; the checkpoint is the same",
+    )
     parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     parser.add_argument("--out", type=Path, default=Path("runs/inverter/model.pt"))
     parser.add_argument("--steps", type=int, default=20_000)
@@ -100,6 +105,7 @@ def _handle(args: argparse.Namespace) -> int:
                 save_every=args.eval_every,
                 embedding_noise=args.embedding_noise,
                 threads=args.threads,
+                device=args.device,
                 emphasis=args.emphasis,
                 adapter=AdapterConfig(**sizes),
             ),

@@ -38,7 +38,8 @@ def checkpoint_kind(path: Path) -> str | None:
 
 def save_prefix_checkpoint(path: Path, adapter: PrefixAdapter, info: CheckpointInfo) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    weights = {name: t.detach().to(torch.float16) for name, t in adapter.state_dict().items()}
+    state = adapter.state_dict()
+    weights = {name: tensor.detach().to("cpu", torch.float16) for name, tensor in state.items()}
     document = {
         "kind": KIND,
         "format_version": FORMAT_VERSION,

@@ -77,6 +77,17 @@ class PrefixLM:
         self.adapter = adapter
         self.config = adapter.config
 
+    @property
+    def device(self) -> torch.device:
+        """Where the LM and the adapter compute: the CPU, unless training moved them."""
+        return torch.device(self.base.model.device)
+
+    def to(self, device: str | torch.device) -> PrefixLM:
+        """Move the LM and the adapter (training on a GPU); returns this inverter."""
+        self.base.model.to(device)
+        self.adapter.to(device)
+        return self
+
     # -- tokens -----------------------------------------------------------------------
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -109,7 +120,8 @@ class PrefixLM:
             tokens[index, : len(row)] = torch.tensor(row, dtype=torch.long)
             targets[index, : len(row)] = tokens[index, : len(row)]
             targets[index, len(row)] = eos
-        prefix = self.adapter(embeddings.float()).to(COMPUTE_DTYPE)  # (B, K, W)
+        tokens, targets = tokens.to(self.device), targets.to(self.device)
+        prefix = self.adapter(embeddings.to(self.device).float()).to(COMPUTE_DTYPE)  # (B, K, W)
         text = self.base.token_embeddings()(tokens)  # (B, T, W)
         inputs = torch.cat([prefix, text], dim=1)
         # Causal attention: padding sits after each row's end, so no row ever reads it.
@@ -154,7 +166,7 @@ class PrefixLM:
 
     @torch.no_grad()
     def begin(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        prefix = self.adapter(embeddings.float()).to(COMPUTE_DTYPE)
+        prefix = self.adapter(embeddings.to(self.device).float()).to(COMPUTE_DTYPE)
         out = self.base.model(inputs_embeds=prefix, use_cache=True)
         return out.logits[:, -1].float(), out.past_key_values
 

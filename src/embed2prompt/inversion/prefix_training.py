@@ -62,11 +62,34 @@ class PrefixTrainingOptions:
     validation_texts: int = 256
     seed: int = 0
     threads: int | None = None
+    # Where the LM and adapter compute ("cpu", "cuda", "cuda:1"): the checkpoint is the
+    # same either way, and a run may resume on another device.
+    device: str = "cpu"
     # Noise added to training embeddings (then renormalised): refinement conditions the
     # adapter on vectors near, not at, real texts' embeddings.
     embedding_noise: float = 0.0
     emphasis: int = 1  # how many times an epoch an emphasised text is seen
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
+
+
+def training_device(name: str) -> torch.device:
+    """The device called ``name``, or an error naming what is available instead."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InputError(f"unknown device {name!r}; expected cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"device {name!r}: training runs on cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(
+                f"device {name!r}: this PyTorch ({torch.__version__}) sees no CUDA GPU; "
+                "expected --device cpu"
+            )
+        if device.index is not None and device.index >= count:
+            raise InputError(f"device {name!r}: this machine has {count} CUDA GPU(s)")
+    return device
 
 
 def length_batches(
@@ -101,6 +124,7 @@ def train_prefix(
     """Train the adapter on ``texts`` until ``options.steps``; returns the checkpoint.
     Texts in ``emphasised`` are seen ``options.emphasis`` times an epoch (texts like those
     users invert, rarer than the rest)."""
+    device = training_device(options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
@@ -138,6 +162,7 @@ def train_prefix(
     # The words refinement may try as edits: the training texts' frequent ones.
     info.lexicon = info.lexicon or frequent_words(training)
     info.search = info.search or dict(FLUENT_SEARCH)
+    inverter.to(device)
     adapter = inverter.adapter
     optimizer = torch.optim.AdamW(adapter.parameters(), lr=options.learning_rate, weight_decay=0.01)
     if state is not None:
@@ -178,7 +203,7 @@ def train_prefix(
             )
         batch = batches[position]
         position += 1
-        embeddings = vectors[batch]
+        embeddings = vectors[batch].to(inverter.device)
         if options.embedding_noise > 0:
             noisy = embeddings + options.embedding_noise * torch.randn_like(embeddings) / math.sqrt(
                 embeddings.shape[1]
