@@ -52,7 +52,12 @@ from embed2prompt.pipeline.results import (
     describe,
     score,
 )
-from embed2prompt.pipeline.variants import REWRITE_DRAFTS, REWRITE_TEMPLATE, best_of
+from embed2prompt.pipeline.variants import (
+    REWRITE_DRAFTS,
+    REWRITE_TEMPLATE,
+    best_of,
+    plan_variants,
+)
 from embed2prompt.settings import Settings
 
 CHAT = "/v1/chat/completions"
@@ -114,22 +119,19 @@ class EvaluationPlan:
 
     def first_state(self, inversion: InversionResult) -> dict[str, Any]:
         """A row's state once inverted."""
-        candidates = inversion.candidates
-        runners_up = [list(pair) for pair in candidates[1:]]
-        rewrites = max(1, self.variants // 3) if self.variants else 0
-        refinements = min(self.variants - rewrites, len(runners_up))
+        runners_up, rewrites = plan_variants(self.variants, inversion, rewriting=True)
         prompt = inversion.prompt
         return {
             "prompt": prompt,
             "prompt_similarity": inversion.cosine,
             "trace": list(inversion.trace),
             "seconds": inversion.seconds,
-            "runners_up": runners_up[:refinements],
-            "rewrites": self.variants - refinements if self.variants else 0,
+            "runners_up": [list(pair) for pair in runners_up],
+            "rewrites": rewrites,
             "texts": {},  # slot: generated text, or {"error": ...}
             "original": None,
             "variants": [],
-            "tried": [prompt, *(text for text, _ in runners_up[:refinements])],
+            "tried": [prompt, *(text for text, _ in runners_up)],
         }
 
     def requests(self, stage: int, state: dict[str, Any]) -> list[Planned]:

@@ -31,6 +31,19 @@ REWRITE_TEMPLATE = (
 REWRITE_DRAFTS = 1  # more drafts measured no better per generator call (BENCHMARKS.md)
 
 
+def plan_variants(
+    count: int, inversion: InversionResult, *, rewriting: bool
+) -> tuple[list[tuple[str, float]], int]:
+    """The runners-up that become refinement variants (text, prompt similarity), and how
+    many rewrites follow: ``max(1, count // 3)`` rewrites when ``rewriting`` (they need
+    the generator; a single variant is a rewrite), the rest runners-up, and rewrites
+    fill in when the inverter found too few distinct texts."""
+    rewrites = max(1, count // 3) if rewriting and count else 0
+    runners_up = inversion.candidates[1:]
+    chosen = runners_up[: min(count - rewrites, len(runners_up))]
+    return chosen, (count - len(chosen) if rewriting else 0)
+
+
 async def make_variants(
     count: int,
     original: EvaluationResult,
@@ -38,20 +51,13 @@ async def make_variants(
     target: npt.NDArray[np.float32],
     evaluator: QualityEvaluator | None,
 ) -> list[VariantResult]:
-    """``count`` variants of ``inversion.prompt``: ``max(1, count // 3)`` rewrites (so a
-    single variant is a rewrite) when there is an evaluator (rewrites need the
-    generator), the rest refinement runners-up; when the inverter found too few distinct
-    texts, rewrites fill the gap."""
-    runners_up = [(text, cosine) for text, cosine in inversion.candidates[1:]]
+    """``count`` variants of ``inversion.prompt``, as :func:`plan_variants` divides them."""
     # Runners-up win more often than rewrites (31 of 40 best variants on the out-of-domain
     # set): 2 runners-up and 1 rewrite gave a best of 0.807 where 1 and 2 gave 0.798.
-    rewrites = max(1, count // 3) if evaluator is not None else 0
-    refinements = min(count - rewrites, len(runners_up))
-    if evaluator is not None:
-        rewrites = count - refinements
+    runners_up, rewrites = plan_variants(count, inversion, rewriting=evaluator is not None)
     variants = [
         await _evaluate(text, cosine, "refinement", target, evaluator)
-        for text, cosine in runners_up[:refinements]
+        for text, cosine in runners_up
     ]
     if evaluator is None:
         return variants
