@@ -24,7 +24,9 @@ environment variables:
 - ``EMBED2PROMPT_BENCH_ALIGN_EMBEDDERS``: foreign embedders, comma-separated (default both);
 - ``EMBED2PROMPT_BENCH_ALIGN_PAIRS``: align-fit's pair counts (default 300,1000,3000,10000);
 - ``EMBED2PROMPT_BENCH_ALIGN_INVERT_PAIRS``: align-invert's aligner pairs (default 3000);
-- ``EMBED2PROMPT_BENCH_ALIGN_TEXTS``: align-invert's out-of-domain questions (default all).
+- ``EMBED2PROMPT_BENCH_ALIGN_TEXTS``: align-invert's out-of-domain questions (default all);
+- ``EMBED2PROMPT_BENCH_ALIGN_MODEL``: align-invert's inverter, ``fluent`` for the fluent
+  one (default: the small decoder, the default inverter).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.inversion.alignment import fit_aligner
 from embed2prompt.inversion.base_lm import cache_folder
 from embed2prompt.inversion.budget import PIPELINE_SEARCH
-from embed2prompt.inversion.inference import DEFAULT_MODEL, EmbeddingToPromptInference
+from embed2prompt.inversion.inference import DEFAULT_MODEL, FLUENT_MODEL, EmbeddingToPromptInference
 from embed2prompt.inversion.model_paths import locate_model
 from embed2prompt.inversion.retrieval import PromptBank, bank_path
 
@@ -247,7 +249,8 @@ async def align_invert() -> list[Row]:
     texts = [text for text in questions if len(text.split()) <= 24]
     texts = texts[: _count("TEXTS", len(texts))]
     minilm = LocalEmbedder(threads=THREADS)
-    inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=minilm)
+    model = FLUENT_MODEL if _option("MODEL", "default") == "fluent" else DEFAULT_MODEL
+    inverter = EmbeddingToPromptInference(model, embedder=minilm)
     budget = inverter.search_budget(purpose=PIPELINE_SEARCH)  # the pipeline's default
     native_targets = await _embedded(minilm, texts)
     started = time.perf_counter()
@@ -256,7 +259,8 @@ async def align_invert() -> list[Row]:
     native_bleu = sacrebleu.corpus_bleu([r.prompt for r in native], [texts]).score
     rows = [
         Row(
-            f"align-invert native MiniLM, {len(texts)} out-of-domain texts, {budget.steps} steps",
+            f"align-invert native MiniLM, {len(texts)} out-of-domain texts, {budget.steps} steps, "
+            f"{model.stem}",
             f"cosine {statistics.mean(r.cosine for r in native):.3f}, BLEU {native_bleu:.1f}, "
             f"{native_seconds:.1f} s a text",
             "-",
