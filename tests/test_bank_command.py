@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from embed2prompt.corpus.held_out import demo_texts, held_out_prompts, is_evaluation_text
 from embed2prompt.embedders.local import LocalEmbedder
-from embed2prompt.inversion.inference import DEFAULT_MODEL, locate_model
+from embed2prompt.inversion.inference import DEFAULT_MODEL, FLUENT_MODEL, locate_model
 from embed2prompt.inversion.retrieval import PromptBank, bank_path
 from tests.test_cli import run
 
@@ -102,3 +103,29 @@ def test_the_fluent_inverter_gets_a_bank_too(tmp_path: Path) -> None:
         "How do I reset my router?",
         "What is a VLAN?",
     ]
+
+
+@pytest.mark.slow
+def test_evaluation_and_demo_texts_never_enter_a_bank(model: Path, tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed.txt"
+    # A held-out prompt, differently spaced and cased, and a demo text, beside a new text.
+    evaluation = held_out_prompts()[0]
+    mixed.write_text(f"  {evaluation.upper()} \n{demo_texts()[0]}\nWhat is a VLAN?\n")
+    result = run("bank", "add", str(mixed), "--model", str(model))
+    assert result.returncode == 0, result.stderr
+    assert "new texts: 1 (of 3 read" in result.stderr
+    assert "2 evaluation texts left out" in result.stderr
+    assert PromptBank.load(bank_path(model)).texts == ["What is a VLAN?"]
+    only = tmp_path / "only.txt"
+    only.write_text(demo_texts()[1] + "\n")
+    result = run("bank", "add", str(only), "--model", str(model))
+    assert result.returncode == 2
+    assert "all 1 texts read are evaluation or demo texts" in result.stderr
+
+
+@pytest.mark.parametrize("checkpoint", [DEFAULT_MODEL, FLUENT_MODEL])
+def test_the_shipped_banks_hold_no_evaluation_or_demo_text(checkpoint: Path) -> None:
+    path = bank_path(locate_model(checkpoint))
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this checkout")
+    assert [text for text in PromptBank.load(path).texts if is_evaluation_text(text)] == []

@@ -19,8 +19,9 @@ import numpy as np
 
 from embed2prompt.backends import create_embedder
 from embed2prompt.cli import _settings
+from embed2prompt.corpus.held_out import is_evaluation_text
 from embed2prompt.embedders.base import Embedder, Vectors
-from embed2prompt.errors import ConfigurationError
+from embed2prompt.errors import ConfigurationError, InputError
 from embed2prompt.inversion.retrieval import PromptBank, bank_path
 from embed2prompt.settings import Settings
 from embed2prompt.textio import read_texts
@@ -67,7 +68,15 @@ def run_bank_add(model: Path, files: list[Path], *, settings: Settings) -> None:
     model = locate_model(model)
     info = checkpoint_info(model)  # either kind: the small decoder or the fluent inverter
     # .txt (one text a line) or .jsonl (field text), as `embed` reads them.
-    texts = [record.text.strip() for file in files for record in read_texts(file)]
+    read = [record.text.strip() for file in files for record in read_texts(file)]
+    # A bank proposes its texts as first guesses: one holding an evaluation text would
+    # hand the evaluation its answers.
+    texts = [text for text in read if not is_evaluation_text(text)]
+    if not texts:
+        raise InputError(
+            f"all {len(read):,} texts read are evaluation or demo texts, which no prompt "
+            "bank may hold; expected other texts"
+        )
     embedder = create_embedder(settings)
     if embedder.name != info.embedder_name or embedder.dimension != info.embedder_dimension:
         raise ConfigurationError(
@@ -95,9 +104,11 @@ def run_bank_add(model: Path, files: list[Path], *, settings: Settings) -> None:
         bank.save(path)
     except OSError as error:
         raise ConfigurationError(f"cannot write the prompt bank {path}: {error}") from None
+    left_out = len(read) - len(texts)
+    skipped = f"; {left_out:,} evaluation texts left out" if left_out else ""
     print(
-        f"new texts: {added:,} (of {len(texts):,} read; the rest were in the bank or "
-        f"repeated); {path} now holds {len(bank):,}",
+        f"new texts: {added:,} (of {len(read):,} read; the rest were in the bank or "
+        f"repeated{skipped}); {path} now holds {len(bank):,}",
         file=sys.stderr,
     )
 

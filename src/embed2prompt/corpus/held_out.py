@@ -6,6 +6,7 @@
   chosen, to check it on texts that tuned nothing.
 - ``held_out_prompts.txt``: 100 prompt-like texts (questions, instructions, requests,
   statements) written for the fluent inverter and never used to choose a setting.
+- ``demo_texts.txt``: the ten texts `make demo` inverts, whose figures are quoted too.
 
 Training text, synthetic prompts and prompt banks must never contain any of them
 (:func:`is_evaluation_text`). This lives beside the corpus because building training text
@@ -40,9 +41,14 @@ def held_out_prompts() -> list[str]:
     return _read("held_out_prompts.txt")
 
 
+def demo_texts() -> list[str]:
+    """The texts the demo embeds and inverts (questions, requests, statements)."""
+    return _read("demo_texts.txt")
+
+
 @cache
 def _evaluation_keys() -> frozenset[str]:
-    texts = out_of_domain_texts() + pipeline_held_out_texts() + held_out_prompts()
+    texts = out_of_domain_texts() + pipeline_held_out_texts() + held_out_prompts() + demo_texts()
     return frozenset(normalised(text) for text in texts)
 
 
