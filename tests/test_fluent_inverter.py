@@ -246,3 +246,10 @@ def test_train_fluent_names_a_device_it_cannot_train_on(tmp_path: Path) -> None:
         assert message in result.stderr
         assert "Traceback" not in result.stderr
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_fluent_options_without_fluent_are_refused(tmp_path: Path) -> None:
+    result = run("train", "--device", "cuda", "--emphasis", "3", "--out", str(tmp_path / "m.pt"))
+    assert result.returncode == 2, result.stderr
+    assert "--emphasis, --device only apply to the fluent inverter; add --fluent" in result.stderr
+    assert not (tmp_path / "m.pt").exists()

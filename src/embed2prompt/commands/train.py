@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from embed2prompt.backends import create_embedder
 from embed2prompt.cli import _at_least_one, _settings
@@ -39,25 +39,24 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="train the fluent inverter (an adapter into the frozen SmolLM2) instead",
     )
+    # The --fluent options default to None (not given): their defaults are
+    # PrefixTrainingOptions' and AdapterConfig's, and one given without --fluent is an error.
     parser.add_argument(
         "--texts",
         type=Path,
         action="append",
-        default=[],
         help="--fluent: a .txt or .jsonl file of training texts (repeatable)",
     )
     parser.add_argument(
         "--bank",
         type=Path,
         action="append",
-        default=[],
         help="--fluent: a prompt bank (NAME.bank.npz) whose texts to train on (repeatable)",
     )
     parser.add_argument(
         "--emphasis",
         type=_at_least_one,
-        default=1,
-        help="--fluent: times an epoch each --texts text is seen (bank texts: once)",
+        help="--fluent: times an epoch each --texts text is seen (default 1; bank texts: once)",
     )
     parser.add_argument(
         "--prefix-length",
@@ -71,7 +70,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--device",
-        default="cpu",
         help="--fluent: where to train: cpu (default), cuda or cuda:N; the checkpoint is the same",
     )
     parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
@@ -90,12 +88,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _handle(args: argparse.Namespace) -> int:
+    fluent_only = {
+        "--texts": args.texts,
+        "--bank": args.bank,
+        "--emphasis": args.emphasis,
+        "--prefix-length": args.prefix_length,
+        "--adapter-hidden": args.adapter_hidden,
+        "--device": args.device,
+    }
     if args.fluent:
         from embed2prompt.inversion.prefix_lm import AdapterConfig
         from embed2prompt.inversion.prefix_training import PrefixTrainingOptions
 
-        given = {"prefix_length": args.prefix_length, "hidden": args.adapter_hidden}
-        sizes = {name: value for name, value in given.items() if value is not None}
+        sizes = {"prefix_length": args.prefix_length, "hidden": args.adapter_hidden}
+        given = {"device": args.device, "emphasis": args.emphasis}
         run_train_fluent(
             PrefixTrainingOptions(
                 checkpoint=args.out,
@@ -105,15 +111,19 @@ def _handle(args: argparse.Namespace) -> int:
                 save_every=args.eval_every,
                 embedding_noise=args.embedding_noise,
                 threads=args.threads,
-                device=args.device,
-                emphasis=args.emphasis,
-                adapter=AdapterConfig(**sizes),
+                adapter=AdapterConfig(**_given(sizes)),
+                **_given(given),
             ),
             settings=_settings(embedder=args.embedder, embedding_model=args.model),
-            text_files=args.texts,
-            banks=args.bank,
+            text_files=args.texts or [],
+            banks=args.bank or [],
         )
     else:
+        misplaced = [flag for flag, value in fluent_only.items() if value is not None]
+        if misplaced:
+            raise InputError(
+                f"{', '.join(misplaced)} only apply to the fluent inverter; add --fluent"
+            )
         from embed2prompt.inversion.training import TrainingOptions
 
         run_train(
@@ -132,6 +142,11 @@ def _handle(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     return 0
+
+
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    """The options given on the command line (the rest keep their defaults)."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def run_train(options: TrainingOptions, *, settings: Settings, progress: bool) -> None:
