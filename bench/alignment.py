@@ -27,6 +27,9 @@ environment variables:
 - ``EMBED2PROMPT_BENCH_ALIGN_TEXTS``: align-invert's out-of-domain questions (default all);
 - ``EMBED2PROMPT_BENCH_ALIGN_MODEL``: align-invert's inverter, ``fluent`` for the fluent
   one (default: the small decoder, the default inverter).
+
+The product's ``EMBED2PROMPT_FEEDBACK_LEXICON`` holds too: ``0`` measures word edits
+guided by the mapped residual, as before the feedback's own lexicon.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from embed2prompt.inversion.budget import PIPELINE_SEARCH
 from embed2prompt.inversion.inference import DEFAULT_MODEL, FLUENT_MODEL, EmbeddingToPromptInference
 from embed2prompt.inversion.model_paths import locate_model
 from embed2prompt.inversion.retrieval import PromptBank, bank_path
+from embed2prompt.settings import Settings
 
 Array = npt.NDArray[np.float32]
 PAIR_COUNTS = (300, 1_000, 3_000, 10_000)
@@ -278,7 +282,9 @@ async def align_invert() -> list[Row]:
         )
         targets = await _embedded(foreign, texts)
         for feedback in (foreign, None):
-            through = inverter.with_aligner(aligner, feedback=feedback)
+            through = inverter.with_aligner(
+                aligner, feedback=feedback, feedback_lexicon=Settings().feedback_lexicon
+            )
             started = time.perf_counter()
             found = await through.ainvert_batch(targets, budget=budget)
             seconds = (time.perf_counter() - started) / len(texts)

@@ -19,6 +19,7 @@ from embed2prompt.settings import Settings
 from embed2prompt.testing import OpenAITestServer, ServerConfig, free_port
 
 TEST_KEY = "sk-test-0123456789abcdef"
+TEST_FEEDBACK_LEXICON = 400
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -36,6 +37,9 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 (folder / entry.name).symlink_to(entry)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EMBED2PROMPT_CACHE_DIR", str(folder))
+        # A foreign feedback embedder embeds this many lexicon words, not all 20,000
+        # (minutes through a local server): what tests check is where edits are guided.
+        patch.setenv("EMBED2PROMPT_FEEDBACK_LEXICON", str(TEST_FEEDBACK_LEXICON))
         yield folder
 
 

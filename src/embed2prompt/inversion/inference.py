@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ class _Loaded:
 
     bank: PromptBank | None = None
     bank_loaded: bool = False
-    lexicon: Lexicon | None = None
+    lexicons: dict[tuple[str, int, int | None], Lexicon] = field(default_factory=dict)
 
 
 class EmbeddingToPromptInference:
@@ -77,8 +78,12 @@ class EmbeddingToPromptInference:
     embedder's vectors: ``dimension`` is that embedder's and each target is mapped into
     the inverter's space. With ``feedback`` too (that other embedder, callable), the
     search ranks its hypotheses by their cosine in that embedder's own space, which is
-    what the user will measure (``space`` "foreign"); without it, by their cosine to the
-    mapped target in the inverter's space ("mapped"). :func:`embed2prompt.backends.
+    what the user will measure (``space`` "foreign"), and its word edits follow the
+    residual there, from the lexicon as that embedder embeds it: the first
+    ``feedback_lexicon`` words (``None``: all 20,000, embedded once and cached; ``0``: no
+    lexicon, the edits follow the mapped residual in the inverter's space). Without
+    ``feedback``, hypotheses are ranked by their cosine to the mapped target in the
+    inverter's space ("mapped"). :func:`embed2prompt.backends.
     create_inverter` builds the feedback embedder an aligner records.
 
     The lexicon's embeddings are read from the checkpoint's shipped ``NAME.lexicon.npz``
@@ -97,6 +102,7 @@ class EmbeddingToPromptInference:
         seed: int = 0,
         aligner: Aligner | str | Path | None = None,
         feedback: Embedder | None = None,
+        feedback_lexicon: int | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
         self.model_path = locate_model(model_path)
@@ -127,18 +133,28 @@ class EmbeddingToPromptInference:
         self._search = Search(InverterMoves(self.text_model, seed), self._lexicon, self._bank)
         self.aligner: Aligner | None = None
         self.feedback: Embedder | None = None
-        self._use_aligner(aligner, feedback)
+        self.feedback_lexicon: int | None = None
+        self._use_aligner(aligner, feedback, feedback_lexicon)
 
     def with_aligner(
-        self, aligner: Aligner | str | Path | None, *, feedback: Embedder | None = None
+        self,
+        aligner: Aligner | str | Path | None,
+        *,
+        feedback: Embedder | None = None,
+        feedback_lexicon: int | None = None,
     ) -> EmbeddingToPromptInference:
         """This inverter for another embedder's vectors (or, with ``None``, for its own),
-        sharing the loaded model, bank and lexicon."""
+        sharing the loaded model, bank and lexicons."""
         other = copy.copy(self)
-        other._use_aligner(aligner, feedback)
+        other._use_aligner(aligner, feedback, feedback_lexicon)
         return other
 
-    def _use_aligner(self, aligner: Aligner | str | Path | None, feedback: Embedder | None) -> None:
+    def _use_aligner(
+        self,
+        aligner: Aligner | str | Path | None,
+        feedback: Embedder | None,
+        feedback_lexicon: int | None,
+    ) -> None:
         if aligner is not None and not isinstance(aligner, Aligner):
             aligner = Aligner.load(aligner)
         if aligner is not None and (
@@ -164,8 +180,13 @@ class EmbeddingToPromptInference:
                     f"the feedback embedder {feedback.name} gives {dimension}-dimensional "
                     f"vectors, but {aligner.describe()} expects {aligner.dimension}"
                 )
+        if feedback_lexicon is not None and feedback_lexicon < 0:
+            raise ConfigurationError(
+                f"feedback_lexicon must be a number of words >= 0, got {feedback_lexicon}"
+            )
         self.aligner = aligner
         self.feedback = feedback
+        self.feedback_lexicon = feedback_lexicon
 
     @property
     def dimension(self) -> int:
@@ -226,7 +247,10 @@ class EmbeddingToPromptInference:
             return Feedback(self.embedder, inputs)
         if self.feedback is None:
             return Feedback(self.embedder, self.aligner.map(inputs), "mapped")
-        return Feedback(self.feedback, inputs, "foreign", self.aligner.map)
+        lexicon = None
+        if self.feedback_lexicon != 0:
+            lexicon = partial(self._lexicon, self.feedback, self.feedback_lexicon)
+        return Feedback(self.feedback, inputs, "foreign", self.aligner.map, lexicon)
 
     def space_warning(self, first_pass: Sequence[float]) -> str | None:
         """A warning when inputs whose first pass reached these best cosines (each
@@ -298,16 +322,20 @@ class EmbeddingToPromptInference:
             loaded.bank_loaded = True
         return loaded.bank
 
-    async def _lexicon(self) -> Lexicon:
-        """The checkpoint's lexicon with its embeddings, loaded on first use: shipped
-        with the checkpoint, else from the cache folder, else embedded and cached there."""
-        loaded = self._loaded
-        if loaded.lexicon is None:
-            words = self.info.lexicon or self.text_model.vocabulary_words()
-            loaded.lexicon = await cached_lexicon(
-                words,
-                self.embedder,
+    async def _lexicon(self, embedder: Embedder | None = None, words: int | None = None) -> Lexicon:
+        """The checkpoint's lexicon (its first ``words``, the most frequent; all by
+        default) with its ``embedder`` embeddings (default the inverter's own; or a
+        foreign feedback embedder's), loaded on first use: shipped with the checkpoint,
+        else from the cache folder, else embedded and cached there."""
+        embedder = embedder or self.embedder
+        key = (embedder.name, embedder.dimension, words)
+        lexicons = self._loaded.lexicons
+        if key not in lexicons:
+            lexicon = self.info.lexicon or self.text_model.vocabulary_words()
+            lexicons[key] = await cached_lexicon(
+                lexicon[:words],
+                embedder,
                 cache_dir=self.cache_dir,
                 shipped=shipped_lexicon_path(self.model_path),
             )
-        return loaded.lexicon
+        return lexicons[key]

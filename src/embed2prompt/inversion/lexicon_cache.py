@@ -38,6 +38,7 @@ from embed2prompt.inversion.lexical_search import Lexicon
 __all__ = ["LEXICON_FOLDER", "cached_lexicon", "lexicon_cache_path", "shipped_lexicon_path"]
 
 LEXICON_FOLDER = "lexicons"  # in the cache folder
+_WORDS_A_CALL = 1024
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,11 @@ async def cached_lexicon(
     for path in (shipped, cache):
         if path is not None and (vectors := _read(path, key, shape)) is not None:
             return Lexicon(unique, vectors)
-    codes, scales = _quantise(await embedder.embed(unique))
+    # One request's worth after another: a slow embeddings server sent every word at
+    # once queues requests past their timeout, and retrying them slows it further.
+    chunks = [unique[i : i + _WORDS_A_CALL] for i in range(0, len(unique), _WORDS_A_CALL)]
+    embedded = [await embedder.embed(chunk) for chunk in chunks]
+    codes, scales = _quantise(np.concatenate(embedded) if embedded else np.zeros(shape, np.float32))
     _write(cache, key, codes, scales)
     # Rounded as the cache stores them: the first run searches as later ones do.
     return Lexicon(unique, _dequantise(codes, scales))

@@ -14,8 +14,11 @@ texts) by the cosine of their embeddings to the target. Each refinement step the
 Where the cosines are measured is the :class:`Feedback`: the inverter's own embedder
 (native), or, for another embedder's vectors mapped by an aligner, that embedder itself
 (foreign: the space the user will measure in) or the inverter's embedder against the
-mapped target (mapped). The moves always work in the inverter's space: a hypothesis
-embedded by a foreign embedder is mapped there by the aligner.
+mapped target (mapped). The inverter's moves work in the inverter's space (a hypothesis
+embedded by a foreign embedder is mapped there by the aligner). The word edits work in
+the feedback's own space, with the lexicon as that embedder embeds it, so that no map's
+error stands between them and the target; unless a foreign feedback brings no lexicon,
+and they follow the mapped residual in the inverter's space.
 """
 
 from __future__ import annotations
@@ -47,7 +50,10 @@ _CANDIDATES_KEPT = 8
 class Hypothesis:
     text: str
     cosine: float  # to the target, in the feedback's space
-    vector: Vectors  # its embedding in the inverter's space (residuals, re-decoding)
+    vector: Vectors  # its embedding in the inverter's space (re-decoding, token edits)
+    # Its embedding in the feedback's space (the word edits' residual): ``vector`` itself
+    # but with foreign feedback, where ``vector`` is this one mapped.
+    measured: Vectors
     # The inverter's mean log-probability a token of the text, given the target: how
     # likely the inverter finds it as a text of this embedding. Scored only when asked.
     fluency: float | None = None
@@ -89,6 +95,14 @@ class Feedback:
     targets: Vectors
     space: Space = "native"
     to_inverter: Callable[[Vectors], Vectors] | None = None
+    # Foreign feedback: the lexicon as its embedder embeds it, for word edits in its
+    # space (``None``: the edits follow the mapped residual, with the inverter's lexicon).
+    lexicon: Callable[[], Awaitable[Lexicon]] | None = None
+
+    @property
+    def edits_in_own_space(self) -> bool:
+        """Whether word edits follow the residual in this feedback's space."""
+        return self.space != "foreign" or self.lexicon is not None
 
 
 class Search:
@@ -112,7 +126,9 @@ class Search:
         started = time.perf_counter()
         state = _State(targets, [vector_seed(t, self.moves.seed) for t in targets])
         await self._first_pass(state, feedback, budget)
-        lexicon = await self._lexicon() if budget.steps and budget.edits else None
+        lexicon = None
+        if budget.steps and budget.edits:
+            lexicon = await (feedback.lexicon or self._lexicon)()
         for step in range(budget.steps if budget.proposes else 0):
             if time.perf_counter() - started >= budget.max_seconds:
                 break
@@ -120,7 +136,7 @@ class Search:
             active = [i for i, calls in enumerate(state.calls) if calls < budget.max_embedder_calls]
             if not active:
                 break
-            proposals = await self._propose(state, active, step, budget, lexicon)
+            proposals = await self._propose(state, feedback, active, step, budget, lexicon)
             ranked = await self._rank(state, proposals, feedback)
             await self._step(state, ranked, active, budget)
         return state.results(time.perf_counter() - started, feedback.space)
@@ -141,6 +157,7 @@ class Search:
     async def _propose(
         self,
         state: _State,
+        feedback: Feedback,
         active: list[int],
         step: int,
         budget: SearchBudget,
@@ -175,11 +192,12 @@ class Search:
             for index in active:
                 rng = np.random.default_rng([state.seeds[index], step])
                 for hypothesis in state.beams[index]:
+                    own = feedback.edits_in_own_space
                     proposals[index].extend(
                         propose_edits(
                             hypothesis.text,
-                            hypothesis.vector,
-                            targets[index],
+                            hypothesis.measured if own else hypothesis.vector,
+                            feedback.targets[index] if own else targets[index],
                             lexicon,
                             rng,
                             count=budget.edits,
@@ -211,8 +229,10 @@ class Search:
             position += len(texts)
             cosines = embedded[rows] @ feedback.targets[index]
             merged = state.beams[index] + [
-                Hypothesis(text, float(cosine), vector)
-                for text, cosine, vector in zip(texts, cosines, in_inverter[rows], strict=True)
+                Hypothesis(text, float(cosine), vector, measured)
+                for text, cosine, vector, measured in zip(
+                    texts, cosines, in_inverter[rows], embedded[rows], strict=True
+                )
             ]
             ranked.append(sorted(merged, key=lambda h: -h.cosine))
             state.calls[index] += len(texts)
