@@ -25,8 +25,12 @@ environment variables:
 - ``EMBED2PROMPT_BENCH_ALIGN_PAIRS``: align-fit's pair counts (default 300,1000,3000,10000);
 - ``EMBED2PROMPT_BENCH_ALIGN_INVERT_PAIRS``: align-invert's aligner pairs (default 3000);
 - ``EMBED2PROMPT_BENCH_ALIGN_TEXTS``: align-invert's out-of-domain questions (default all);
+- ``EMBED2PROMPT_BENCH_ALIGN_SET``: align-invert's texts, ``held-out`` for the held-out
+  prompts that chose no setting (default ``out-of-domain``);
 - ``EMBED2PROMPT_BENCH_ALIGN_MODEL``: align-invert's inverter, ``fluent`` for the fluent
   one (default: the small decoder, the default inverter).
+- ``EMBED2PROMPT_BENCH_ALIGN_EDITS``: align-invert's word edits a step (default the
+  inverter's own: 32 for the small decoder, none for the fluent one).
 
 The product's ``EMBED2PROMPT_FEEDBACK_LEXICON`` holds too: ``0`` measures word edits
 guided by the mapped residual, as before the feedback's own lexicon.
@@ -47,7 +51,7 @@ import sacrebleu
 import torch
 
 from bench.engine import Row
-from embed2prompt.corpus.held_out import out_of_domain_texts
+from embed2prompt.corpus.held_out import held_out_prompts, out_of_domain_texts
 from embed2prompt.embedders.base import Embedder
 from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.inversion.alignment import fit_aligner
@@ -250,12 +254,19 @@ async def align_invert() -> list[Row]:
     embedders = _foreign_embedders()
     aligner_pairs = _count("INVERT_PAIRS", INVERT_PAIRS)
     pairs, _, questions = _texts()
+    chosen = _option("SET", "out-of-domain")
+    if chosen not in ("out-of-domain", "held-out"):
+        raise SystemExit(f"{_OPTION}SET: out-of-domain or held-out, got {chosen!r}")
+    if chosen == "held-out":
+        questions = held_out_prompts()  # texts that chose no setting
     texts = [text for text in questions if len(text.split()) <= 24]
     texts = texts[: _count("TEXTS", len(texts))]
     minilm = LocalEmbedder(threads=THREADS)
     model = FLUENT_MODEL if _option("MODEL", "default") == "fluent" else DEFAULT_MODEL
     inverter = EmbeddingToPromptInference(model, embedder=minilm)
-    budget = inverter.search_budget(purpose=PIPELINE_SEARCH)  # the pipeline's default
+    # The pipeline's default, with the word edits an option may ask for.
+    edits = _count("EDITS", 1) if _option("EDITS", "") else None
+    budget = inverter.search_budget(purpose=PIPELINE_SEARCH, edits=edits)
     native_targets = await _embedded(minilm, texts)
     started = time.perf_counter()
     native = await inverter.ainvert_batch(native_targets, budget=budget)
@@ -263,7 +274,8 @@ async def align_invert() -> list[Row]:
     native_bleu = sacrebleu.corpus_bleu([r.prompt for r in native], [texts]).score
     rows = [
         Row(
-            f"align-invert native MiniLM, {len(texts)} out-of-domain texts, {budget.steps} steps, "
+            f"align-invert native MiniLM, {len(texts)} {chosen} texts, {budget.steps} steps, "
+            f"{budget.edits} word edits a step, "
             f"{model.stem}",
             f"cosine {statistics.mean(r.cosine for r in native):.3f}, BLEU {native_bleu:.1f}, "
             f"{native_seconds:.1f} s a text",
