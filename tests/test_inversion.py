@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from embed2prompt.inversion.model import Inverter, InverterConfig
 from embed2prompt.inversion.moves import InverterMoves
 from embed2prompt.inversion.retrieval import load_bank_for
 from embed2prompt.inversion.training import TrainingOptions, train
+from tests.counting import CountingEmbedder
 
 TINY = InverterConfig(vocab_size=400, prefix_length=2, max_tokens=16, width=32, layers=1, heads=2)
 TEXTS = [
@@ -181,23 +181,10 @@ def test_budgets_stop_the_search(checkpoint: Path, embedder: LocalEmbedder) -> N
     assert len(limited.trace) == 1  # the first scoring already spent the budget
 
 
-class _CountingEmbedder:
-    """The real embedder, counting the texts it is asked to embed."""
-
-    def __init__(self, inner: LocalEmbedder) -> None:
-        self.inner = inner
-        self.name, self.dimension = inner.name, inner.dimension
-        self.texts = 0
-
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        self.texts += len(texts)
-        return await self.inner.embed(texts)
-
-
 def test_each_target_counts_its_own_embedder_calls_and_keeps_its_own_budget(
     checkpoint: Path, embedder: LocalEmbedder
 ) -> None:
-    counting = _CountingEmbedder(embedder)
+    counting = CountingEmbedder(embedder)
     inverter = EmbeddingToPromptInference(checkpoint, embedder=counting, candidates=3)
     asyncio.run(inverter._lexicon())  # embedded once (unless cached), outside the counts
     texts = ["the cat sat on the mat", "how do I reset my password", "tea or coffee?"]

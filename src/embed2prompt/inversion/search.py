@@ -189,10 +189,10 @@ class Search:
             for owner, texts in zip(owners, written, strict=True):
                 proposals[owner].extend(texts)
         if lexicon is not None:
+            own = feedback.edits_in_own_space
             for index in active:
                 rng = np.random.default_rng([state.seeds[index], step])
                 for hypothesis in state.beams[index]:
-                    own = feedback.edits_in_own_space
                     proposals[index].extend(
                         propose_edits(
                             hypothesis.text,
