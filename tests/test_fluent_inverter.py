@@ -221,6 +221,7 @@ def test_train_fluent_command_sizes_the_adapter_and_refuses_too_few_texts(tmp_pa
     sizes = ["--prefix-length", "2", "--adapter-hidden", "32", "--batch-size", "4"]
     result = run(*common, *sizes, "--steps", "2", "--eval-every", "2")
     assert result.returncode == 0, result.stderr
+    assert "embedding:" not in result.stderr  # --no-progress: no bar while texts are embedded
     document = json.loads(out.with_suffix(".json").read_text())
     assert (document["adapter"]["prefix_length"], document["adapter"]["hidden"]) == (2, 32)
     few = tmp_path / "few.txt"

@@ -117,6 +117,7 @@ def _handle(args: argparse.Namespace) -> int:
             settings=_settings(embedder=args.embedder, embedding_model=args.model),
             text_files=args.texts or [],
             banks=args.bank or [],
+            progress=not args.no_progress,
         )
     else:
         misplaced = [flag for flag, value in fluent_only.items() if value is not None]
@@ -183,11 +184,12 @@ def run_train_fluent(
     settings: Settings,
     text_files: list[Path],
     banks: list[Path],
+    progress: bool,
 ) -> None:
     from embed2prompt.inversion.prefix_training import train_prefix
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     texts, from_files = fluent_training_texts(text_files, banks)
     embedder = create_embedder(settings)
-    path = train_prefix(options, embedder, texts, emphasised=from_files)
+    path = train_prefix(options, embedder, texts, emphasised=from_files, progress=progress)
     print(f"checkpoint written to {path} (config {path.with_suffix('.json')})", file=sys.stderr)

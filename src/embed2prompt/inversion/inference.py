@@ -63,7 +63,7 @@ class _Loaded:
 
     bank: PromptBank | None = None
     bank_loaded: bool = False
-    lexicons: dict[tuple[str, int, int | None], Lexicon] = field(default_factory=dict)
+    lexicons: dict[tuple[str, int, int], Lexicon] = field(default_factory=dict)
 
 
 class EmbeddingToPromptInference:
@@ -328,12 +328,14 @@ class EmbeddingToPromptInference:
         foreign feedback embedder's), loaded on first use: shipped with the checkpoint,
         else from the cache folder, else embedded and cached there."""
         embedder = embedder or self.embedder
-        key = (embedder.name, embedder.dimension, words)
+        lexicon = self.info.lexicon or self.text_model.vocabulary_words()
+        chosen = lexicon[:words]
+        # Keyed by the words' count: "all" and a bound past the end are one entry.
+        key = (embedder.name, embedder.dimension, len(chosen))
         lexicons = self._loaded.lexicons
         if key not in lexicons:
-            lexicon = self.info.lexicon or self.text_model.vocabulary_words()
             lexicons[key] = await cached_lexicon(
-                lexicon[:words],
+                chosen,
                 embedder,
                 cache_dir=self.cache_dir,
                 shipped=shipped_lexicon_path(self.model_path),

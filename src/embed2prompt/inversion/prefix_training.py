@@ -120,10 +120,11 @@ def train_prefix(
     texts: Sequence[str],
     *,
     emphasised: Collection[str] = (),
+    progress: bool = True,
 ) -> Path:
     """Train the adapter on ``texts`` until ``options.steps``; returns the checkpoint.
     Texts in ``emphasised`` are seen ``options.emphasis`` times an epoch (texts like those
-    users invert, rarer than the rest)."""
+    users invert, rarer than the rest). ``progress``: a bar while the texts are embedded."""
     device = training_device(options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
@@ -170,10 +171,20 @@ def train_prefix(
 
     cache_root = options.checkpoint.parent / ".embeddings"
     vectors = torch.from_numpy(
-        embed_with_cache(embedder, training, cache_folder(cache_root, embedder.name, training))
+        embed_with_cache(
+            embedder,
+            training,
+            cache_folder(cache_root, embedder.name, training),
+            progress=progress,
+        )
     )
     val_vectors = torch.from_numpy(
-        embed_with_cache(embedder, validation, cache_folder(cache_root, embedder.name, validation))
+        embed_with_cache(
+            embedder,
+            validation,
+            cache_folder(cache_root, embedder.name, validation),
+            progress=False,
+        )
     )
     rows = inverter.encode(training)
     val_rows = inverter.encode(validation)
