@@ -29,7 +29,7 @@ from embed2prompt.embedders.base import Embedder
 from embed2prompt.errors import ApiError, ConfigurationError
 from embed2prompt.inputs import check_embeddings
 from embed2prompt.inversion.alignment import Aligner
-from embed2prompt.inversion.budget import SearchBudget, model_search
+from embed2prompt.inversion.budget import FOREIGN_FEEDBACK_SEARCH, SearchBudget, model_search
 from embed2prompt.inversion.inverters import load_inverter
 from embed2prompt.inversion.lexical_search import Lexicon
 from embed2prompt.inversion.lexicon_cache import cached_lexicon, shipped_lexicon_path
@@ -110,6 +110,9 @@ class EmbeddingToPromptInference:
         self.text_model, self.info = load_inverter(self.model_path)
         self._own_search = model_search(self.model_path, self.info.search or {})
         self._first_pass = {"candidates": candidates, "neighbours": neighbours}
+        self.aligner: Aligner | None = None
+        self.feedback: Embedder | None = None
+        self.feedback_lexicon: int | None = None
         self.search = self.search_budget()  # the default: one pass, no refinement
         if embedder is None:
             if self.info.embedder_name != "all-MiniLM-L6-v2":
@@ -131,9 +134,6 @@ class EmbeddingToPromptInference:
         if self.search.neighbours:
             self._bank()  # a damaged bank is an error now, not at the first call
         self._search = Search(InverterMoves(self.text_model, seed), self._lexicon, self._bank)
-        self.aligner: Aligner | None = None
-        self.feedback: Embedder | None = None
-        self.feedback_lexicon: int | None = None
         self._use_aligner(aligner, feedback, feedback_lexicon)
 
     def with_aligner(
@@ -187,6 +187,7 @@ class EmbeddingToPromptInference:
         self.aligner = aligner
         self.feedback = feedback
         self.feedback_lexicon = feedback_lexicon
+        self.search = self.search_budget()  # the feedback's layer changes with the space
 
     @property
     def dimension(self) -> int:
@@ -220,9 +221,13 @@ class EmbeddingToPromptInference:
         **chosen: Any,
     ) -> SearchBudget:
         """The budget of a search: the library's defaults, a ``purpose``'s (the
-        pipeline's), this checkpoint's own search and constructor choices, then each of
-        ``layers`` and ``chosen`` (``None`` values: not chosen), the later winning."""
-        return SearchBudget().updated(purpose, self._own_search, self._first_pass, *layers, chosen)
+        pipeline's), this checkpoint's own search and constructor choices, word edits
+        where the feedback is foreign, then each of ``layers`` and ``chosen`` (``None``
+        values: not chosen), the later winning."""
+        feedback = FOREIGN_FEEDBACK_SEARCH if self.space == "foreign" else None
+        return SearchBudget().updated(
+            purpose, self._own_search, self._first_pass, feedback, *layers, chosen
+        )
 
     @property
     def expects(self) -> str | None:
