@@ -29,8 +29,9 @@ environment variables:
   prompts that chose no setting (default ``out-of-domain``);
 - ``EMBED2PROMPT_BENCH_ALIGN_MODEL``: align-invert's inverter, ``fluent`` for the fluent
   one (default: the small decoder, the default inverter).
-- ``EMBED2PROMPT_BENCH_ALIGN_EDITS``: align-invert's word edits a step (default the
-  inverter's own: 32 for the small decoder, none for the fluent one).
+- ``EMBED2PROMPT_BENCH_ALIGN_EDITS``: align-invert's word edits a step, every row
+  (default each search's own: 32 for the small decoder and with foreign feedback, none
+  for the fluent inverter on MiniLM's vectors or the mapped targets).
 
 The product's ``EMBED2PROMPT_FEEDBACK_LEXICON`` holds too: ``0`` measures word edits
 guided by the mapped residual, as before the feedback's own lexicon.
@@ -297,8 +298,10 @@ async def align_invert() -> list[Row]:
             through = inverter.with_aligner(
                 aligner, feedback=feedback, feedback_lexicon=Settings().feedback_lexicon
             )
+            # Each inverter's own default: foreign feedback brings word edits.
+            searched = through.search_budget(purpose=PIPELINE_SEARCH, edits=edits)
             started = time.perf_counter()
-            found = await through.ainvert_batch(targets, budget=budget)
+            found = await through.ainvert_batch(targets, budget=searched)
             seconds = (time.perf_counter() - started) / len(texts)
             prompts = [r.prompt for r in found]
             in_foreign = await _embedded(foreign, prompts)
@@ -309,7 +312,8 @@ async def align_invert() -> list[Row]:
             target_ok = cosine >= 0.85 and share >= 0.6 if feedback is not None else None
             rows.append(
                 Row(
-                    f"align-invert {name} ({aligner_pairs:,} pairs), {mode}",
+                    f"align-invert {name} ({aligner_pairs:,} pairs), {mode}, "
+                    f"{searched.edits} word edits a step",
                     f"cosine in {name}'s space {cosine:.3f}, BLEU {bleu:.1f} ({share:.0%} of "
                     f"native), {seconds:.1f} s a text",
                     ">= 0.85 and >= 60% of native BLEU" if feedback is not None else "-",
