@@ -78,8 +78,9 @@ class EmbeddingToPromptInference:
     embedder's vectors: ``dimension`` is that embedder's and each target is mapped into
     the inverter's space. With ``feedback`` too (that other embedder, callable), the
     search ranks its hypotheses by their cosine in that embedder's own space, which is
-    what the user will measure (``space`` "foreign"), and its word edits follow the
-    residual there, from the lexicon as that embedder embeds it: the first
+    what the user will measure (``space`` "foreign"), and its word edits (made even
+    where the checkpoint's own search makes none: :data:`FOREIGN_FEEDBACK_SEARCH`) follow
+    the residual there, from the lexicon as that embedder embeds it: the first
     ``feedback_lexicon`` words (``None``: all 20,000, embedded once and cached; ``0``: no
     lexicon, the edits follow the mapped residual in the inverter's space). Without
     ``feedback``, hypotheses are ranked by their cosine to the mapped target in the
