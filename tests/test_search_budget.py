@@ -118,7 +118,9 @@ def test_foreign_feedback_brings_word_edits_unless_the_caller_chooses(
     assert foreign.search_budget(edits=4).edits == 4
     pipeline = ParallelPromptGenerator(foreign, Settings(refinement_edits=2)).search_budget()
     assert pipeline.edits == 2
-    assert ParallelPromptGenerator(foreign, Settings()).search_budget().edits == 32
+    assert (
+        ParallelPromptGenerator(foreign, Settings()).search_budget().edits == SearchBudget().edits
+    )
 
 
 def test_create_inverter_builds_what_the_settings_name(
