@@ -27,11 +27,10 @@ environment variables:
 - ``EMBED2PROMPT_BENCH_ALIGN_TEXTS``: align-invert's out-of-domain questions (default all);
 - ``EMBED2PROMPT_BENCH_ALIGN_SET``: align-invert's texts, ``held-out`` for the held-out
   prompts that chose no setting (default ``out-of-domain``);
-- ``EMBED2PROMPT_BENCH_ALIGN_MODEL``: align-invert's inverter, ``fluent`` for the fluent
-  one (default: the small decoder, the default inverter).
+- ``EMBED2PROMPT_BENCH_ALIGN_MODEL``: align-invert's inverter, ``small`` for the small
+  decoder (default: the fluent inverter, the default).
 - ``EMBED2PROMPT_BENCH_ALIGN_EDITS``: align-invert's word edits a step, every row
-  (default each search's own: 32 for the small decoder and with foreign feedback, none
-  for the fluent inverter on MiniLM's vectors or the mapped targets).
+  (default the search's own: 32).
 
 The product's ``EMBED2PROMPT_FEEDBACK_LEXICON`` holds too: ``0`` measures word edits
 guided by the mapped residual, as before the feedback's own lexicon.
@@ -58,7 +57,7 @@ from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.inversion.alignment import fit_aligner
 from embed2prompt.inversion.base_lm import cache_folder
 from embed2prompt.inversion.budget import PIPELINE_SEARCH
-from embed2prompt.inversion.inference import DEFAULT_MODEL, FLUENT_MODEL, EmbeddingToPromptInference
+from embed2prompt.inversion.inference import DEFAULT_MODEL, SMALL_MODEL, EmbeddingToPromptInference
 from embed2prompt.inversion.model_paths import locate_model
 from embed2prompt.inversion.retrieval import PromptBank, bank_path
 from embed2prompt.settings import Settings
@@ -116,7 +115,8 @@ def _foreign_embedders() -> dict[str, Callable[[], Embedder]]:
 
 def _texts() -> tuple[list[str], list[str], list[str]]:
     """Pairs' texts (10,000), held-out bank texts (500, disjoint), out-of-domain texts."""
-    bank = PromptBank.load(bank_path(locate_model(DEFAULT_MODEL)))
+    # The small decoder's bank: the corpus's texts, which the tables' pairs were drawn from.
+    bank = PromptBank.load(bank_path(locate_model(SMALL_MODEL)))
     rng = np.random.default_rng(0)
     order = rng.permutation(len(bank))
     chosen = [bank.texts[i] for i in order[: POOL + HELD_OUT_BANK]]
@@ -263,7 +263,7 @@ async def align_invert() -> list[Row]:
     texts = [text for text in questions if len(text.split()) <= 24]
     texts = texts[: _count("TEXTS", len(texts))]
     minilm = LocalEmbedder(threads=THREADS)
-    model = FLUENT_MODEL if _option("MODEL", "default") == "fluent" else DEFAULT_MODEL
+    model = SMALL_MODEL if _option("MODEL", "default") == "small" else DEFAULT_MODEL
     inverter = EmbeddingToPromptInference(model, embedder=minilm)
     # The pipeline's default, with the word edits an option may ask for.
     edits = _count("EDITS", 1) if _option("EDITS", "") else None

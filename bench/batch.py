@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.engine import Row
+from embed2prompt.inversion.model_paths import SMALL_MODEL
 
 _DIMENSION = 384
 _LEFT = 64  # rows the run inverts; the rest are resumed
@@ -64,6 +65,7 @@ async def memory() -> list[Row]:
             command = [
                 sys.executable, "-c", _PEAK, sys.executable, "-m", "embed2prompt",
                 "invert", str(source), "-o", str(output), "--steps", "0", "--no-progress",
+                "--inverter", str(SMALL_MODEL),  # as the tables in BENCHMARKS.md were measured
             ]  # fmt: skip
             started = time.perf_counter()
             answer = await asyncio.to_thread(

@@ -41,14 +41,13 @@ from embed2prompt.generators.local import packaged_gguf_path
 from embed2prompt.inversion.budget import PIPELINE_STEPS
 from embed2prompt.inversion.decoding import sample
 from embed2prompt.inversion.evaluation import InversionScores, evaluate_inversion
-from embed2prompt.inversion.model_paths import DEFAULT_MODEL
+from embed2prompt.inversion.model_paths import DEFAULT_MODEL, SMALL_MODEL
 from embed2prompt.inversion.prefix_checkpoint import load_prefix_inverter
 from embed2prompt.inversion.prefix_lm import PrefixLM
 from embed2prompt.inversion.readability import ReadabilityJudge
 from embed2prompt.inversion.training import read_split
 from embed2prompt.settings import Settings
 
-FLUENT_MODEL = Path("models/fluent_model.pt")
 TARGETS = 32
 REPEATS = 3
 
@@ -152,7 +151,7 @@ def _timed(run: Any, repeats: int) -> tuple[float, Any]:
 async def fluent_decoding() -> list[Row]:
     threads = int(os.environ.get("BENCH_THREADS", os.cpu_count() or 1))
     torch.set_num_threads(threads)
-    inverter, _ = load_prefix_inverter(FLUENT_MODEL)
+    inverter, _ = load_prefix_inverter(DEFAULT_MODEL)
     texts = out_of_domain_texts()[:TARGETS]
     embedder = LocalEmbedder()
     targets = torch.from_numpy(np.asarray(embedder.embed_sync(texts), dtype=np.float32))
@@ -213,7 +212,7 @@ async def fluent_eval() -> list[Row]:
     judge = ReadabilityJudge()
     settings = Settings().model_copy(update={"aligner": None, "embedder": "local"})
     rows = []
-    for label, path in (("small decoder", DEFAULT_MODEL), ("fluent", FLUENT_MODEL)):
+    for label, path in (("small decoder", SMALL_MODEL), ("fluent (default)", DEFAULT_MODEL)):
         inverter = create_inverter(settings, model_path=path)
         for name, chosen in texts.items():
             for steps in (0, PIPELINE_STEPS):
@@ -222,7 +221,7 @@ async def fluent_eval() -> list[Row]:
                 scores, _ = await asyncio.to_thread(
                     evaluate_inversion, inverter, chosen, budget=budget, judge=judge
                 )
-                rows.append(_eval_row(label, EVALUATION_SETS[name], scores, path == FLUENT_MODEL))
+                rows.append(_eval_row(label, EVALUATION_SETS[name], scores, path == DEFAULT_MODEL))
     return rows
 
 

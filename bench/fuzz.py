@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.engine import Row
+from embed2prompt.inversion.model_paths import SMALL_MODEL, locate_model
 from embed2prompt.service.openapi import UPLOAD_PATH
 from embed2prompt.testing import OpenAITestServer, ServerConfig, free_port
 
@@ -214,8 +215,9 @@ def _cut(text: str, size: int) -> str:
 
 @contextmanager
 def fuzzable_service(folder: Path) -> Iterator[ServiceProcess]:
-    """The service as the fuzzer meets it: a key, small limits (so that schema-valid
-    requests are cheap), the OpenAI generator on the local OpenAI-compatible server."""
+    """The service as the fuzzer meets it: a key, small limits and the small decoder (so
+    that schema-valid requests are cheap), the OpenAI generator on the local
+    OpenAI-compatible server."""
     with (
         OpenAITestServer(ServerConfig(api_key=UPSTREAM_KEY)) as upstream,
         running_service(
@@ -225,6 +227,7 @@ def fuzzable_service(folder: Path) -> Iterator[ServiceProcess]:
             OPENAI_BASE_URL=upstream.url,
             EMBED2PROMPT_GENERATOR="openai",
             EMBED2PROMPT_REFINEMENT_STEPS="0",
+            EMBED2PROMPT_MODEL_PATH=str(locate_model(SMALL_MODEL)),
             EMBED2PROMPT_NUM_VARIANTS="1",
             EMBED2PROMPT_GENERATION_MAX_TOKENS="8",
             EMBED2PROMPT_MAX_EMBEDDINGS_PER_REQUEST="3",

@@ -24,6 +24,7 @@ from tests.browser import chromium, service_process
 
 from bench.engine import Row
 from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.inversion.model_paths import SMALL_MODEL, locate_model
 
 SENTENCES = [
     "How do I reset my password?",
@@ -44,7 +45,10 @@ async def page() -> list[Row]:
 def _measure() -> list[Row]:
     with tempfile.TemporaryDirectory() as folder:
         log = Path(folder) / "server.log"
-        settings = {"EMBED2PROMPT_JOBS_DATABASE": f"{folder}/jobs.sqlite3"}
+        settings = {
+            "EMBED2PROMPT_JOBS_DATABASE": f"{folder}/jobs.sqlite3",
+            "EMBED2PROMPT_MODEL_PATH": str(locate_model(SMALL_MODEL)),  # as the table was measured
+        }
         with service_process(log, **settings) as url:
             driver = chromium(Path(folder))
             try:

@@ -249,7 +249,8 @@ def invert_against_lower_limit(
                 "--concurrency", "50", "--no-progress", "--base-url", server.url,
             ]  # fmt: skip
             env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
-            env["EMBED2PROMPT_MODEL_PATH"] = str(ROOT / "models/best_model.pt")
+            # The small decoder, as the table was measured: one pass, the engine is measured.
+            env["EMBED2PROMPT_MODEL_PATH"] = str(ROOT / "models/small_model.pt")
             started = time.monotonic()
             done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
             seconds = time.monotonic() - started

@@ -22,6 +22,7 @@ import numpy as np
 from bench.engine import Row
 from bench.vectors import sample_vectors
 from embed2prompt.batch.output import ResultLog
+from embed2prompt.inversion.model_paths import SMALL_MODEL
 from embed2prompt.testing import OpenAITestServer, ServerConfig, free_port
 
 _ROWS = 384
@@ -32,6 +33,7 @@ async def _invert(source: Path, output: Path, *engine: str) -> float:
     command = [
         sys.executable, "-m", "embed2prompt", "invert", str(source), "-o", str(output),
         "--steps", "0", "--no-progress", "--json", *engine,
+        "--inverter", str(SMALL_MODEL),  # as the tables in BENCHMARKS.md were measured
     ]  # fmt: skip
     started = time.perf_counter()
     done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True)

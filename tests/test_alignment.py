@@ -24,7 +24,7 @@ from embed2prompt.inversion.alignment import Aligner, fit_aligner
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.inversion.retrieval import PromptBank
 
-MODEL = Path(__file__).resolve().parents[1] / "models" / "best_model.pt"
+MODEL = Path(__file__).resolve().parents[1] / "models" / "small_model.pt"
 DATA = Path(__file__).resolve().parents[1] / "src" / "embed2prompt" / "data"
 PAIRS = 700  # enough for a 384-d rotation (n > d), small enough to embed in ~3 s
 

@@ -10,7 +10,7 @@ import pytest
 
 from embed2prompt.corpus.held_out import demo_texts, held_out_prompts, is_evaluation_text
 from embed2prompt.embedders.local import LocalEmbedder
-from embed2prompt.inversion.inference import DEFAULT_MODEL, FLUENT_MODEL, locate_model
+from embed2prompt.inversion.inference import DEFAULT_MODEL, SMALL_MODEL, locate_model
 from embed2prompt.inversion.retrieval import PromptBank, bank_path
 from tests.test_cli import run
 
@@ -28,7 +28,7 @@ def copy_without_bank(checkpoint: Path, folder: Path) -> Path:
 
 @pytest.fixture
 def model(tmp_path: Path) -> Path:
-    return copy_without_bank(DEFAULT_MODEL, tmp_path)
+    return copy_without_bank(SMALL_MODEL, tmp_path)
 
 
 @pytest.mark.slow
@@ -92,9 +92,7 @@ def test_a_bank_of_another_embedder_is_not_extended(model: Path, tmp_path: Path)
 
 
 def test_the_fluent_inverter_gets_a_bank_too(tmp_path: Path) -> None:
-    from embed2prompt.inversion.model_paths import FLUENT_MODEL
-
-    model = copy_without_bank(FLUENT_MODEL, tmp_path)
+    model = copy_without_bank(DEFAULT_MODEL, tmp_path)
     texts = tmp_path / "prompts.txt"
     texts.write_text("How do I reset my router?\nWhat is a VLAN?\n")
     result = run("bank", "add", str(texts), "--model", str(model))
@@ -123,7 +121,7 @@ def test_evaluation_and_demo_texts_never_enter_a_bank(model: Path, tmp_path: Pat
     assert "all 1 texts read are evaluation or demo texts" in result.stderr
 
 
-@pytest.mark.parametrize("checkpoint", [DEFAULT_MODEL, FLUENT_MODEL])
+@pytest.mark.parametrize("checkpoint", [SMALL_MODEL, DEFAULT_MODEL])
 def test_the_shipped_banks_hold_no_evaluation_or_demo_text(checkpoint: Path) -> None:
     path = bank_path(locate_model(checkpoint))
     if not path.is_file():

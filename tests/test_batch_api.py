@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from embed2prompt.batch_api.state import RunState
 from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.inversion.model_paths import SMALL_MODEL, locate_model
 from embed2prompt.settings import Settings
 from embed2prompt.testing import OpenAITestServer
 from tests.conftest import TEST_KEY
@@ -46,11 +47,15 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# The small decoder: the counts of requests and batches below are its rows'.
+INVERTER = str(locate_model(SMALL_MODEL))
+
+
 def invert_args(server: OpenAITestServer, source: Path, output: Path, *more: str) -> list[str]:
     return [
         "invert", str(source), "-o", str(output), "--steps", "0", "--no-progress",
         "--evaluate", "--variants", "3", "--generator", "openai", "--base-url", server.url,
-        *more,
+        "--inverter", INVERTER, *more,
     ]  # fmt: skip
 
 
@@ -242,6 +247,7 @@ def service_settings(server: OpenAITestServer, folder: Path) -> Settings:
         openai_base_url=server.url,
         generator="openai",
         refinement_steps=0,
+        model_path=INVERTER,
         jobs_database=str(folder / "jobs.sqlite3"),
         batch_poll_initial_s=0.05,
         batch_poll_max_s=0.2,

@@ -55,25 +55,33 @@ def test_unknown_command_is_a_usage_error() -> None:
 
 
 @pytest.mark.slow  # a whole demo
-def test_demo_runs_the_pipeline_offline() -> None:
+def test_demo_runs_the_pipeline_offline_with_the_fluent_inverter() -> None:
     result = run("demo", timeout=600)
     assert result.returncode == 0, result.stderr
     assert "10 (10 ok, 0 failed)" in result.stdout
     assert result.stdout.count("target text:") == 10
     assert result.stdout.count("best variant") == 10
-
-
-@pytest.mark.slow  # a whole demo
-def test_the_fluent_demo_inverts_with_the_fluent_inverter() -> None:
-    result = run("demo", "--fluent", timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert "10 (10 ok, 0 failed)" in result.stdout
     assert "turned back into prompts by the fluent inverter" in result.stdout
     # The LM writes sentences, where the small decoder strings words together: most
     # prompts end as a question or a sentence does.
     prompts = re.findall(r"^    prompt: ['\"](.*)['\"]$", result.stdout, flags=re.MULTILINE)
     assert len(prompts) == 10
     assert sum(prompt.endswith(("?", ".")) for prompt in prompts) >= 5, prompts
+
+
+@pytest.mark.slow  # a whole demo
+def test_the_demo_runs_with_another_inverter() -> None:
+    result = run("demo", "--inverter", "models/small_model.pt", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "10 (10 ok, 0 failed)" in result.stdout
+    assert "turned back into prompts by the small decoder" in result.stdout
+
+
+def test_the_old_name_of_the_fluent_inverter_names_the_new_one() -> None:
+    result = run("demo", "--inverter", "models/fluent_model.pt")
+    assert result.returncode != 0
+    assert "models/fluent_model.pt was renamed models/best_model.pt" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.slow  # a whole demo

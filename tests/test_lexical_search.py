@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from embed2prompt.embedders.local import LocalEmbedder
-from embed2prompt.inversion.inference import DEFAULT_MODEL, EmbeddingToPromptInference
+from embed2prompt.inversion.inference import SMALL_MODEL, EmbeddingToPromptInference
 from embed2prompt.inversion.lexical_search import (
     MAX_WORDS,
     Lexicon,
@@ -87,9 +87,9 @@ def test_edits_never_grow_a_prompt_beyond_the_word_limit(
 
 @pytest.fixture(scope="module")
 def default_inverter(embedder: LocalEmbedder) -> EmbeddingToPromptInference:
-    if not Path(DEFAULT_MODEL).exists():
-        pytest.skip(f"{DEFAULT_MODEL} is not in this checkout")
-    return EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
+    if not Path(SMALL_MODEL).exists():
+        pytest.skip(f"{SMALL_MODEL} is not in this checkout")
+    return EmbeddingToPromptInference(SMALL_MODEL, embedder=embedder)
 
 
 def test_refinement_with_edits_only_improves(

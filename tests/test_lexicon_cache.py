@@ -21,10 +21,10 @@ from embed2prompt.inversion.lexicon_cache import (
     lexicon_cache_path,
     shipped_lexicon_path,
 )
-from embed2prompt.inversion.model_paths import DEFAULT_MODEL, default_cache_dir, locate_model
+from embed2prompt.inversion.model_paths import SMALL_MODEL, default_cache_dir, locate_model
 
 WORDS = ["cat", "dog", "moon", "password", "server", "poem", "sea", "tea", "coffee", "rate"]
-MODELS = locate_model(DEFAULT_MODEL).parent
+MODELS = locate_model(SMALL_MODEL).parent
 
 
 class _Counting:
@@ -73,7 +73,7 @@ def _fingerprints(folder: Path) -> dict[str, str]:
     """The checkpoint files of the default model, by content."""
     return {
         path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.glob(f"{DEFAULT_MODEL.stem}.*"))
+        for path in sorted(folder.glob(f"{SMALL_MODEL.stem}.*"))
     }
 
 
@@ -90,7 +90,7 @@ async def test_another_embedder_caches_in_the_cache_dir_and_leaves_models_untouc
     other = settings.model_copy(
         update={"embedder": "openai", "embedding_dimensions": 384, "cache_dir": tmp_path}
     )
-    inverter = create_inverter(other, model_path=DEFAULT_MODEL)
+    inverter = create_inverter(other, model_path=SMALL_MODEL)
     try:
         target = np.ones(384, dtype=np.float32)
         await inverter.ainvert_batch(target, steps=1, beam=1, edits=4)
@@ -98,7 +98,7 @@ async def test_another_embedder_caches_in_the_cache_dir_and_leaves_models_untouc
         await inverter.embedder.aclose()
     assert _fingerprints(MODELS) == before  # the shipped lexicon read, never rewritten
     new = {path.name for path in MODELS.iterdir()} - names_before
-    assert not [name for name in new if "lexicon" in name or DEFAULT_MODEL.stem in name]
+    assert not [name for name in new if "lexicon" in name or SMALL_MODEL.stem in name]
     [cache] = _files(tmp_path)
     assert cache.parent == tmp_path / "lexicons"
     assert cache.name.startswith("openai_text-embedding-3-small_384-384d-")
@@ -111,7 +111,7 @@ async def test_the_checkpoints_own_embedder_reads_the_shipped_lexicon(
 ) -> None:
     """A fresh machine (an empty cache) embeds no words: ``make demo`` stays fast."""
     counting = _Counting(minilm)
-    inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=counting, cache_dir=tmp_path)
+    inverter = EmbeddingToPromptInference(SMALL_MODEL, embedder=counting, cache_dir=tmp_path)
     target = minilm.embed_sync(["how do I reset my password"])
     await inverter.ainvert_batch(target, steps=1, beam=1, edits=4)
     assert counting.texts < 100  # the search's hypotheses, not 20,000 words

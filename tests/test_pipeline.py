@@ -14,7 +14,7 @@ from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
 from embed2prompt.errors import ConfigurationError, InputError, UnknownTierError
 from embed2prompt.generators.base import Generation, GenerationRequest
-from embed2prompt.inversion.inference import DEFAULT_MODEL, EmbeddingToPromptInference
+from embed2prompt.inversion.inference import SMALL_MODEL, EmbeddingToPromptInference
 from embed2prompt.pipeline import ParallelPromptGenerator
 from embed2prompt.pipeline.inversion_batching import InversionBatcher
 from embed2prompt.settings import Settings
@@ -35,7 +35,7 @@ def embedder() -> LocalEmbedder:
 
 @pytest.fixture(scope="module")
 def inverter(embedder: LocalEmbedder) -> EmbeddingToPromptInference:
-    return EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
+    return EmbeddingToPromptInference(SMALL_MODEL, embedder=embedder)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from embed2prompt.inversion.retrieval import PromptBank
 from embed2prompt.settings import Settings
 from tests.test_cli import run
 
-MODEL = Path(__file__).resolve().parents[1] / "models" / "best_model.pt"
+MODEL = Path(__file__).resolve().parents[1] / "models" / "small_model.pt"
 
 TEXTS = [
     "How do I reset my password?",
@@ -114,7 +114,7 @@ def test_ray_reads_a_folder_and_resumes(tmp_path: Path, vectors: np.ndarray) -> 
 
 
 def test_a_failed_shard_becomes_failed_rows_not_a_failed_dataset(tmp_path: Path) -> None:
-    actor = InvertShards("models/best_model.pt", Settings(refinement_steps=0), BatchOptions(), 1)
+    actor = InvertShards("models/small_model.pt", Settings(refinement_steps=0), BatchOptions(), 1)
     batch = {
         "path": [str(tmp_path / "vanished.npy")],
         "first_index": [0],

@@ -235,13 +235,13 @@ def test_the_pipelines_metadata_reports_the_shared_limits_use(
     from pydantic import SecretStr
 
     from embed2prompt.embedders.local import LocalEmbedder
-    from embed2prompt.inversion.inference import DEFAULT_MODEL, EmbeddingToPromptInference
+    from embed2prompt.inversion.inference import SMALL_MODEL, EmbeddingToPromptInference
     from embed2prompt.pipeline import ParallelPromptGenerator
     from embed2prompt.settings import Settings
     from tests.conftest import TEST_KEY
 
     embedder = LocalEmbedder()
-    inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=embedder)
+    inverter = EmbeddingToPromptInference(SMALL_MODEL, embedder=embedder)
     settings = Settings(
         generator="openai",
         openai_api_key=SecretStr(TEST_KEY),

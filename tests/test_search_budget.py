@@ -15,14 +15,13 @@ import pytest
 from embed2prompt.backends import create_inverter
 from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.errors import ConfigurationError, InputError
-from embed2prompt.inversion.alignment import fit_aligner
 from embed2prompt.inversion.budget import PIPELINE_SEARCH, SearchBudget
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.pipeline import ParallelPromptGenerator
 from embed2prompt.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "models" / "best_model.pt"
+MODEL = ROOT / "models" / "small_model.pt"
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +31,7 @@ def embedder() -> LocalEmbedder:
 
 @pytest.fixture(scope="module")
 def own_search_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default model with a search of its own, as the fluent model's JSON has."""
+    """The small decoder with a search of its own, as the fluent model's JSON has."""
     folder = tmp_path_factory.mktemp("own")
     copy = folder / "model.pt"
     shutil.copy(MODEL, copy)
@@ -97,30 +96,6 @@ def test_a_checkpoints_own_search_wins_over_the_pipelines_and_the_settings_over_
     chosen = Settings(refinement_edits=4, refinement_fluency=0.0, retrieval_neighbours=0)
     budget = ParallelPromptGenerator(own, chosen).search_budget(refinement_steps=3)
     assert (budget.steps, budget.edits, budget.fluency, budget.neighbours) == (3, 4, 0.0, 0)
-
-
-def test_foreign_feedback_brings_word_edits_unless_the_caller_chooses(
-    own_search_model: Path, embedder: LocalEmbedder
-) -> None:
-    """Ranked in the foreign embedder's own space, a search makes the library's word
-    edits there, over the checkpoint's own choice; mapped or native, it does not."""
-    own = EmbeddingToPromptInference(own_search_model, embedder=embedder)
-    texts = [f"text number {index} about topic {index % 7}" for index in range(40)]
-    vectors = embedder.embed_sync(texts)
-    aligner = fit_aligner(
-        vectors[:, ::-1].copy(), vectors, foreign_name="reversed", target_name=embedder.name
-    )
-    foreign = own.with_aligner(aligner, feedback=embedder)
-    mapped = own.with_aligner(aligner)
-    assert (foreign.space, foreign.search.edits) == ("foreign", SearchBudget().edits)
-    assert foreign.search.fluency == own.search.fluency  # the rest is the checkpoint's own
-    assert (mapped.space, mapped.search.edits, own.search.edits) == ("mapped", 16, 16)
-    assert foreign.search_budget(edits=4).edits == 4
-    pipeline = ParallelPromptGenerator(foreign, Settings(refinement_edits=2)).search_budget()
-    assert pipeline.edits == 2
-    assert (
-        ParallelPromptGenerator(foreign, Settings()).search_budget().edits == SearchBudget().edits
-    )
 
 
 def test_create_inverter_builds_what_the_settings_name(

@@ -225,7 +225,7 @@ def _invert(
     once the output holds that many rows; with ``debug``, every library's debug log."""
     command = [sys.executable, "-m", "embed2prompt", *(["--debug"] if debug else [])]
     command += ["invert", *arguments]
-    environment = {**os.environ, "EMBED2PROMPT_MODEL_PATH": str(ROOT / "models/best_model.pt")}
+    environment = {**os.environ, "EMBED2PROMPT_MODEL_PATH": str(ROOT / "models/small_model.pt")}
     process = subprocess.Popen(
         command,
         cwd=folder,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import textwrap
 import time
+from pathlib import Path
 
 from embed2prompt.corpus.held_out import demo_texts
 from embed2prompt.pipeline.results import PromptGenerationResponse
@@ -21,13 +22,13 @@ DEMO_TEXTS = demo_texts()
 
 
 def run_demo(
-    *, max_concurrent: int = len(DEMO_TEXTS), fluent: bool = False
+    *, max_concurrent: int = len(DEMO_TEXTS), model_path: str | Path | None = None
 ) -> PromptGenerationResponse:
     """The pipeline on the ten demo texts. All ten run at once by default: their
     inversions then share one batch (3 s faster than two waves of 5, same results).
-    ``fluent``: with the fluent inverter, refined by its checkpoint's own search."""
+    ``model_path``: the inverter's checkpoint (default: the settings' model, the fluent
+    inverter unless ``EMBED2PROMPT_MODEL_PATH`` names another)."""
     from embed2prompt.backends import create_inverter
-    from embed2prompt.inversion.model_paths import DEFAULT_MODEL, FLUENT_MODEL
     from embed2prompt.pipeline import ParallelPromptGenerator
     from embed2prompt.settings import Settings
 
@@ -35,14 +36,12 @@ def run_demo(
     settings = Settings()
     # The texts are embedded here, by the local model: the inverter is for its vectors.
     local = settings.model_copy(update={"embedder": "local", "embedding_model": None})
-    inverter = create_inverter(
-        local.model_copy(update={"aligner": None}),
-        model_path=FLUENT_MODEL if fluent else DEFAULT_MODEL,
-    )
+    inverter = create_inverter(local.model_copy(update={"aligner": None}), model_path=model_path)
     embedder = inverter.embedder
+    language_model = inverter.info.language_model
     writer = (
-        "the fluent inverter (SmolLM2-135M reading the embedding)"
-        if fluent
+        f"the fluent inverter ({language_model} reading the embedding)"
+        if language_model
         else "the small decoder"
     )
     print(

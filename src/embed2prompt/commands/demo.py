@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from embed2prompt.inversion.model_paths import DEFAULT_MODEL, SMALL_MODEL
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -13,15 +16,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "Run the main job offline: embed ten sample texts with the local embedder, turn\n"
             "the embeddings back into prompts, judge each by what the local LLM writes from\n"
             "it, refine variants, and print the table and summary.\n\n"
-            "example:\n  embed2prompt demo\n  embed2prompt demo --fluent\n"
+            "example:\n  embed2prompt demo\n  embed2prompt demo --inverter models/small_model.pt\n"
             "  embed2prompt demo --engine"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--fluent",
-        action="store_true",
-        help="invert with the fluent inverter (models/fluent_model.pt) and its own search",
+        "--inverter",
+        type=Path,
+        default=None,
+        metavar="CHECKPOINT",
+        help="the inverter's checkpoint (default: EMBED2PROMPT_MODEL_PATH, else "
+        f"{DEFAULT_MODEL}, the fluent inverter; {SMALL_MODEL}: the small decoder, faster)",
     )
     parser.add_argument(
         "--engine",
@@ -39,5 +45,5 @@ def _handle(args: argparse.Namespace) -> int:
     else:
         from embed2prompt.demo import run_demo
 
-        run_demo(fluent=args.fluent)
+        run_demo(model_path=args.inverter)
     return 0

@@ -12,6 +12,7 @@ from typing import Any
 from embed2prompt.backends import create_inverter
 from embed2prompt.cli import _at_least_one, _at_least_zero
 from embed2prompt.corpus.held_out import EVALUATION_SETS, held_out_prompts, out_of_domain_texts
+from embed2prompt.inversion.model_paths import DEFAULT_MODEL
 from embed2prompt.inversion.readability import ReadabilityJudge
 from embed2prompt.settings import Settings
 
@@ -28,7 +29,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", type=Path, default=Path("models/best_model.pt"))
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     parser.add_argument(
         "--samples", type=_at_least_zero, default=200, help="test texts to use (0: all)"

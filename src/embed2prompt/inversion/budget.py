@@ -11,10 +11,8 @@ later winning:
 2. a purpose's defaults: the pipeline's (:data:`PIPELINE_SEARCH`), where a prompt is
    judged by what an LLM writes from it;
 3. the checkpoint's own ``search`` (in its JSON), measured for that model: the fluent
-   inverter refines with token edits instead of word edits;
-4. the feedback's: with another embedder's vectors ranked in that embedder's own space,
-   word edits (:data:`FOREIGN_FEEDBACK_SEARCH`);
-5. what the caller asks for: keywords, settings, command-line options.
+   inverter adds its own token edits and weighs readability;
+4. what the caller asks for: keywords, settings, command-line options.
 """
 
 from __future__ import annotations
@@ -133,14 +131,6 @@ MODEL_FIELDS = FIELDS - {"steps", "max_embedder_calls", "max_seconds"}
 # own search wins over these: they were measured with the small decoder.
 PIPELINE_STEPS = 8
 PIPELINE_SEARCH: Mapping[str, Any] = {"steps": PIPELINE_STEPS, "fluency": 0.03}
-
-
-# With foreign feedback, word edits are the only move guided in the space the user
-# measures: the inverter's own moves aim at the mapped target, off by the map's error.
-# The fluent inverter, which refines without them on its own vectors, reached 0.906 in
-# all-mpnet-base-v2's space with the library's 32 a step, 0.801 without (BENCHMARKS.md,
-# "Aligners"; 32 chosen over 16 on texts no table reports).
-FOREIGN_FEEDBACK_SEARCH: Mapping[str, Any] = {"edits": SearchBudget.edits}
 
 
 def model_search(path: Path, own: Mapping[str, Any]) -> dict[str, Any]:

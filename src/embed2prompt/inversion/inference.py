@@ -29,13 +29,13 @@ from embed2prompt.embedders.base import Embedder
 from embed2prompt.errors import ApiError, ConfigurationError
 from embed2prompt.inputs import check_embeddings
 from embed2prompt.inversion.alignment import Aligner
-from embed2prompt.inversion.budget import FOREIGN_FEEDBACK_SEARCH, SearchBudget, model_search
+from embed2prompt.inversion.budget import SearchBudget, model_search
 from embed2prompt.inversion.inverters import load_inverter
 from embed2prompt.inversion.lexical_search import Lexicon
 from embed2prompt.inversion.lexicon_cache import cached_lexicon, shipped_lexicon_path
 from embed2prompt.inversion.model_paths import (
     DEFAULT_MODEL,
-    FLUENT_MODEL,
+    SMALL_MODEL,
     default_cache_dir,
     locate_model,
 )
@@ -46,7 +46,7 @@ from embed2prompt.inversion.space_check import foreign_space_warning
 
 __all__ = [
     "DEFAULT_MODEL",
-    "FLUENT_MODEL",
+    "SMALL_MODEL",
     "EmbeddingToPromptInference",
     "InversionResult",
     "SearchBudget",
@@ -78,9 +78,8 @@ class EmbeddingToPromptInference:
     embedder's vectors: ``dimension`` is that embedder's and each target is mapped into
     the inverter's space. With ``feedback`` too (that other embedder, callable), the
     search ranks its hypotheses by their cosine in that embedder's own space, which is
-    what the user will measure (``space`` "foreign"), and its word edits (made even
-    where the checkpoint's own search makes none: :data:`FOREIGN_FEEDBACK_SEARCH`) follow
-    the residual there, from the lexicon as that embedder embeds it: the first
+    what the user will measure (``space`` "foreign"), and its word edits follow the
+    residual there, from the lexicon as that embedder embeds it: the first
     ``feedback_lexicon`` words (``None``: all 20,000, embedded once and cached; ``0``: no
     lexicon, the edits follow the mapped residual in the inverter's space). Without
     ``feedback``, hypotheses are ranked by their cosine to the mapped target in the
@@ -188,7 +187,6 @@ class EmbeddingToPromptInference:
         self.aligner = aligner
         self.feedback = feedback
         self.feedback_lexicon = feedback_lexicon
-        self.search = self.search_budget()  # the feedback's layer changes with the space
 
     @property
     def dimension(self) -> int:
@@ -222,13 +220,9 @@ class EmbeddingToPromptInference:
         **chosen: Any,
     ) -> SearchBudget:
         """The budget of a search: the library's defaults, a ``purpose``'s (the
-        pipeline's), this checkpoint's own search and constructor choices, word edits
-        where the feedback is foreign, then each of ``layers`` and ``chosen`` (``None``
-        values: not chosen), the later winning."""
-        feedback = FOREIGN_FEEDBACK_SEARCH if self.space == "foreign" else None
-        return SearchBudget().updated(
-            purpose, self._own_search, self._first_pass, feedback, *layers, chosen
-        )
+        pipeline's), this checkpoint's own search and constructor choices, then each of
+        ``layers`` and ``chosen`` (``None`` values: not chosen), the later winning."""
+        return SearchBudget().updated(purpose, self._own_search, self._first_pass, *layers, chosen)
 
     @property
     def expects(self) -> str | None:

@@ -1,9 +1,10 @@
 """The two kinds of inverter behind one interface, and loading either from a checkpoint.
 
 - ``"prefix-lm"`` (:mod:`prefix_lm`): an adapter into the frozen, pretrained SmolLM2. It
-  writes English, so its prompts read as prompts.
+  writes English, so its prompts read as prompts: the default (``models/best_model.pt``).
 - ``"scratch"`` (:mod:`model`): the small decoder trained from scratch on the corpus,
-  with its own tokenizer. Kept for checkpoints trained on other embedders.
+  with its own tokenizer (``models/small_model.pt``): about twice as fast, and quick to
+  train for another embedder.
 
 The search (:mod:`inference`) needs four things of either: decoding (:class:`Decoder`),
 tokens in and out, how likely a text is given a target, and words to try as edits.

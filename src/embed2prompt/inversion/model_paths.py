@@ -10,10 +10,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from embed2prompt.errors import ConfigurationError
+
+# The fluent inverter: an adapter that conditions the frozen SmolLM2 on the embedding
+# (prefix_lm.py). Its prompts read as English, closer to their texts' words than the
+# small decoder's at about the same cosine (BENCHMARKS.md, "The default inverter").
 DEFAULT_MODEL = Path("models/best_model.pt")
-# The fluent inverter: an adapter into the frozen SmolLM2 (prefix_lm.py). Its prompts read
-# as English; the default's refine closer to their targets (BENCHMARKS.md).
-FLUENT_MODEL = Path("models/fluent_model.pt")
+# The small decoder trained from scratch (model.py): word salad at high cosine, but
+# about 2x faster and light enough for tests that exercise what is around the inverter.
+SMALL_MODEL = Path("models/small_model.pt")
+# Shipped checkpoints that changed name, so an old path gets the new one named.
+RENAMED_MODELS = {"fluent_model.pt": DEFAULT_MODEL}
 # The repository's root, for an editable install used from another folder: the seed's
 # relative path ``models/best_model.pt`` then still finds the shipped model.
 _REPOSITORY = Path(__file__).resolve().parents[3]
@@ -24,6 +31,11 @@ def locate_model(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_absolute() and not path.exists() and (_REPOSITORY / path).exists():
         return _REPOSITORY / path
+    if not path.exists() and path.name in RENAMED_MODELS:
+        raise ConfigurationError(
+            f"{path} was renamed {RENAMED_MODELS[path.name]} when it became the default "
+            f"inverter; the small decoder is now {SMALL_MODEL}"
+        )
     return path
 
 

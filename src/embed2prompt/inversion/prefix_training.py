@@ -37,14 +37,13 @@ log = logging.getLogger(__name__)
 
 
 # How a fluent inverter refines unless told otherwise (written into its checkpoint): the
-# one-token edits the conditioned LM finds likeliest, not the lexicon's words, ranked by
-# cosine plus 0.05 x the LM's mean token log-probability over the 8 closest. Chosen on
-# the 40 out-of-domain texts, 8 steps (BENCHMARKS.md, "token edits"): 24 token edits,
-# weight 0.05: cosine 0.854, 85% English (a shortlist of 8 as good as 16 or 64, in less
-# time; 4: 77.5%); weight 0.1: 0.843 / 87.5%; weight 0: 0.880 / 60%; 16 word edits at
-# weight 0.5 (the earlier default): 0.822 / 85%.
+# library's 32 word edits a step plus the 24 one-token edits the conditioned LM finds
+# likeliest, ranked by cosine plus 0.05 x the LM's mean token log-probability over the 8
+# closest. Token edits, weight and shortlist chosen on the 40 out-of-domain texts, 8 steps
+# (BENCHMARKS.md, "token edits"): without word edits cosine 0.854, 85% English; the word
+# edits lift it to 0.941 at 58% and keep BLEU (28.6 against 29.4) (BENCHMARKS.md, "The
+# default inverter"); ``--edits 0`` keeps the more readable prompts.
 FLUENT_SEARCH: dict[str, Any] = {
-    "edits": 0,
     "token_edits": 24,
     "fluency": 0.05,
     "fluency_shortlist": 8,
