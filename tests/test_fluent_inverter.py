@@ -24,7 +24,13 @@ from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.inversion.inverters import load_inverter
 from embed2prompt.inversion.moves import InverterMoves
 from embed2prompt.inversion.prefix_checkpoint import load_prefix_inverter
-from embed2prompt.inversion.prefix_lm import AdapterConfig, PrefixAdapter, PrefixLM, token_scale
+from embed2prompt.inversion.prefix_lm import (
+    AdapterConfig,
+    PrefixAdapter,
+    PrefixLM,
+    length_groups,
+    token_scale,
+)
 from embed2prompt.inversion.prefix_training import (
     FLUENT_SEARCH,
     PrefixTrainingOptions,
@@ -105,6 +111,31 @@ def test_a_row_samples_the_same_text_alone_or_in_a_batch(base: BaseLM) -> None:
     alone = sample(inverter, embeddings[2:3], temperature=1.0, top_k=40, row_seeds=seeds[2:3])
     assert together[2] == alone[0]
     assert len({tuple(row) for row in together}) > 1  # the seeds differ, so do the texts
+
+
+def test_rows_of_any_length_score_as_they_would_alone(base: BaseLM) -> None:
+    """Rows run in groups of similar length; each row's log-probabilities are those of
+    its own forward pass."""
+    inverter = _untrained(base)
+    rows = [[300 + i for i in range(length)] for length in (3, 11, 4, 10, 2)]
+    conditioning = torch.nn.functional.normalize(torch.randn(len(rows), 384), dim=1).numpy()
+    together = inverter.position_log_probs(rows, conditioning)
+    assert together.shape[:2] == (len(rows), 12)
+    for index, row in enumerate(rows):
+        alone = inverter.position_log_probs([row], conditioning[index : index + 1])[0]
+        # bf16 products may round differently in another batch shape.
+        assert torch.allclose(together[index, : len(row) + 1], alone, atol=0.1)
+
+
+def test_length_groups_bound_the_padding_and_cover_every_row() -> None:
+    lengths = [5, 30, 6, 7, 12, 13, 29, 8, 35, 5]
+    groups = length_groups(lengths)
+    assert sorted(i for group in groups for i in group) == list(range(len(lengths)))
+    for group in groups:
+        padded = len(group) * max(lengths[i] for i in group)
+        assert padded <= 1.25 * sum(lengths[i] for i in group)
+    assert len(groups) < len(lengths)  # similar lengths share a batch
+    assert length_groups([7]) == [[0]]
 
 
 def test_training_writes_a_safe_checkpoint_of_the_adapter_alone(checkpoint: Path) -> None:

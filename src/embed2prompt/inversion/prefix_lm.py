@@ -142,10 +142,19 @@ class PrefixLM:
         self, rows: Sequence[Sequence[int]], conditioning: npt.NDArray[np.float32]
     ) -> torch.Tensor:
         """(B, T+1, V): at each position of each row, the log-probability of every token
-        given the row's embedding and its tokens before that position."""
+        given the row's embedding and its tokens before that position (past a row's end
+        the values mean nothing). Rows run in groups of similar length: a batch pads every row to its
+        longest, and the search's texts vary from a few tokens to the limit."""
         embeddings = torch.from_numpy(np.ascontiguousarray(conditioning))
-        logits, _ = self._teacher_forced(embeddings, rows)
-        return logits.log_softmax(dim=-1)
+        longest = max(len(row) for row in rows)
+        log_probs: torch.Tensor | None = None
+        for group in length_groups([len(row) + self.config.prefix_length for row in rows]):
+            logits, _ = self._teacher_forced(embeddings[group], [rows[i] for i in group])
+            if log_probs is None:
+                log_probs = logits.new_zeros((len(rows), longest + 1, logits.shape[-1]))
+            log_probs[group, : logits.shape[1]] = logits.log_softmax(dim=-1)
+        assert log_probs is not None  # rows is not empty
+        return log_probs
 
     # -- decoding (the Decoder protocol of :mod:`decoding`) ------------------------
 
@@ -183,3 +192,26 @@ class PrefixLM:
 def token_scale(base: BaseLM) -> float:
     """The typical size of one of the LM's token vectors (the std of all their entries)."""
     return float(base.token_embeddings().weight.float().std())
+
+
+# A group may pad its rows to at most this much more than their own lengths: fewer,
+# larger groups keep the matrix products efficient, more groups waste less on padding.
+_PADDING_ALLOWED = 1.25
+
+
+def length_groups(lengths: Sequence[int]) -> list[list[int]]:
+    """Indices of ``lengths`` in groups of similar length, shortest first: each group's
+    rows padded to its longest hold at most ``_PADDING_ALLOWED`` times their tokens."""
+    groups: list[list[int]] = []
+    total = 0
+    for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if groups and (len(groups[-1]) + 1) * lengths[index] > _PADDING_ALLOWED * (
+            total + lengths[index]
+        ):
+            groups.append([])
+            total = 0
+        if not groups:
+            groups.append([])
+        groups[-1].append(index)
+        total += lengths[index]
+    return groups
