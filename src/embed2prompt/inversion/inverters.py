@@ -3,7 +3,7 @@
 - ``"prefix-lm"`` (:mod:`prefix_lm`): an adapter into the frozen, pretrained SmolLM2. It
   writes English, so its prompts read as prompts: the default (``models/best_model.pt``).
 - ``"scratch"`` (:mod:`model`): the small decoder trained from scratch on the corpus,
-  with its own tokenizer (``models/small_model.pt``): about five times as fast, and quick to
+  with its own tokenizer (``models/small_model.pt``): about four times as fast, and quick to
   train for another embedder.
 
 The search (:mod:`inference`) needs four things of either: decoding (:class:`Decoder`),

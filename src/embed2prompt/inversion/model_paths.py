@@ -17,7 +17,7 @@ from embed2prompt.errors import ConfigurationError
 # small decoder's at about the same cosine (BENCHMARKS.md, "The default inverter").
 DEFAULT_MODEL = Path("models/best_model.pt")
 # The small decoder trained from scratch (model.py): word salad at high cosine, but
-# about 5x faster to invert, and light enough for tests of what is around the inverter.
+# about 4x faster to invert, and light enough for tests of what is around the inverter.
 SMALL_MODEL = Path("models/small_model.pt")
 # Shipped checkpoints that changed name, so an old path gets the new one named.
 RENAMED_MODELS = {"fluent_model.pt": DEFAULT_MODEL}
