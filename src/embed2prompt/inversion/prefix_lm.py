@@ -143,8 +143,9 @@ class PrefixLM:
     ) -> torch.Tensor:
         """(B, T+1, V): at each position of each row, the log-probability of every token
         given the row's embedding and its tokens before that position (past a row's end
-        the values mean nothing). Rows run in groups of similar length: a batch pads every row to its
-        longest, and the search's texts vary from a few tokens to the limit."""
+        the values mean nothing). Rows run in groups of similar length: a batch pads
+        every row to its longest, and the search's texts vary from a few tokens to the
+        limit."""
         embeddings = torch.from_numpy(np.ascontiguousarray(conditioning))
         longest = max(len(row) for row in rows)
         log_probs: torch.Tensor | None = None
