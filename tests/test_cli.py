@@ -69,14 +69,6 @@ def test_demo_runs_the_pipeline_offline_with_the_fluent_inverter() -> None:
     assert sum(prompt.endswith(("?", ".")) for prompt in prompts) >= 5, prompts
 
 
-@pytest.mark.slow  # a whole demo
-def test_the_demo_runs_with_another_inverter() -> None:
-    result = run("demo", "--inverter", "models/small_model.pt", timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert "10 (10 ok, 0 failed)" in result.stdout
-    assert "turned back into prompts by the small decoder" in result.stdout
-
-
 def test_the_old_name_of_the_fluent_inverter_names_the_new_one() -> None:
     result = run("demo", "--inverter", "models/fluent_model.pt")
     assert result.returncode != 0
