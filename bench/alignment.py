@@ -298,7 +298,7 @@ async def align_invert() -> list[Row]:
             through = inverter.with_aligner(
                 aligner, feedback=feedback, feedback_lexicon=Settings().feedback_lexicon
             )
-            # Each inverter's own default: foreign feedback brings word edits.
+            # The inverter's own search (32 word edits a step), or the edits EDITS asks for.
             searched = through.search_budget(purpose=PIPELINE_SEARCH, edits=edits)
             started = time.perf_counter()
             found = await through.ainvert_batch(targets, budget=searched)

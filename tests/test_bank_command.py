@@ -1,4 +1,4 @@
-"""``embed2prompt bank add``, run as a user runs it, on a copy of the default model."""
+"""``embed2prompt bank add``, run as a user runs it, on copies of the shipped models."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,11 +70,22 @@ def test_demo_runs_the_pipeline_offline_with_the_fluent_inverter() -> None:
     assert sum(prompt.endswith(("?", ".")) for prompt in prompts) >= 5, prompts
 
 
-def test_the_old_name_of_the_fluent_inverter_names_the_new_one() -> None:
+def test_the_old_name_of_the_fluent_inverter_names_the_new_one(tmp_path: Path) -> None:
     result = run("demo", "--inverter", "models/fluent_model.pt")
     assert result.returncode != 0
     assert "models/fluent_model.pt was renamed models/best_model.pt" in result.stderr
     assert "Traceback" not in result.stderr
+    # A missing checkpoint of that name elsewhere is only missing.
+    elsewhere = run("demo", "--inverter", str(tmp_path / "fluent_model.pt"))
+    assert elsewhere.returncode != 0
+    assert "renamed" not in elsewhere.stderr
+    assert "Traceback" not in elsewhere.stderr
+
+
+def test_the_engine_demo_refuses_an_inverter() -> None:
+    result = run("demo", "--engine", "--inverter", "models/small_model.pt")
+    assert result.returncode == 2
+    assert "--inverter is for the main job" in result.stderr
 
 
 @pytest.mark.slow  # a whole demo

@@ -428,10 +428,10 @@ def test_report_counts_variant_gains_without_evaluation(tmp_path: Path) -> None:
 def test_neighbours_set_how_many_bank_texts_join_the_first_guesses(tmp_path: Path) -> None:
     """A training text's embedding comes back as that text from the default model's
     prompt bank; with ``--neighbours 0`` only the inverter's own guesses compete."""
-    from embed2prompt.inversion.inference import SMALL_MODEL, locate_model
+    from embed2prompt.inversion.inference import DEFAULT_MODEL, locate_model
     from embed2prompt.inversion.retrieval import PromptBank, bank_path
 
-    bank = PromptBank.load(bank_path(locate_model(SMALL_MODEL)))
+    bank = PromptBank.load(bank_path(locate_model(DEFAULT_MODEL)))
     text = max(bank.texts[:200], key=len)  # long: the inverter alone will not write it
     source = tmp_path / "vectors.npy"
     np.save(source, LocalEmbedder().embed_sync([text]))

@@ -86,18 +86,18 @@ def test_edits_never_grow_a_prompt_beyond_the_word_limit(
 
 
 @pytest.fixture(scope="module")
-def default_inverter(embedder: LocalEmbedder) -> EmbeddingToPromptInference:
+def small_inverter(embedder: LocalEmbedder) -> EmbeddingToPromptInference:
     if not Path(SMALL_MODEL).exists():
         pytest.skip(f"{SMALL_MODEL} is not in this checkout")
     return EmbeddingToPromptInference(SMALL_MODEL, embedder=embedder)
 
 
 def test_refinement_with_edits_only_improves(
-    default_inverter: EmbeddingToPromptInference, embedder: LocalEmbedder
+    small_inverter: EmbeddingToPromptInference, embedder: LocalEmbedder
 ) -> None:
     target = embedder.embed_sync(["how do I bake sourdough bread at home"])[0]
-    one_pass = default_inverter.invert(target)
-    refined = default_inverter.invert(target, steps=3, beam=2, edits=24)
+    one_pass = small_inverter.invert(target)
+    refined = small_inverter.invert(target, steps=3, beam=2, edits=24)
     assert refined.trace[0] == pytest.approx(one_pass.cosine)
     assert refined.trace == sorted(refined.trace)
     assert refined.cosine > one_pass.cosine  # the edits found something better
@@ -107,7 +107,7 @@ def test_refinement_with_edits_only_improves(
 
 
 def test_the_midpoint_of_two_unrelated_sentences_is_recovered(
-    default_inverter: EmbeddingToPromptInference, embedder: LocalEmbedder
+    small_inverter: EmbeddingToPromptInference, embedder: LocalEmbedder
 ) -> None:
     """A vector that is no text's embedding: the recovered prompt is closer to it than
     either sentence it was made from."""
@@ -118,5 +118,5 @@ def test_the_midpoint_of_two_unrelated_sentences_is_recovered(
         ]
     )
     midpoint = (first + second) / np.linalg.norm(first + second)
-    result = default_inverter.invert(midpoint, steps=4, beam=2, edits=32)
+    result = small_inverter.invert(midpoint, steps=4, beam=2, edits=32)
     assert result.cosine > max(float(first @ midpoint), float(second @ midpoint))

@@ -21,7 +21,12 @@ from embed2prompt.inversion.lexicon_cache import (
     lexicon_cache_path,
     shipped_lexicon_path,
 )
-from embed2prompt.inversion.model_paths import SMALL_MODEL, default_cache_dir, locate_model
+from embed2prompt.inversion.model_paths import (
+    DEFAULT_MODEL,
+    SMALL_MODEL,
+    default_cache_dir,
+    locate_model,
+)
 
 WORDS = ["cat", "dog", "moon", "password", "server", "poem", "sea", "tea", "coffee", "rate"]
 MODELS = locate_model(SMALL_MODEL).parent
@@ -70,7 +75,7 @@ async def api_embedder(settings: Settings) -> AsyncIterator[Embedder]:
 
 
 def _fingerprints(folder: Path) -> dict[str, str]:
-    """The checkpoint files of the default model, by content."""
+    """The small decoder's checkpoint files, by content."""
     return {
         path.name: hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(folder.glob(f"{SMALL_MODEL.stem}.*"))
@@ -111,7 +116,7 @@ async def test_the_checkpoints_own_embedder_reads_the_shipped_lexicon(
 ) -> None:
     """A fresh machine (an empty cache) embeds no words: ``make demo`` stays fast."""
     counting = _Counting(minilm)
-    inverter = EmbeddingToPromptInference(SMALL_MODEL, embedder=counting, cache_dir=tmp_path)
+    inverter = EmbeddingToPromptInference(DEFAULT_MODEL, embedder=counting, cache_dir=tmp_path)
     target = minilm.embed_sync(["how do I reset my password"])
     await inverter.ainvert_batch(target, steps=1, beam=1, edits=4)
     assert counting.texts < 100  # the search's hypotheses, not 20,000 words

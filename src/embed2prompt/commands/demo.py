@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from embed2prompt.inversion.model_paths import DEFAULT_MODEL, SMALL_MODEL
@@ -38,6 +39,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _handle(args: argparse.Namespace) -> int:
+    if args.engine and args.inverter is not None:
+        print(
+            "embed2prompt demo: --inverter is for the main job; --engine inverts nothing",
+            file=sys.stderr,
+        )
+        return 2
     if args.engine:
         from embed2prompt.engine_demo import run_engine_demo
 

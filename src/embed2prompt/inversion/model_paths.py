@@ -20,7 +20,7 @@ DEFAULT_MODEL = Path("models/best_model.pt")
 # about 4x faster to invert, and light enough for tests of what is around the inverter.
 SMALL_MODEL = Path("models/small_model.pt")
 # Shipped checkpoints that changed name, so an old path gets the new one named.
-RENAMED_MODELS = {"fluent_model.pt": DEFAULT_MODEL}
+RENAMED_MODELS = {Path("models/fluent_model.pt"): DEFAULT_MODEL}
 # The repository's root, for an editable install used from another folder: the seed's
 # relative path ``models/best_model.pt`` then still finds the shipped model.
 _REPOSITORY = Path(__file__).resolve().parents[3]
@@ -31,9 +31,10 @@ def locate_model(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_absolute() and not path.exists() and (_REPOSITORY / path).exists():
         return _REPOSITORY / path
-    if not path.exists() and path.name in RENAMED_MODELS:
+    renamed = RENAMED_MODELS.get(Path(*path.parts[-2:]))
+    if renamed is not None and not path.exists():
         raise ConfigurationError(
-            f"{path} was renamed {RENAMED_MODELS[path.name]} when it became the default "
+            f"{path} was renamed {renamed} when it became the default "
             f"inverter; the small decoder is now {SMALL_MODEL}"
         )
     return path
