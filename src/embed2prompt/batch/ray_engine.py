@@ -5,10 +5,12 @@ and makes them a Ray dataset; a pool of actors, each loading the inverter once, 
 its shards' rows where it runs and turns them into records through the same pipeline as
 the single-process run (:func:`embed2prompt.batch.run.records_for`); the driver streams
 the records back and writes them through the same resumable output. So the output is
-the single-process run's, row for row (inversion is seeded per target, not per batch),
-a stopped run resumes the same way, and API limits are shared between every actor on
-every machine when ``redis_url`` is set (:class:`RedisRateLimiter`); without it, each
-actor keeps the limits alone, and the limits multiply with the actors.
+the single-process run's, row for row (inversion is seeded per target, not per batch;
+the fluent inverter's refinement scores in bf16, whose rounding can differ beside other
+rows and move a near tie), a stopped run resumes the same way, and API limits are
+shared between every actor on every machine when ``redis_url`` is set
+(:class:`RedisRateLimiter`); without it, each actor keeps the limits alone, and the
+limits multiply with the actors.
 
 With an aligner (``settings.aligner``), the rows are another embedder's vectors: the
 driver loads the aligner once (a bad file, or one for another inverter, is one clear
