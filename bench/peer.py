@@ -55,10 +55,10 @@ from bench.engine import (
     limit_run,
     sliding_window_server,
 )
+from embed2prompt.inversion.model_paths import SMALL_MODEL, locate_model
 from embed2prompt.openai_api.tokens import count_tokens
 from embed2prompt.testing import OpenAITestServer, ServerConfig
 
-ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 600  # the server's real requests per minute
 TOLD = (600, 900, 1200)
 ITEMS = 1200
@@ -250,7 +250,7 @@ def invert_against_lower_limit(
             ]  # fmt: skip
             env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
             # The small decoder, as the table was measured: one pass, the engine is measured.
-            env["EMBED2PROMPT_MODEL_PATH"] = str(ROOT / "models/small_model.pt")
+            env["EMBED2PROMPT_MODEL_PATH"] = str(locate_model(SMALL_MODEL))
             started = time.monotonic()
             done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
             seconds = time.monotonic() - started

@@ -415,11 +415,11 @@ def test_the_specifications_example_works_once_an_aligner_is_given(
             embeddings, max_concurrent=5, evaluate_quality=False
         )
 
-    without = EmbeddingToPromptInference("models/small_model.pt", embedder=embedder)
+    without = EmbeddingToPromptInference("models/best_model.pt", embedder=embedder)
     with pytest.raises(InputError, match=r"1024.*embed2prompt align"):
         asyncio.run(process_batch(without))
     inference_engine = EmbeddingToPromptInference(
-        "models/small_model.pt", embedder=embedder, aligner=aligner
+        "models/best_model.pt", embedder=embedder, aligner=aligner
     )
     response = asyncio.run(process_batch(inference_engine))
     assert all(result.original_prompt for result in response.results)  # type: ignore[attr-defined]

@@ -15,8 +15,10 @@ import pytest
 from embed2prompt.backends import create_inverter
 from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.errors import ConfigurationError, InputError
-from embed2prompt.inversion.budget import PIPELINE_SEARCH, SearchBudget
+from embed2prompt.inversion.budget import PIPELINE_SEARCH, SearchBudget, model_search
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
+from embed2prompt.inversion.inverters import checkpoint_info
+from embed2prompt.inversion.model_paths import DEFAULT_MODEL, locate_model
 from embed2prompt.pipeline import ParallelPromptGenerator
 from embed2prompt.settings import Settings
 
@@ -96,6 +98,15 @@ def test_a_checkpoints_own_search_wins_over_the_pipelines_and_the_settings_over_
     chosen = Settings(refinement_edits=4, refinement_fluency=0.0, retrieval_neighbours=0)
     budget = ParallelPromptGenerator(own, chosen).search_budget(refinement_steps=3)
     assert (budget.steps, budget.edits, budget.fluency, budget.neighbours) == (3, 4, 0.0, 0)
+
+
+def test_the_default_inverter_refines_with_word_and_token_edits() -> None:
+    """Its checkpoint's own search adds token edits and a fluency weight to the
+    library's word edits, and does not turn those off (read without loading the LM)."""
+    own = checkpoint_info(locate_model(DEFAULT_MODEL)).search
+    budget = SearchBudget().updated(model_search(DEFAULT_MODEL, own))
+    assert budget.edits == SearchBudget().edits > 0
+    assert (budget.token_edits, budget.fluency) == (24, 0.05)
 
 
 def test_create_inverter_builds_what_the_settings_name(
