@@ -68,6 +68,9 @@ def test_demo_runs_the_pipeline_offline_with_the_fluent_inverter() -> None:
     prompts = re.findall(r"^    prompt: ['\"](.*)['\"]$", result.stdout, flags=re.MULTILINE)
     assert len(prompts) == 10
     assert sum(prompt.endswith(("?", ".")) for prompt in prompts) >= 5, prompts
+    # The executable freezes what the models left alive before exiting: their teardown
+    # still runs cleanly.
+    assert "Exception ignored" not in result.stderr, result.stderr
 
 
 def test_the_old_name_of_the_fluent_inverter_names_the_new_one(tmp_path: Path) -> None:

@@ -2,6 +2,6 @@
 
 import sys
 
-from embed2prompt.cli import main
+from embed2prompt.cli import console
 
-sys.exit(main())
+sys.exit(console())
