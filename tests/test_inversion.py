@@ -487,3 +487,26 @@ def test_fluency_trades_cosine_for_readability(checkpoint: Path, embedder: Local
     for weight in (-0.1, float("inf"), float("nan")):
         with pytest.raises(InputError, match="fluency"):
             inverter.invert(target, steps=1, fluency=weight)
+
+
+def test_eval_runs_the_settings_checkpoint_at_one_pass_and_invert_s_steps(
+    checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from embed2prompt.commands.evaluate import run_eval
+    from embed2prompt.settings import Settings
+
+    settings = Settings(model_path=str(checkpoint), refinement_steps=1)
+    run_eval(
+        model=None,
+        corpus=Path("unused: no in-domain set"),
+        samples=0,
+        steps=None,
+        sets=["out-of-domain"],
+        readability=False,
+        as_json=True,
+        settings=settings,
+    )
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["steps"] for row in rows] == [0, 1]
+    # The tiny checkpoint's own search, not the default inverter's (24 token edits).
+    assert {row["token_edits"] for row in rows} == {0}

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from embed2prompt.backends import create_inverter
-from embed2prompt.cli import _at_least_one, _at_least_zero
+from embed2prompt.cli import _at_least_one, _at_least_zero, _default
 from embed2prompt.corpus.held_out import EVALUATION_SETS, held_out_prompts, out_of_domain_texts
-from embed2prompt.inversion.model_paths import DEFAULT_MODEL
 from embed2prompt.inversion.readability import ReadabilityJudge
 from embed2prompt.settings import Settings
 
@@ -25,17 +24,24 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "Invert embeddings of the corpus's test split and of out-of-domain questions\n"
             "and instructions, and compare the prompts with the original texts.\n\n"
             "example:\n"
-            "  embed2prompt eval --samples 200 --steps 0,12"
+            "  embed2prompt eval --samples 200 --steps 0,8,16"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help=f"the inverter's checkpoint ({_default('model_path')})",
+    )
     parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     parser.add_argument(
         "--samples", type=_at_least_zero, default=200, help="test texts to use (0: all)"
     )
     parser.add_argument(
-        "--steps", type=_step_counts, default=[0, 12], help="comma-separated refinement steps"
+        "--steps",
+        type=_step_counts,
+        help="comma-separated refinement steps (default: 0 and invert's steps, "
+        f"{_default('refinement_steps').removeprefix('default: ')})",
     )
     parser.add_argument(
         "--batch", type=_at_least_one, default=32, help="targets inverted together (default 32)"
@@ -136,10 +142,10 @@ def _evaluation_sets(value: str) -> list[str]:
 
 def run_eval(
     *,
-    model: Path,
+    model: Path | None,
     corpus: Path,
     samples: int,
-    steps: list[int],
+    steps: list[int] | None,
     search: Mapping[str, Any] | None = None,
     batch: int = 32,
     sets: Sequence[str] = tuple(EVALUATION_SETS),
@@ -147,14 +153,17 @@ def run_eval(
     as_json: bool,
     settings: Settings | None = None,
 ) -> None:
-    """Score ``model`` at each of ``steps``, its search otherwise the model's own with
-    ``search``'s choices (:class:`SearchBudget` fields; ``None`` values: the model's).
-    The inverter is the settings' (its embedder), without an aligner: the texts are
-    embedded by the inverter's own embedder."""
+    """Score ``model`` (``None``: the settings') at each of ``steps`` (``None``: one pass
+    and the settings' refinement steps, what ``invert`` runs), its search otherwise the
+    model's own with ``search``'s choices (:class:`SearchBudget` fields; ``None`` values:
+    the model's). The inverter is the settings' (its embedder), without an aligner: the
+    texts are embedded by the inverter's own embedder."""
     from embed2prompt.inversion.evaluation import evaluate_inversion  # torch: not for --help
     from embed2prompt.inversion.training import read_split
 
     settings = (settings or Settings()).model_copy(update={"aligner": None})
+    if steps is None:
+        steps = [0, settings.refinement_steps]
     inverter = create_inverter(settings, model_path=model)
     judge = ReadabilityJudge() if readability else None
     readers = {
