@@ -4,7 +4,7 @@ Names, by part (default: all):
 - the engine: speedup, compliance, storm, overhead, memory, learn-limit, peer,
   invert-limit (the last two against a server allowing less than the client was told);
 - the local models: embedder, batching, generator, synthetic-writers, fluent-decoding,
-  fluent-eval;
+  fluent-eval, demo (`make demo`'s wall time);
 - the pipeline: pipeline-speedup, pipeline-local, pipeline-quality, pipeline-fluency;
 - the HTTP service: service-load, service-upload, fuzz; the web page: page;
 - command-line batch runs: batch-memory, invert-memory; the Batch API mode: batch-api;
@@ -23,6 +23,7 @@ from bench import (
     alignment,
     batch,
     batch_api,
+    demo,
     engine,
     fluent,
     fuzz,
@@ -41,6 +42,7 @@ BENCHMARKS = {
     **peer.BENCHMARKS,
     **models.BENCHMARKS,
     **fluent.BENCHMARKS,
+    **demo.BENCHMARKS,
     **pipeline.BENCHMARKS,
     **service.BENCHMARKS,
     **fuzz.BENCHMARKS,
