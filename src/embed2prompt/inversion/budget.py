@@ -49,7 +49,7 @@ class SearchBudget:
     # (BENCHMARKS.md, "refinement budget").
     beam: int = 1
     edits: int = 32
-    # Off: with the default model no re-decoded guess beat the word edits after the first
+    # Off: with the small decoder no re-decoded guess beat the word edits after the first
     # pass, at a third more time (BENCHMARKS.md).
     strength: float = 0.0
     fluency: float = 0.0  # cosine alone: the closest prompt, whatever it reads like

@@ -1,6 +1,6 @@
 """Retrieval: the training texts nearest to a target, as extra first guesses.
 
-An inverter trained for hours on two cores writes a first guess at cosine ~0.6; the
+An inverter trained for hours on two cores writes a first guess at cosine 0.6-0.8; the
 training text nearest to the target is often closer (BENCHMARKS.md), and from a closer
 start the embedder-guided search ends higher. The training run has embedded every one of
 its texts anyway, so it keeps them beside the checkpoint as a *prompt bank*
@@ -9,7 +9,7 @@ its texts anyway, so it keeps them beside the checkpoint as a *prompt bank*
 The bank is small enough to ship with the default model: each embedding is stored as one
 bit a dimension, the sign of its offset from the bank's centre (48 bytes for 384
 dimensions). Scoring a target against those signs (an asymmetric, full-precision query)
-ranks the texts nearly as their full vectors would (on the default model's bank, the best
+ranks the texts nearly as their full vectors would (on the small decoder's bank, the best
 4 among the top 32 by code average a cosine of 0.6077 against 0.6078 for the exact best
 4): the few best by code are handed to the search, which embeds them and keeps them on
 their true cosine.
