@@ -489,7 +489,7 @@ def test_fluency_trades_cosine_for_readability(checkpoint: Path, embedder: Local
             inverter.invert(target, steps=1, fluency=weight)
 
 
-def test_eval_runs_the_settings_checkpoint_at_one_pass_and_invert_s_steps(
+def test_eval_defaults_to_the_settings_checkpoint_and_steps(
     checkpoint: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from embed2prompt.commands.evaluate import run_eval

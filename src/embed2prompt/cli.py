@@ -149,8 +149,9 @@ def console() -> int:
     A command that loaded the models leaves hundreds of thousands of their objects alive
     to the end; the interpreter's last garbage collection would walk them all (over a
     second of ``make demo``). Freezing them first skips that walk: the process is ending,
-    and the operating system frees its memory. Not in :func:`main`, which a long-lived
-    caller may run many times."""
+    and the operating system frees its memory. What is frozen is never finalised, so a
+    command closes or flushes whatever must be (files, models, servers) itself, as they
+    all do. Not in :func:`main`, which a long-lived caller may run many times."""
     code = main()
     gc.freeze()
     return code

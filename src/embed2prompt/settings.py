@@ -172,7 +172,8 @@ class Settings(BaseSettings):
 
     # The HTTP service (embed2prompt serve, python api/app.py).
     model_path: str = Field(
-        default=str(DEFAULT_MODEL), description="The inverter checkpoint the service loads."
+        default=str(DEFAULT_MODEL),
+        description="The inverter checkpoint of every entry point (service, invert, eval, demo).",
     )
     cache_dir: Path = Field(
         default_factory=default_cache_dir,

@@ -40,8 +40,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--steps",
         type=_step_counts,
-        help="comma-separated refinement steps (default: 0 and invert's steps, "
-        f"{_default('refinement_steps').removeprefix('default: ')})",
+        help="comma-separated refinement steps (default: 0 and invert's steps; "
+        f"invert's {_default('refinement_steps')})",
     )
     parser.add_argument(
         "--batch", type=_at_least_one, default=32, help="targets inverted together (default 32)"
@@ -120,12 +120,12 @@ def _handle(args: argparse.Namespace) -> int:
 
 
 def _step_counts(value: str) -> list[int]:
-    """``0,12,20``: refinement step counts, each a whole number >= 0."""
+    """``0,8,16``: refinement step counts, each a whole number >= 0."""
     try:
         return [_at_least_zero(part.strip()) for part in value.split(",")]
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated whole numbers >= 0 such as 0,12, got {value!r}"
+            f"expected comma-separated whole numbers >= 0 such as 0,8, got {value!r}"
         ) from None
 
 
@@ -153,17 +153,17 @@ def run_eval(
     as_json: bool,
     settings: Settings | None = None,
 ) -> None:
-    """Score ``model`` (``None``: the settings') at each of ``steps`` (``None``: one pass
-    and the settings' refinement steps, what ``invert`` runs), its search otherwise the
-    model's own with ``search``'s choices (:class:`SearchBudget` fields; ``None`` values:
-    the model's). The inverter is the settings' (its embedder), without an aligner: the
-    texts are embedded by the inverter's own embedder."""
+    """Score ``model`` (``None``: the settings', as ``invert``) at each of ``steps``
+    (``None``: one pass and the settings' refinement steps, as ``invert``), its search
+    otherwise the model's own with ``search``'s choices (:class:`SearchBudget` fields;
+    ``None`` values: the model's). The inverter is the settings' (its embedder), without
+    an aligner: the texts are embedded by the inverter's own embedder."""
     from embed2prompt.inversion.evaluation import evaluate_inversion  # torch: not for --help
     from embed2prompt.inversion.training import read_split
 
     settings = (settings or Settings()).model_copy(update={"aligner": None})
     if steps is None:
-        steps = [0, settings.refinement_steps]
+        steps = list(dict.fromkeys([0, settings.refinement_steps]))
     inverter = create_inverter(settings, model_path=model)
     judge = ReadabilityJudge() if readability else None
     readers = {

@@ -77,8 +77,9 @@ class LocalEmbedder:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle worker threads sleep instead of spinning: spinning ones take the cores
-        # from the inverter's LM and the local generator between batches (make demo 2 s
-        # faster). Batches embed as fast; a lone text waits a wake-up (about 0.6 ms).
+        # from the inverter's LM and the local generator between batches. Batches embed
+        # as fast; a lone text waits for the wake-up (BENCHMARKS.md, "Idle threads that
+        # sleep").
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             str(model), sess_options=options, providers=["CPUExecutionProvider"]
