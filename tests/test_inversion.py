@@ -510,3 +510,15 @@ def test_eval_defaults_to_the_settings_checkpoint_and_steps(
     assert [row["steps"] for row in rows] == [0, 1]
     # The tiny checkpoint's own search, not the default inverter's (24 token edits).
     assert {row["token_edits"] for row in rows} == {0}
+    # With invert at one pass, one pass is scored once.
+    run_eval(
+        model=None,
+        corpus=Path("unused: no in-domain set"),
+        samples=0,
+        steps=None,
+        sets=["out-of-domain"],
+        readability=False,
+        as_json=True,
+        settings=settings.model_copy(update={"refinement_steps": 0}),
+    )
+    assert [row["steps"] for row in json.loads(capsys.readouterr().out)] == [0]
