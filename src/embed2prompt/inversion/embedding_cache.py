@@ -33,8 +33,11 @@ def cache_folder(root: Path, embedder_name: str, texts: Sequence[str]) -> Path:
 
 
 def embed_with_cache(
-    embedder: Embedder, texts: Sequence[str], folder: Path, *, progress: bool = True
+    embedder: Embedder, texts: Sequence[str], root: Path, *, progress: bool = True
 ) -> npt.NDArray[np.float32]:
+    """``embedder``'s vectors of ``texts``, kept under ``root`` in the folder of that
+    embedder and exact list of texts (:func:`cache_folder`)."""
+    folder = cache_folder(root, embedder.name, texts)
     folder.mkdir(parents=True, exist_ok=True)
     chunks = range(0, len(texts), CHUNK)
     missing = [start for start in chunks if not (folder / f"{start:09d}.npy").is_file()]

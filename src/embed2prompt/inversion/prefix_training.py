@@ -24,7 +24,7 @@ from embed2prompt.embedders.base import Embedder
 from embed2prompt.errors import InputError
 from embed2prompt.inversion.base_lm import load_base_lm
 from embed2prompt.inversion.checkpoint import CheckpointInfo
-from embed2prompt.inversion.embedding_cache import cache_folder, embed_with_cache
+from embed2prompt.inversion.embedding_cache import embed_with_cache
 from embed2prompt.inversion.lexical_search import frequent_words
 from embed2prompt.inversion.model import cosine_schedule
 from embed2prompt.inversion.prefix_checkpoint import (
@@ -169,21 +169,9 @@ def train_prefix(
         optimizer.load_state_dict(state["optimizer"])
 
     cache_root = options.checkpoint.parent / ".embeddings"
-    vectors = torch.from_numpy(
-        embed_with_cache(
-            embedder,
-            training,
-            cache_folder(cache_root, embedder.name, training),
-            progress=progress,
-        )
-    )
+    vectors = torch.from_numpy(embed_with_cache(embedder, training, cache_root, progress=progress))
     val_vectors = torch.from_numpy(
-        embed_with_cache(
-            embedder,
-            validation,
-            cache_folder(cache_root, embedder.name, validation),
-            progress=False,
-        )
+        embed_with_cache(embedder, validation, cache_root, progress=False)
     )
     rows = inverter.encode(training)
     val_rows = inverter.encode(validation)

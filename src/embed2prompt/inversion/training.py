@@ -25,7 +25,7 @@ from tqdm import tqdm
 from embed2prompt.embedders.base import Embedder
 from embed2prompt.errors import ConfigurationError
 from embed2prompt.inversion.checkpoint import CheckpointInfo, load_checkpoint, save_checkpoint
-from embed2prompt.inversion.embedding_cache import cache_folder, embed_with_cache
+from embed2prompt.inversion.embedding_cache import embed_with_cache
 from embed2prompt.inversion.lexical_search import frequent_words
 from embed2prompt.inversion.model import Inverter, InverterConfig, cosine_schedule
 from embed2prompt.inversion.retrieval import PromptBank, bank_path
@@ -94,12 +94,7 @@ def train(options: TrainingOptions, embedder: Embedder, *, progress: bool = True
 
     cache_root = options.checkpoint.parent / ".embeddings"
     train_vectors = torch.from_numpy(
-        embed_with_cache(
-            embedder,
-            train_texts,
-            cache_folder(cache_root, embedder.name, train_texts),
-            progress=progress,
-        )
+        embed_with_cache(embedder, train_texts, cache_root, progress=progress)
     )
     # The embedded training texts, kept beside the checkpoint as its prompt bank: the
     # inverter's retrieved first guesses (retrieval.py).
@@ -107,9 +102,7 @@ def train(options: TrainingOptions, embedder: Embedder, *, progress: bool = True
         bank_path(options.checkpoint)
     )
     val_vectors = torch.from_numpy(
-        embed_with_cache(
-            embedder, val_texts, cache_folder(cache_root, embedder.name, val_texts), progress=False
-        )
+        embed_with_cache(embedder, val_texts, cache_root, progress=False)
     )
     train_tokens = encode_batch(tokenizer, train_texts, max_tokens=model.config.max_tokens)
     val_tokens = encode_batch(tokenizer, val_texts, max_tokens=model.config.max_tokens)

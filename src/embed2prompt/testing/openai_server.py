@@ -207,8 +207,8 @@ class FakeOpenAIServer:
         self._outcomes: dict[str, int] = {}
         self._succeeded_inputs: dict[str, int] = {}
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
-        self.app.router.add_post("/v1/embeddings", self._embeddings)
-        self.app.router.add_post("/v1/chat/completions", self._chat)
+        self.app.router.add_post("/v1/embeddings", self._endpoint)
+        self.app.router.add_post("/v1/chat/completions", self._endpoint)
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_get("/_stats", self._stats)
         self.app.router.add_post("/_config", self._configure)
@@ -268,31 +268,20 @@ class FakeOpenAIServer:
 
     # ------------------------------------------------------------------ API
 
-    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+    async def _endpoint(self, request: web.Request) -> web.StreamResponse:
+        """``/v1/embeddings`` and ``/v1/chat/completions``: answered, then let through the
+        limits (a refusal is a 429 as OpenAI writes it)."""
         body = await _json_body(request)
         if isinstance(body, web.Response):
             return body
-        answer = embeddings_answer(body)
-        if answer.status != 200:
-            return web.json_response(answer.body, status=answer.status)
-        refusal = await self._gate(request, answer.tokens, label=answer.label)
+        reply = answer(request.path, body)
+        if reply.status != 200:
+            return web.json_response(reply.body, status=reply.status)
+        refusal = await self._gate(request, reply.tokens, label=reply.label)
         if refusal is not None:
             return refusal
-        self._count_success(answer)
-        return self._ok(answer.body)
-
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await _json_body(request)
-        if isinstance(body, web.Response):
-            return body
-        answer = chat_answer(body)
-        if answer.status != 200:
-            return web.json_response(answer.body, status=answer.status)
-        refusal = await self._gate(request, answer.tokens, label=answer.label)
-        if refusal is not None:
-            return refusal
-        self._count_success(answer)
-        return self._ok(answer.body)
+        self._count_success(reply)
+        return self._ok(reply.body)
 
     def _count_success(self, answer: Answer) -> None:
         for text in answer.inputs:
