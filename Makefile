@@ -48,7 +48,7 @@ chromium:
 # fixtures stay in one process); most tests wait on servers and subprocesses, so two
 # workers on 2 cores measured 10.5 minutes against 15.8 for one.
 unit: $(STAMP) redis-server chromium
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
 
 test: lint typecheck unit
 

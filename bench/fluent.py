@@ -1,7 +1,8 @@
 """The fluent inverter's decoding, two ways on the same adapter: PyTorch (the LM de-quantised
-to bf16, batched, key/value cache: what the inverter runs) and llama.cpp (the package's Q4_1
-GGUF itself, the prefix vectors fed through ``llama_batch.embd`` as its LLaVA path feeds
-image vectors, every row a sequence of one batch).
+to bf16, computing in bf16 or fp32 as the CPU suits, batched, key/value cache: what the
+inverter runs) and llama.cpp (the package's Q4_1 GGUF itself, the prefix vectors fed
+through ``llama_batch.embd`` as its LLaVA path feeds image vectors, every row a sequence
+of one batch).
 
 ``python -m bench fluent-decoding``: greedy one-pass inversion of the same targets both
 ways, side by side; targets a second, the cosine of what each wrote to its target, and how
@@ -38,6 +39,7 @@ from embed2prompt.corpus.held_out import (
 )
 from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.generators.local import packaged_gguf_path
+from embed2prompt.inversion.base_lm import COMPUTE_DTYPE
 from embed2prompt.inversion.budget import PIPELINE_STEPS
 from embed2prompt.inversion.decoding import sample
 from embed2prompt.inversion.evaluation import InversionScores, evaluate_inversion
@@ -160,7 +162,8 @@ async def fluent_decoding() -> list[Row]:
     torch_seconds, torch_rows = _timed(lambda: _torch_decode(inverter, targets), REPEATS)
     rows = [
         Row(
-            "fluent one pass, PyTorch bf16 (batched, KV cache)",
+            f"fluent one pass, PyTorch {str(COMPUTE_DTYPE).removeprefix('torch.')} "
+            "(batched, KV cache)",
             f"{len(texts) / torch_seconds:.1f} targets/s ({len(texts)} targets, {threads} "
             f"threads), cosine {_cosine(embedder, inverter, torch_rows, targets):.3f}",
             ">= 5 targets/s",

@@ -98,9 +98,11 @@ def test_cached_decoding_writes_what_the_full_forward_pass_predicts(base: BaseLM
         written = row[:-1] if row[-1] == inverter.eos_id else row
         logits, _ = inverter._teacher_forced(embedding[None], [written])
         # Each written token is the full pass's argmax after the prefix and those before
-        # it (bf16 may break a near tie, so compare the chosen token's logit to the max).
+        # it (bf16 may break a near tie, so compare the chosen token's logit to the max,
+        # within bf16's rounding: one part in 128).
         chosen = logits[0, torch.arange(len(row)), torch.tensor(row)]
-        assert torch.allclose(chosen, logits[0, : len(row)].max(dim=-1).values, atol=0.15)
+        top = logits[0, : len(row)].max(dim=-1).values
+        assert torch.allclose(chosen, top, rtol=2**-7, atol=0.15)
 
 
 def test_a_row_samples_the_same_text_alone_or_in_a_batch(base: BaseLM) -> None:

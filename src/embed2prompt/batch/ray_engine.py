@@ -6,9 +6,9 @@ its shards' rows where it runs and turns them into records through the same pipe
 the single-process run (:func:`embed2prompt.batch.run.records_for`); the driver streams
 the records back and writes them through the same resumable output. So the output is
 the single-process run's, row for row (inversion is seeded per target, not per batch;
-the fluent inverter's refinement scores in bf16, whose rounding can differ beside other
-rows and move a near tie), a stopped run resumes the same way, and API limits are
-shared between every actor on every machine when ``redis_url`` is set
+the fluent inverter's refinement scores in bf16 where the CPU has it, whose rounding can
+differ beside other rows and move a near tie), a stopped run resumes the same way, and
+API limits are shared between every actor on every machine when ``redis_url`` is set
 (:class:`RedisRateLimiter`); without it, each actor keeps the limits alone, and the
 limits multiply with the actors.
 

@@ -58,8 +58,8 @@ class LlamaWriter:
 
 
 class BatchedLMWriter:
-    """A batch of continuations sampled together through the PyTorch model (bf16,
-    key/value cache, prompts padded on the left so every row continues at the end)."""
+    """A batch of continuations sampled together through the PyTorch model (its compute
+    dtype, key/value cache, prompts padded on the left so every row continues at the end)."""
 
     def __init__(self, threads: int | None = None) -> None:
         import torch
@@ -85,13 +85,11 @@ class BatchedLMWriter:
     ) -> list[str]:
         import torch
 
-        from embed2prompt.inversion.base_lm import COMPUTE_DTYPE
-
         if not texts:
             return []
         encoded = self.tokenizer(list(texts), return_tensors="pt", padding=True)
         torch.manual_seed(seed)
-        with torch.no_grad(), torch.autocast("cpu", dtype=COMPUTE_DTYPE):
+        with torch.no_grad():
             output = self.base.model.generate(
                 **encoded,
                 do_sample=True,
