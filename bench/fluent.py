@@ -8,6 +8,9 @@ of one batch).
 ways, side by side; targets a second, the cosine of what each wrote to its target, and how
 often the two begin alike (the Q4 arithmetic and bf16 part ways after a few tokens).
 
+``python -m bench lm-dtype``: the LM's forward pass in bf16 and in fp32 on this CPU, and
+whether the compute dtype chosen for it (bf16 only with bf16 arithmetic) is the faster.
+
 ``python -m bench fluent-eval``: issue 16's table. Both checkpoints (the small decoder and
 the fluent inverter) on the same texts of each evaluation set, one pass and the default
 refinement, with BLEU, cosine, seconds a target and English% by the independent judge
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import os
 import statistics
 import time
@@ -39,7 +43,7 @@ from embed2prompt.corpus.held_out import (
 )
 from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.generators.local import packaged_gguf_path
-from embed2prompt.inversion.base_lm import COMPUTE_DTYPE
+from embed2prompt.inversion.base_lm import COMPUTE_DTYPE, load_base_lm
 from embed2prompt.inversion.budget import PIPELINE_STEPS
 from embed2prompt.inversion.decoding import sample
 from embed2prompt.inversion.evaluation import InversionScores, evaluate_inversion
@@ -259,4 +263,41 @@ def _eval_row(label: str, set_name: str, scores: InversionScores, checked: bool)
     )
 
 
-BENCHMARKS = {"fluent-decoding": fluent_decoding, "fluent-eval": fluent_eval}
+async def lm_dtype() -> list[Row]:
+    """The LM's forward pass over a batch of 32 texts of 32 tokens in bf16 and in fp32 on
+    this CPU, side by side: the compute dtype the inverter chose should be the faster."""
+    base = load_base_lm()
+    tokens = torch.randint(100, base.model.config.vocab_size, (32, 32))
+    seconds = {}
+    for dtype in (torch.bfloat16, torch.float32):
+        model = base.model.to(dtype)
+        with torch.no_grad():
+            model(tokens[:2])  # kernels chosen and memory laid out before timing
+            seconds[dtype] = _timed(functools.partial(model, tokens), REPEATS)[0]
+    base.model.to(COMPUTE_DTYPE)
+    chosen, other = COMPUTE_DTYPE, ({torch.bfloat16, torch.float32} - {COMPUTE_DTYPE}).pop()
+    name = {torch.bfloat16: "bf16", torch.float32: "fp32"}
+    return [
+        Row(
+            f"SmolLM2-135M forward pass, 32 texts x 32 tokens, {name[dtype]}",
+            f"{seconds[dtype]:.2f} s (median of {REPEATS})",
+            "-",
+            None,
+        )
+        for dtype in seconds
+    ] + [
+        Row(
+            f"compute dtype on this CPU ({torch.backends.cpu.get_cpu_capability()}): "
+            f"{name[chosen]}",
+            f"{seconds[other] / seconds[chosen]:.1f}x {name[other]}'s speed",
+            "the faster of the two",
+            seconds[chosen] <= seconds[other],
+        )
+    ]
+
+
+BENCHMARKS = {
+    "fluent-decoding": fluent_decoding,
+    "fluent-eval": fluent_eval,
+    "lm-dtype": lm_dtype,
+}
