@@ -43,7 +43,7 @@ from embed2prompt.corpus.held_out import (
 )
 from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.generators.local import packaged_gguf_path
-from embed2prompt.inversion.base_lm import COMPUTE_DTYPE, load_base_lm
+from embed2prompt.inversion.base_lm import compute_dtype, load_base_lm
 from embed2prompt.inversion.budget import PIPELINE_STEPS
 from embed2prompt.inversion.decoding import sample
 from embed2prompt.inversion.evaluation import InversionScores, evaluate_inversion
@@ -166,7 +166,7 @@ async def fluent_decoding() -> list[Row]:
     torch_seconds, torch_rows = _timed(lambda: _torch_decode(inverter, targets), REPEATS)
     rows = [
         Row(
-            f"fluent one pass, PyTorch {str(COMPUTE_DTYPE).removeprefix('torch.')} "
+            f"fluent one pass, PyTorch {str(inverter.base.model.dtype).removeprefix('torch.')} "
             "(batched, KV cache)",
             f"{len(texts) / torch_seconds:.1f} targets/s ({len(texts)} targets, {threads} "
             f"threads), cosine {_cosine(embedder, inverter, torch_rows, targets):.3f}",
@@ -274,8 +274,8 @@ async def lm_dtype() -> list[Row]:
         with torch.no_grad():
             model(tokens[:2])  # kernels chosen and memory laid out before timing
             seconds[dtype] = _timed(functools.partial(model, tokens), REPEATS)[0]
-    base.model.to(COMPUTE_DTYPE)
-    chosen, other = COMPUTE_DTYPE, ({torch.bfloat16, torch.float32} - {COMPUTE_DTYPE}).pop()
+    chosen = compute_dtype(torch.device("cpu"))
+    other = torch.float32 if chosen == torch.bfloat16 else torch.bfloat16
     name = {torch.bfloat16: "bf16", torch.float32: "fp32"}
     return [
         Row(

@@ -18,7 +18,7 @@ from embed2prompt import ConfigurationError
 from embed2prompt.commands.train import fluent_training_texts
 from embed2prompt.corpus.held_out import held_out_prompts, out_of_domain_texts
 from embed2prompt.embedders.local import LocalEmbedder
-from embed2prompt.inversion.base_lm import BaseLM, load_base_lm
+from embed2prompt.inversion.base_lm import BaseLM, compute_dtype, load_base_lm
 from embed2prompt.inversion.decoding import sample
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.inversion.inverters import load_inverter
@@ -127,6 +127,26 @@ def test_rows_of_any_length_score_as_they_would_alone(base: BaseLM) -> None:
         alone = inverter.position_log_probs([row], conditioning[index : index + 1])[0]
         # bf16 products may round differently in another batch shape.
         assert torch.allclose(together[index, : len(row) + 1], alone, atol=0.1)
+
+
+def test_the_prefix_follows_the_dtype_the_lm_computes_in(base: BaseLM) -> None:
+    """bf16 on CPUs with bf16 arithmetic, fp32 on others: the adapter's vectors are cast
+    to whichever the LM holds, and both score a text alike."""
+    inverter = _untrained(base)
+    assert base.model.dtype == compute_dtype(torch.device("cpu"))
+    rows = [[300, 301, 302, 303]]
+    conditioning = torch.nn.functional.normalize(torch.randn(1, 384), dim=1).numpy()
+    native = inverter.position_log_probs(rows, conditioning)
+    other = torch.float32 if base.model.dtype == torch.bfloat16 else torch.bfloat16
+    base.model.to(other)  # the weights are bf16-rounded: casting back and forth is exact
+    try:
+        cast = inverter.position_log_probs(rows, conditioning)
+    finally:
+        base.model.to(compute_dtype(torch.device("cpu")))
+    # bf16's rounding through 30 layers moves a log-probability by about a tenth.
+    difference = (native - cast).abs()
+    assert float(difference.mean()) < 0.25
+    assert float(difference.max()) < 1.5
 
 
 def test_length_groups_bound_the_padding_and_cover_every_row() -> None:

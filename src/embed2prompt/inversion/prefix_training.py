@@ -3,8 +3,9 @@
 The language model stays frozen; only the adapter learns, from (embedding, text) pairs:
 the texts are embedded once with the target embedder (cached on disk), and the adapter is
 taught to make the LM write each text from its embedding. Batches hold texts of similar
-length (less padding through a 30-layer model), the LM runs in bf16, and a run resumes
-from its last checkpoint, so training fits in interrupted sessions on a CPU.
+length (less padding through a 30-layer model), the LM runs in bf16 where the device
+has bf16 arithmetic (fp32 elsewhere: :func:`~embed2prompt.inversion.base_lm.compute_dtype`),
+and a run resumes from its last checkpoint, so training fits in interrupted sessions on a CPU.
 """
 
 from __future__ import annotations
