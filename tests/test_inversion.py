@@ -10,6 +10,7 @@ import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -496,29 +497,25 @@ def test_eval_defaults_to_the_settings_checkpoint_and_steps(
     from embed2prompt.settings import Settings
 
     settings = Settings(model_path=str(checkpoint), refinement_steps=1)
-    run_eval(
-        model=None,
-        corpus=Path("unused: no in-domain set"),
-        samples=0,
-        steps=None,
-        sets=["out-of-domain"],
-        readability=False,
-        as_json=True,
-        settings=settings,
-    )
-    rows = json.loads(capsys.readouterr().out)
+
+    def rows_with(settings: Settings) -> list[dict[str, Any]]:
+        run_eval(
+            model=None,
+            corpus=Path("unused: no in-domain set"),
+            samples=0,
+            steps=None,
+            sets=["out-of-domain"],
+            readability=False,
+            as_json=True,
+            settings=settings,
+        )
+        rows: list[dict[str, Any]] = json.loads(capsys.readouterr().out)
+        return rows
+
+    rows = rows_with(settings)
     assert [row["steps"] for row in rows] == [0, 1]
     # The tiny checkpoint's own search, not the default inverter's (24 token edits).
     assert {row["token_edits"] for row in rows} == {0}
     # With invert at one pass, one pass is scored once.
-    run_eval(
-        model=None,
-        corpus=Path("unused: no in-domain set"),
-        samples=0,
-        steps=None,
-        sets=["out-of-domain"],
-        readability=False,
-        as_json=True,
-        settings=settings.model_copy(update={"refinement_steps": 0}),
-    )
-    assert [row["steps"] for row in json.loads(capsys.readouterr().out)] == [0]
+    one_pass = rows_with(settings.model_copy(update={"refinement_steps": 0}))
+    assert [row["steps"] for row in one_pass] == [0]

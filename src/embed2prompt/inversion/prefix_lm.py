@@ -82,6 +82,11 @@ class PrefixLM:
         """Where the LM and the adapter compute: the CPU, unless training moved them."""
         return torch.device(self.base.model.device)
 
+    def _prefix(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """The adapter's K vectors for each embedding, in the dtype the LM computes in."""
+        vectors: torch.Tensor = self.adapter(embeddings.to(self.device).float())
+        return vectors.to(self.base.model.dtype)
+
     def to(self, device: str | torch.device) -> PrefixLM:
         """Move the LM, in that device's :func:`compute_dtype`, and the adapter (training on
         a GPU); returns this inverter."""
@@ -123,8 +128,7 @@ class PrefixLM:
             targets[index, : len(row)] = tokens[index, : len(row)]
             targets[index, len(row)] = eos
         tokens, targets = tokens.to(self.device), targets.to(self.device)
-        prefix = self.adapter(embeddings.to(self.device).float())  # (B, K, W)
-        prefix = prefix.to(self.base.model.dtype)
+        prefix = self._prefix(embeddings)  # (B, K, W)
         text = self.base.token_embeddings()(tokens)  # (B, T, W)
         inputs = torch.cat([prefix, text], dim=1)
         # Causal attention: padding sits after each row's end, so no row ever reads it.
@@ -179,7 +183,7 @@ class PrefixLM:
 
     @torch.no_grad()
     def begin(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        prefix = self.adapter(embeddings.to(self.device).float()).to(self.base.model.dtype)
+        prefix = self._prefix(embeddings)
         out = self.base.model(inputs_embeds=prefix, use_cache=True)
         return out.logits[:, -1].float(), out.past_key_values
 
