@@ -40,6 +40,9 @@ TEXTS = [
     "Translate good morning into Spanish.",
 ]
 ARGS = ("--steps", "1", "--no-progress")
+# The tests of reading, resuming and aligning on Ray run the small decoder: its actors load
+# in seconds where the default's load a language model each. The first test runs the default.
+SMALL_DECODER_ARGS = (*ARGS, "--inverter", str(MODEL))
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +106,9 @@ def test_ray_reads_a_folder_and_resumes(tmp_path: Path, vectors: np.ndarray) -> 
     journal.write_text(  # an earlier run finished row 0
         json.dumps({"index": 0, "id": "0", "prompt": "kept", "success": True}) + "\n"
     )
-    result = run("invert", str(folder), "-o", str(output), *ARGS, "--engine", "ray", "--json")
+    result = run(
+        "invert", str(folder), "-o", str(output), *SMALL_DECODER_ARGS, "--engine", "ray", "--json"
+    )
     assert result.returncode == 0, result.stderr
     rows = by_index(output)
     assert sorted(rows) == list(range(6))
@@ -169,10 +174,11 @@ def test_an_aligned_run_on_ray_writes_what_the_local_engine_writes(tmp_path: Pat
     rows.insert(1, [0.5] * 5)  # a vector of the wrong dimension fails alone, the same way
     source.write_text("".join(json.dumps({"embedding": row}) + "\n" for row in rows))
     local, ray = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
-    assert main(["invert", str(source), "-o", str(local), *ARGS, "--aligner", str(aligner)]) == 1
+    local_args = [*SMALL_DECODER_ARGS, "--aligner", str(aligner)]
+    assert main(["invert", str(source), "-o", str(local), *local_args]) == 1
 
     result = run(
-        "invert", str(source), "-o", str(ray), *ARGS, "--aligner", str(aligner),
+        "invert", str(source), "-o", str(ray), *SMALL_DECODER_ARGS, "--aligner", str(aligner),
         "--engine", "ray", "--json", timeout=600,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr  # one row failed

@@ -25,6 +25,7 @@ import pytest
 from pydantic import SecretStr
 
 from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.inversion.model_paths import SMALL_MODEL
 from embed2prompt.service.health import backends
 from embed2prompt.settings import Settings
 from embed2prompt.testing import OpenAITestServer, free_port
@@ -554,8 +555,9 @@ def test_a_bad_upload_is_refused_naming_the_problem_and_leaves_nothing(
 def test_a_job_killed_mid_way_resumes_on_restart_without_loss_or_repeats(
     tmp_path: Path, vectors: list[list[float]]
 ) -> None:
-    settings = {
+    settings = {  # the small decoder: what is tested is the restart, not the prompts
         "EMBED2PROMPT_JOBS_DATABASE": str(tmp_path / "jobs.sqlite3"),
+        "EMBED2PROMPT_MODEL_PATH": str(ROOT / SMALL_MODEL),
         "EMBED2PROMPT_REFINEMENT_STEPS": "2",
         "EMBED2PROMPT_GENERATION_MAX_TOKENS": "24",
     }
