@@ -46,8 +46,8 @@ def test_prompts_are_single_lines_of_every_kind_and_repeat_with_the_seed(
     writer_name: str, request: pytest.FixtureRequest
 ) -> None:
     writer = request.getfixturevalue(writer_name)
-    prompts = list(synthetic_prompts(8, writer=writer, batch_size=4))
-    assert 4 <= len(prompts) <= 8  # fragments and copies are skipped
+    prompts = list(synthetic_prompts(6, writer=writer, batch_size=3))
+    assert 3 <= len(prompts) <= 6  # fragments and copies are skipped
     examples = {example for kind in EXAMPLES.values() for example in kind}
     for prompt in prompts:
         assert prompt.strip() == prompt
@@ -55,8 +55,8 @@ def test_prompts_are_single_lines_of_every_kind_and_repeat_with_the_seed(
         assert 4 <= len(prompt.split()) <= 60
         assert prompt not in examples
     assert len(set(prompts)) == len(prompts)
-    assert list(synthetic_prompts(8, writer=writer, batch_size=4)) == prompts
-    assert list(synthetic_prompts(4, writer=writer, seed=100, batch_size=4)) != prompts[:4]
+    assert list(synthetic_prompts(6, writer=writer, batch_size=3)) == prompts
+    assert list(synthetic_prompts(3, writer=writer, seed=100, batch_size=3)) != prompts[:3]
 
 
 class _Scripted:
