@@ -67,11 +67,11 @@ def checkpoint(embedder: LocalEmbedder, tmp_path_factory: pytest.TempPathFactory
     path = tmp_path_factory.mktemp("fluent") / "model.pt"
     options = PrefixTrainingOptions(
         checkpoint=path,
-        steps=40,
+        steps=24,
         batch_size=6,
         learning_rate=3e-3,
         warmup_steps=4,
-        save_every=20,
+        save_every=12,
         validation_texts=2,
         adapter=SMALL,
     )
@@ -165,7 +165,7 @@ def test_training_writes_a_safe_checkpoint_of_the_adapter_alone(checkpoint: Path
     assert document["kind"] == "prefix-lm"
     assert document["adapter"]["prefix_length"] == 2
     assert document["language_model"] == "SmolLM2-135M-Instruct"
-    assert document["training"]["last_validation"]["step"] == 40
+    assert document["training"]["last_validation"]["step"] == 24
     assert document["search"] == FLUENT_SEARCH  # how it refines unless told otherwise
     assert "the" in document["lexicon"]  # the training texts' frequent words, for edits
     weights = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -190,11 +190,11 @@ def test_training_resumes_from_its_checkpoint(
     for suffix in (".pt", ".json", ".train.pt"):
         copy.with_suffix(suffix).write_bytes(checkpoint.with_suffix(suffix).read_bytes())
     options = PrefixTrainingOptions(
-        checkpoint=copy, steps=42, batch_size=6, save_every=20, validation_texts=2, adapter=SMALL
+        checkpoint=copy, steps=26, batch_size=6, save_every=12, validation_texts=2, adapter=SMALL
     )
     train_prefix(options, embedder, TRAINING_TEXTS)
     state = torch.load(copy.with_suffix(".train.pt"), map_location="cpu", weights_only=True)
-    assert state["step"] == 42  # two more steps, not 42 from scratch
+    assert state["step"] == 26  # two more steps, not 26 from scratch
 
 
 def test_the_search_inverts_with_either_kind(checkpoint: Path, embedder: LocalEmbedder) -> None:
