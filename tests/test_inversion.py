@@ -519,3 +519,7 @@ def test_eval_defaults_to_the_settings_checkpoint_and_steps(
     # With invert at one pass, one pass is scored once.
     one_pass = rows_with(settings.model_copy(update={"refinement_steps": 0}))
     assert [row["steps"] for row in one_pass] == [0]
+    # The settings' other choices of search apply as they do to invert.
+    chosen = {"refinement_beam": 2, "refinement_edits": 5, "retrieval_neighbours": 0}
+    (refined,) = [row for row in rows_with(settings.model_copy(update=chosen)) if row["steps"]]
+    assert (refined["beam"], refined["edits"], refined["neighbours"]) == (2, 5, 0)

@@ -155,9 +155,11 @@ def run_eval(
 ) -> None:
     """Score ``model`` (``None``: the settings', as ``invert``) at each of ``steps``
     (``None``: one pass and the settings' refinement steps, as ``invert``), its search
-    otherwise the model's own with ``search``'s choices (:class:`SearchBudget` fields;
-    ``None`` values: the model's). The inverter is the settings' (its embedder), without
-    an aligner: the texts are embedded by the inverter's own embedder."""
+    otherwise the model's own under the settings' choices, as ``invert``'s, then
+    ``search``'s (:class:`SearchBudget` fields; ``None`` values: not chosen). The
+    pipeline's defaults for a checkpoint without its own search do not apply: this
+    measures the inverter. The inverter is the settings' (its embedder), without an
+    aligner: the texts are embedded by the inverter's own embedder."""
     from embed2prompt.inversion.evaluation import evaluate_inversion  # torch: not for --help
     from embed2prompt.inversion.training import read_split
 
@@ -175,7 +177,7 @@ def run_eval(
     rows: list[dict[str, Any]] = []
     for name, texts in evaluated.items():
         for step_count in steps:
-            budget = inverter.search_budget(search, steps=step_count)
+            budget = inverter.search_budget(settings.search_choices, search, steps=step_count)
             scores, examples = evaluate_inversion(
                 inverter, texts, budget=budget, batch=batch, judge=judge
             )
