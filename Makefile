@@ -54,9 +54,9 @@ test: lint typecheck unit
 
 # Day to day: every test not marked slow (no browser, fuzzing, Batch API waits, demos,
 # training, e5/mpnet, Ray or command-line processes), meant to take under 3 minutes on 2
-# idle cores. `make test` runs them all.
+# idle cores (two workers, as `unit`). `make test` runs them all.
 test-fast: $(STAMP) redis-server
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -60,7 +60,6 @@ def by_index(path: Path) -> dict[int, dict]:
     return {row["index"]: row for row in rows}
 
 
-@pytest.mark.slow  # starts Ray
 def assert_same_rows(got: dict[int, dict], expected: dict[int, dict]) -> None:
     """Each expected row written alike: prompt, success and error; similarities to 1e-4
     (floating point sums in another process)."""
@@ -74,6 +73,7 @@ def assert_same_rows(got: dict[int, dict], expected: dict[int, dict]) -> None:
             )
 
 
+@pytest.mark.slow  # starts Ray
 def test_ray_writes_what_the_single_process_engine_writes(
     tmp_path: Path, vectors: np.ndarray
 ) -> None:
