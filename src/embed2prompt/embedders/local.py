@@ -54,6 +54,9 @@ class LocalEmbedder:
     """all-MiniLM-L6-v2 on the CPU. ``embed`` is async and micro-batched across callers;
     ``embed_sync`` is the same computation for scripts without an event loop."""
 
+    name = MODEL_NAME
+    dimension = DIMENSION
+
     def __init__(
         self,
         *,
@@ -91,14 +94,6 @@ class LocalEmbedder:
         self._batcher = MicroBatcher(
             self.embed_sync, max_batch=4 * batch_size, max_wait_s=max_wait_s
         )
-
-    @property
-    def name(self) -> str:
-        return MODEL_NAME
-
-    @property
-    def dimension(self) -> int:
-        return DIMENSION
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         return await self._batcher.submit(check_texts(texts))

@@ -80,6 +80,9 @@ def _part_file(package: str) -> Path:
 class MPNetEmbedder:
     """all-mpnet-base-v2 in PyTorch on the CPU; ``embed`` runs in a worker thread."""
 
+    name = MODEL_NAME
+    dimension = DIMENSION
+
     def __init__(self, *, folder: Path | None = None, threads: int | None = None) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -93,14 +96,6 @@ class MPNetEmbedder:
         self._model.eval()
         self._threads = threads
         self._lock = threading.Lock()
-
-    @property
-    def name(self) -> str:
-        return MODEL_NAME
-
-    @property
-    def dimension(self) -> int:
-        return DIMENSION
 
     def truncated(self, texts: Sequence[str]) -> list[bool]:
         ids = self._tokenizer(check_texts(texts))["input_ids"]

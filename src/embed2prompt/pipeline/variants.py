@@ -103,28 +103,21 @@ async def _evaluate(
     evaluator: QualityEvaluator | None,
 ) -> VariantResult:
     started = time.perf_counter()
-    if evaluator is None:
-        return VariantResult(
-            prompt=prompt,
-            source=source,
-            similarity=None,
-            prompt_similarity=prompt_similarity,
-            success=True,
-            processing_time=time.perf_counter() - started,
-        )
-    try:
-        evaluation = await evaluator.evaluate(prompt, target)
-    except Exception as error:
-        failed = _failed(prompt, source, started, error)
-        return failed.model_copy(update={"prompt_similarity": prompt_similarity})
+    evaluation = None
+    if evaluator is not None:
+        try:
+            evaluation = await evaluator.evaluate(prompt, target)
+        except Exception as error:
+            failed = _failed(prompt, source, started, error)
+            return failed.model_copy(update={"prompt_similarity": prompt_similarity})
     return VariantResult(
         prompt=prompt,
         source=source,
-        similarity=evaluation.similarity,
+        similarity=evaluation.similarity if evaluation is not None else None,
         prompt_similarity=prompt_similarity,
         success=True,
         processing_time=time.perf_counter() - started,
-        generated_text=evaluation.generated_text,
+        generated_text=evaluation.generated_text if evaluation is not None else None,
     )
 
 
