@@ -28,6 +28,7 @@ from embed2prompt.inversion.moves import InverterMoves
 from embed2prompt.inversion.retrieval import load_bank_for
 from embed2prompt.inversion.training import TrainingOptions, train
 from tests.counting import CountingEmbedder
+from tests.test_cli import run
 
 TINY = InverterConfig(vocab_size=400, prefix_length=2, max_tokens=16, width=32, layers=1, heads=2)
 TEXTS = [
@@ -130,6 +131,22 @@ def test_training_resumes_from_its_checkpoint(
     train(options, embedder, progress=False)
     document = json.loads(checkpoint.with_suffix(".json").read_text())
     assert document["training"]["last_validation"]["step"] == 40  # continued, not restarted
+
+
+def test_the_train_command_trains_the_small_decoder_and_refuses_fluent_options(
+    corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "cli.pt"
+    common = ["train", "--corpus", str(corpus), "--out", str(out), "--no-progress"]
+    result = run(*common, "--steps", "2", "--batch-size", "4", "--eval-every", "1")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(out.with_suffix(".json").read_text())
+    assert document["training"]["last_validation"]["step"] == 2
+    assert document["training"]["options"]["batch_size"] == 4
+    misplaced = run(*common, "--texts", str(tmp_path / "texts.txt"), "--prefix-length", "2")
+    assert misplaced.returncode == 2
+    assert "--texts, --prefix-length only apply to the fluent inverter" in misplaced.stderr
+    assert "Traceback" not in misplaced.stderr
 
 
 def test_training_keeps_its_texts_as_the_prompt_bank(checkpoint: Path) -> None:

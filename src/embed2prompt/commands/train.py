@@ -96,28 +96,35 @@ def _handle(args: argparse.Namespace) -> int:
         "--adapter-hidden": args.adapter_hidden,
         "--device": args.device,
     }
+    # What both trainers take from the command line alike.
+    common = {
+        "checkpoint": args.out,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "embedding_noise": args.embedding_noise,
+        "threads": args.threads,
+    }
+    settings = _settings(embedder=args.embedder, embedding_model=args.model)
+    progress = not args.no_progress
     if args.fluent:
         from embed2prompt.inversion.prefix_lm import AdapterConfig
         from embed2prompt.inversion.prefix_training import PrefixTrainingOptions
 
         sizes = {"prefix_length": args.prefix_length, "hidden": args.adapter_hidden}
         given = {"device": args.device, "emphasis": args.emphasis}
+        options = PrefixTrainingOptions(
+            **common,
+            save_every=args.eval_every,
+            adapter=AdapterConfig(**_given(sizes)),
+            **_given(given),
+        )
         run_train_fluent(
-            PrefixTrainingOptions(
-                checkpoint=args.out,
-                steps=args.steps,
-                batch_size=args.batch_size,
-                learning_rate=args.learning_rate,
-                save_every=args.eval_every,
-                embedding_noise=args.embedding_noise,
-                threads=args.threads,
-                adapter=AdapterConfig(**_given(sizes)),
-                **_given(given),
-            ),
-            settings=_settings(embedder=args.embedder, embedding_model=args.model),
+            options,
+            settings=settings,
             text_files=args.texts or [],
             banks=args.bank or [],
-            progress=not args.no_progress,
+            progress=progress,
         )
     else:
         misplaced = [flag for flag, value in fluent_only.items() if value is not None]
@@ -127,21 +134,10 @@ def _handle(args: argparse.Namespace) -> int:
             )
         from embed2prompt.inversion.training import TrainingOptions
 
-        run_train(
-            TrainingOptions(
-                corpus=args.corpus,
-                checkpoint=args.out,
-                steps=args.steps,
-                batch_size=args.batch_size,
-                learning_rate=args.learning_rate,
-                eval_every=args.eval_every,
-                max_texts=args.max_texts,
-                embedding_noise=args.embedding_noise,
-                threads=args.threads,
-            ),
-            settings=_settings(embedder=args.embedder, embedding_model=args.model),
-            progress=not args.no_progress,
+        small = TrainingOptions(
+            **common, corpus=args.corpus, eval_every=args.eval_every, max_texts=args.max_texts
         )
+        run_train(small, settings=settings, progress=progress)
     return 0
 
 
