@@ -56,10 +56,17 @@ BENCHMARKS = {
 
 
 def main(argv: list[str]) -> int:
+    if {"-h", "--help"} & set(argv):
+        print(__doc__.strip() if __doc__ else "")
+        return 0
     names = argv or list(BENCHMARKS)
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
-        print(f"unknown benchmark(s) {unknown}; expected some of {list(BENCHMARKS)}")
+        print(
+            f"unknown benchmark(s) {unknown}; expected some of {list(BENCHMARKS)} "
+            "(python -m bench --help says what each measures)",
+            file=sys.stderr,
+        )
         return 2
     rows: list[Row] = []
     for name in names:
