@@ -281,7 +281,9 @@ def test_train_fluent_command_sizes_the_adapter_and_refuses_too_few_texts(tmp_pa
     few.write_text("One text.\nTwo texts.\n")
     result = run("train", "--fluent", "--texts", str(few), "--out", str(tmp_path / "f.pt"))
     assert result.returncode == 2
-    assert "2 distinct training texts; expected at least" in result.stderr
+    # Without --batch-size the fluent trainer's own batch (a batch to train on, and more).
+    least = max(10, PrefixTrainingOptions.batch_size + 1)
+    assert f"2 distinct training texts; expected at least {least}" in result.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")

@@ -28,7 +28,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=(
             "Train the embedding-to-text model on a corpus (see corpus build), for the\n"
             "local embedder or an API one. Embeddings are cached beside the checkpoint and\n"
-            "training resumes from the last checkpoint when run again.\n\n"
+            "training resumes from the last checkpoint when run again. Options not given\n"
+            "keep the trainer's defaults (TrainingOptions, or PrefixTrainingOptions with\n"
+            "--fluent).\n\n"
             "example:\n"
             "  embed2prompt train --corpus data/corpus --out runs/minilm/model.pt --steps 20000"
         ),
@@ -56,17 +58,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--emphasis",
         type=_at_least_one,
-        help="--fluent: times an epoch each --texts text is seen (default 1; bank texts: once)",
+        help="--fluent: times an epoch each --texts text is seen (bank texts: once an epoch)",
     )
     parser.add_argument(
         "--prefix-length",
         type=_at_least_one,
-        help="--fluent: vectors the embedding becomes (default: AdapterConfig's, 4)",
+        help="--fluent: vectors the embedding becomes (default: AdapterConfig's)",
     )
     parser.add_argument(
         "--adapter-hidden",
         type=_at_least_one,
-        help="--fluent: the adapter's hidden width (default: AdapterConfig's, 2,048)",
+        help="--fluent: the adapter's hidden width (default: AdapterConfig's)",
     )
     parser.add_argument(
         "--device",
@@ -74,12 +76,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     parser.add_argument("--out", type=Path, default=Path("runs/inverter/model.pt"))
-    parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--eval-every", type=int, default=1_000)
+    # Unset options keep the trainer's own defaults, which differ: TrainingOptions' for
+    # the small decoder, PrefixTrainingOptions' with --fluent.
+    parser.add_argument("--steps", type=int, help="optimiser steps")
+    parser.add_argument("--batch-size", type=int, help="texts a step")
+    parser.add_argument("--learning-rate", type=float, help="peak learning rate")
+    parser.add_argument("--eval-every", type=int, help="steps between validations and checkpoints")
     parser.add_argument("--max-texts", type=int, help="use only the first N training texts")
-    parser.add_argument("--embedding-noise", type=float, default=0.0)
+    parser.add_argument(
+        "--embedding-noise", type=float, help="Gaussian noise on the training embeddings"
+    )
     parser.add_argument("--embedder", choices=["local", "openai"], help="default: local")
     parser.add_argument("--model", help="embedding model name")
     parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all)")
@@ -97,14 +103,15 @@ def _handle(args: argparse.Namespace) -> int:
         "--device": args.device,
     }
     # What both trainers take from the command line alike.
-    common = {
-        "checkpoint": args.out,
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate,
-        "embedding_noise": args.embedding_noise,
-        "threads": args.threads,
-    }
+    common = _given(
+        {
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "embedding_noise": args.embedding_noise,
+            "threads": args.threads,
+        }
+    )
     settings = _settings(embedder=args.embedder, embedding_model=args.model)
     progress = not args.no_progress
     if args.fluent:
@@ -112,12 +119,9 @@ def _handle(args: argparse.Namespace) -> int:
         from embed2prompt.inversion.prefix_training import PrefixTrainingOptions
 
         sizes = {"prefix_length": args.prefix_length, "hidden": args.adapter_hidden}
-        given = {"device": args.device, "emphasis": args.emphasis}
+        given = {"device": args.device, "emphasis": args.emphasis, "save_every": args.eval_every}
         options = PrefixTrainingOptions(
-            **common,
-            save_every=args.eval_every,
-            adapter=AdapterConfig(**_given(sizes)),
-            **_given(given),
+            checkpoint=args.out, adapter=AdapterConfig(**_given(sizes)), **common, **_given(given)
         )
         run_train_fluent(
             options,
@@ -134,9 +138,8 @@ def _handle(args: argparse.Namespace) -> int:
             )
         from embed2prompt.inversion.training import TrainingOptions
 
-        small = TrainingOptions(
-            **common, corpus=args.corpus, eval_every=args.eval_every, max_texts=args.max_texts
-        )
+        given = {"eval_every": args.eval_every, "max_texts": args.max_texts}
+        small = TrainingOptions(corpus=args.corpus, checkpoint=args.out, **common, **_given(given))
         run_train(small, settings=settings, progress=progress)
     return 0
 
