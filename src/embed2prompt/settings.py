@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from embed2prompt.engine.retry import RetryPolicy
 from embed2prompt.engine.tiers import RateLimitConfig, RateLimitTier
 from embed2prompt.errors import ConfigurationError
-from embed2prompt.inversion.budget import PIPELINE_STEPS
+from embed2prompt.inversion.budget import PIPELINE_SEARCH, PIPELINE_STEPS, SearchBudget
 from embed2prompt.inversion.model_paths import DEFAULT_MODEL, default_cache_dir
 
 # Measured on the out-of-domain set (BENCHMARKS.md, the pipeline): SmolLM2 asked to restate
@@ -133,13 +133,14 @@ class Settings(BaseSettings):
         ge=0.0,
         le=1.0,
         description="Weight of the inverter's fluency against cosine when refinement ranks "
-        "hypotheses (0: cosine alone; unset: the model's, else the pipeline's 0.03).",
+        "hypotheses (0: cosine alone; unset: the model's, else the pipeline's "
+        f"{PIPELINE_SEARCH['fluency']}).",
     )
     retrieval_neighbours: int | None = Field(
         default=None,
         ge=0,
         description="Training texts from the model's prompt bank added to each inversion's "
-        "first guesses (0: none; unset: the model's, else 2).",
+        f"first guesses (0: none; unset: the model's, else {SearchBudget.neighbours}).",
     )
     aligner: str | None = Field(
         default=None,

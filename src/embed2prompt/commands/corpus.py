@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from embed2prompt.corpus.build import DEFAULT_CACHE, build_corpus
+from embed2prompt.corpus.build import build_corpus
 from embed2prompt.errors import InputError
 
 
@@ -70,7 +70,6 @@ def run_corpus_build(
         out,
         source_names=sources,
         extra_texts=_synthetic(synthetic, progress) if synthetic else (),
-        cache=DEFAULT_CACHE,
         root=root,
     )
     for name in sorted(stats.kept):

@@ -44,7 +44,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         f"invert's {_default('refinement_steps')})",
     )
     parser.add_argument(
-        "--batch", type=_at_least_one, default=32, help="targets inverted together (default 32)"
+        "--batch",
+        type=_at_least_one,
+        help="targets inverted together (default: evaluate_inversion's, EVAL_BATCH)",
     )
     parser.add_argument("--beam", type=int, help="sequence beam (default: the model's own)")
     parser.add_argument(
@@ -147,7 +149,7 @@ def run_eval(
     samples: int,
     steps: list[int] | None,
     search: Mapping[str, Any] | None = None,
-    batch: int = 32,
+    batch: int | None = None,
     sets: Sequence[str] = tuple(EVALUATION_SETS),
     readability: bool = True,
     as_json: bool,
@@ -178,8 +180,9 @@ def run_eval(
     for name, texts in evaluated.items():
         for step_count in steps:
             budget = inverter.search_budget(settings.search_choices, search, steps=step_count)
+            given = {"batch": batch} if batch is not None else {}
             scores, examples = evaluate_inversion(
-                inverter, texts, budget=budget, batch=batch, judge=judge
+                inverter, texts, budget=budget, judge=judge, **given
             )
             rows.append({"set": name, **scores.as_dict(), "examples": examples[:3]})
     if as_json:

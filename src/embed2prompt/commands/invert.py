@@ -83,7 +83,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "space (default: on; --no-feedback: in the mapped space, no calls to it)",
     )
     parser.add_argument(
-        "--concurrency", type=int, default=10, help="rows in progress at once (default 10)"
+        "--concurrency",
+        type=int,
+        help="rows in progress at once (default: BatchOptions.concurrency)",
     )
     parser.add_argument(
         "--evaluate",
@@ -232,10 +234,10 @@ def _handle(args: argparse.Namespace) -> int:
         inverter_path=args.inverter or Path(settings.model_path),
         settings=settings,
         options=BatchOptions(
-            concurrency=args.concurrency,
             evaluate=args.evaluate,
             variants=args.variants,
             retry_failed=args.retry_failed,
+            **({"concurrency": args.concurrency} if args.concurrency is not None else {}),
         ),
         progress=not args.no_progress,
         as_json=args.json,

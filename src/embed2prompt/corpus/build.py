@@ -25,12 +25,13 @@ from pathlib import Path
 
 from embed2prompt.corpus.sources import SOURCES, Source
 from embed2prompt.errors import ConfigurationError
+from embed2prompt.inversion.model_paths import default_cache_dir
 
 MIN_WORDS = 3
 MAX_WORDS = 32
 MAX_CHARS = 220
 SPLIT_PER_MILLE = {"test": 10, "val": 10}  # the rest is train
-DEFAULT_CACHE = Path.home() / ".cache" / "embed2prompt" / "debian"
+PACKAGE_CACHE_FOLDER = "debian"  # in the cache folder: the Debian packages fetched
 
 _WORD = re.compile(r"[A-Za-z]+")
 _NORMAL = re.compile(r"[^a-z0-9]+")
@@ -122,11 +123,12 @@ def build_corpus(
     *,
     source_names: Iterable[str] | None = None,
     extra_texts: Iterable[tuple[str, str]] = (),
-    cache: Path = DEFAULT_CACHE,
+    cache: Path | None = None,
     root: Path | None = None,
 ) -> CorpusStats:
     """Build the corpus into ``out``. ``extra_texts`` are (source name, text) pairs, such
-    as synthetic prompts; ``root`` skips fetching and reads an unpacked tree instead."""
+    as synthetic prompts; the packages are fetched into ``cache`` (default: the cache
+    folder's ``debian``); ``root`` skips fetching and reads an unpacked tree instead."""
     names = list(source_names or SOURCES)
     unknown = sorted(set(names) - set(SOURCES))
     if unknown:
@@ -135,7 +137,8 @@ def build_corpus(
         )
     chosen = [SOURCES[name] for name in names]
     if root is None:
-        root = fetch_packages([p for source in chosen for p in source.packages], cache)
+        packages = [package for source in chosen for package in source.packages]
+        root = fetch_packages(packages, cache or default_cache_dir() / PACKAGE_CACHE_FOLDER)
     stats = CorpusStats()
     seen: set[str] = set()
     out.mkdir(parents=True, exist_ok=True)

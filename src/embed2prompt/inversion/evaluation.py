@@ -27,6 +27,8 @@ from embed2prompt.inversion.readability import ReadabilityJudge
 # Texts longer than this are left out of an evaluation: both inverters write at most
 # 32 tokens, about 24 words. A word count, so that both kinds score the same texts.
 MAX_WORDS = 24
+
+EVAL_BATCH = 32  # targets inverted together, as a batch job sends them
 _WORDS = re.compile(r"[a-z0-9']+")
 
 
@@ -76,7 +78,7 @@ def evaluate_inversion(
     texts: list[str],
     *,
     budget: SearchBudget | None = None,
-    batch: int = 32,
+    batch: int = EVAL_BATCH,
     judge: ReadabilityJudge | None = None,
 ) -> tuple[InversionScores, list[tuple[str, str, float]]]:
     """Scores, and (original, prompt, cosine) for every text of at most 24 words,

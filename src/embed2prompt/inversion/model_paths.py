@@ -47,7 +47,8 @@ _OLD_CACHE_DIR_VARIABLE = "EMBED2PROMPT_CACHE"
 
 def default_cache_dir() -> Path:
     """Where what is made once per machine is kept: packages' weights unpacked
-    (:mod:`base_lm`) and the lexicon's embeddings by each embedder (:mod:`lexicon_cache`).
+    (:mod:`base_lm`), the lexicon's embeddings by each embedder (:mod:`lexicon_cache`) and
+    the Debian packages a corpus is built from (:mod:`embed2prompt.corpus.build`).
     ``EMBED2PROMPT_CACHE_DIR``, else ``$XDG_CACHE_HOME/embed2prompt``, else
     ``~/.cache/embed2prompt``. Never the models folder: the repository's files do not
     change at run time."""

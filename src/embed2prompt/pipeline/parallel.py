@@ -60,6 +60,7 @@ from embed2prompt.pipeline.results import (
 from embed2prompt.pipeline.variants import best_of, make_variants
 from embed2prompt.settings import Settings
 
+DEFAULT_MAX_CONCURRENT = 5  # items in progress at once, as the seed's example runs
 SHARED_BATCH = 32  # most targets inverted as one batch (the inverter's efficient size)
 _SPACE_SAMPLE = 256  # first-pass cosines kept per run to check the inputs' space
 
@@ -126,7 +127,7 @@ class ParallelPromptGenerator:
     async def generate_prompts_with_evaluation(
         self,
         embeddings: object,
-        max_concurrent: int = 5,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT,
         *,
         evaluate_quality: bool = True,
         generate_variants: bool = False,
@@ -181,7 +182,7 @@ class ParallelPromptGenerator:
     async def stream_prompts(
         self,
         embeddings: object,
-        max_concurrent: int = 5,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT,
         *,
         evaluate_quality: bool = True,
         generate_variants: bool = False,
