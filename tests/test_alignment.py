@@ -183,6 +183,13 @@ def test_bad_pairs_are_refused(minilm: Array) -> None:
     broken[42, 0] = np.nan
     with pytest.raises(InputError, match="foreign embedding 42"):
         fit_aligner(broken, minilm[:100], foreign_name="f", target_name="m")
+    # The same value checks as inverted vectors: a denormal is a caller's bug.
+    tiny = minilm[:100].astype(np.float64)
+    tiny[7, 3] = 1e-310
+    with pytest.raises(InputError, match="target embedding 7 contains a denormal"):
+        fit_aligner(minilm[:100], tiny, foreign_name="f", target_name="m")
+    with pytest.raises(InputError, match=r"the foreign embeddings must be an \(n, d\) array"):
+        fit_aligner(minilm[0], minilm[:100], foreign_name="f", target_name="m")
 
 
 def _corrupt_files(folder: Path, good: Path) -> list[tuple[Path, str]]:

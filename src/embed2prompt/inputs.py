@@ -10,7 +10,7 @@ to count as an embedding.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -64,13 +64,32 @@ def check_embeddings(
         )
     if array.shape[1] != dimension:
         raise InputError(f"embeddings have dimension {array.shape[1]}, but {expected}")
-    for index, row in enumerate(array, start=first_index):
-        name = "the embedding" if one_vector else f"embedding {index}"
+    if one_vector:
+        return _unit_rows(array, lambda _: "the embedding")
+    return _unit_rows(array, lambda index: f"embedding {first_index + index}")
+
+
+def check_paired_embeddings(raw: object, side: str) -> npt.NDArray[np.float32]:
+    """(n, d) unit rows of any width ``d``: one ``side`` ("foreign", "target") of the
+    paired vectors an aligner is fitted on, or an :class:`InputError` naming the row."""
+    array = _real_numbers(raw, f"the {side} embeddings must be an (n, d) array of numbers")
+    if array.ndim != 2 or 0 in array.shape:
+        raise InputError(f"the {side} embeddings must be an (n, d) array, got {array.shape}")
+    return _unit_rows(array, lambda index: f"{side} embedding {index}")
+
+
+def _unit_rows(
+    array: npt.NDArray[np.float64], name_of: Callable[[int], str]
+) -> npt.NDArray[np.float32]:
+    """The rows of ``array`` scaled to unit length, after checking each value; errors
+    call row ``i`` ``name_of(i)``."""
+    for index, row in enumerate(array):
+        row_name = name_of(index)
         if not np.isfinite(row).all():
-            raise InputError(f"{name} contains NaN or infinite values")
+            raise InputError(f"{row_name} contains NaN or infinite values")
         if not np.any(row):
-            raise InputError(f"{name} is all zeros; it has no direction to invert")
-        _check_values(row, name)
+            raise InputError(f"{row_name} is all zeros; it has no direction to invert")
+        _check_values(row, row_name)
     # Each row divided by its largest magnitude first: the same direction, and a length
     # that can neither overflow (values up to 3.4e38) nor underflow (values near 1e-300).
     scaled = array / np.abs(array).max(axis=1, keepdims=True)

@@ -56,10 +56,10 @@ from embed2prompt.batch_api.stages import (
 )
 from embed2prompt.batch_api.state import RunState
 from embed2prompt.errors import ConfigurationError, InputError, TransientError
-from embed2prompt.inversion.budget import PIPELINE_SEARCH, SearchBudget
+from embed2prompt.inversion.budget import SearchBudget
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
 from embed2prompt.pipeline.inversion_batching import InversionBatcher
-from embed2prompt.pipeline.parallel import SHARED_BATCH
+from embed2prompt.pipeline.parallel import SHARED_BATCH, pipeline_search
 from embed2prompt.pipeline.results import PromptResult, describe
 from embed2prompt.settings import Settings
 
@@ -181,8 +181,7 @@ class BatchApiRun:
     # ------------------------------------------------------------------ inversion
 
     def _search_budget(self) -> SearchBudget:
-        """The synchronous pipeline's search, the settings' choices on top."""
-        return self.inverter.search_budget(self.settings.search_choices, purpose=PIPELINE_SEARCH)
+        return pipeline_search(self.inverter, self.settings)
 
     async def _invert_all(self, stop: asyncio.Event) -> bool:
         batcher = InversionBatcher(self.inverter, self._search_budget(), max_batch=SHARED_BATCH)

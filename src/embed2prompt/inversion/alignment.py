@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from embed2prompt.errors import ConfigurationError, InputError
-from embed2prompt.inputs import check_embeddings
+from embed2prompt.inputs import check_embeddings, check_paired_embeddings
 
 Vectors = npt.NDArray[np.float32]
 Method = Literal["ridge", "procrustes"]
@@ -184,8 +184,8 @@ def fit_aligner(
     """Fit both maps from ``foreign`` (n, F) to ``target`` (n, T) rows of the same texts,
     score each on held-out pairs, and refit the better one on all pairs. ``embedder``
     records how to call the foreign embedder again (see :class:`AlignerInfo`)."""
-    x = _checked_pairs(foreign, "foreign")
-    y = _checked_pairs(target, "target")
+    x = check_paired_embeddings(foreign, "foreign").astype(np.float64)
+    y = check_paired_embeddings(target, "target").astype(np.float64)
     if x.shape[0] != y.shape[0]:
         raise InputError(
             f"{x.shape[0]} foreign vectors but {y.shape[0]} target vectors; expected one of "
@@ -282,20 +282,6 @@ def _apply(
 def _mean_cosine(fitted: _Map, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> float:
     mapped = _unit(_apply(x, *fitted)).astype(np.float64)
     return float(np.mean(np.sum(mapped * y, axis=1)))
-
-
-def _checked_pairs(raw: object, label: str) -> npt.NDArray[np.float64]:
-    try:
-        array = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(f"the {label} embeddings must be an (n, d) array of numbers") from None
-    if array.ndim != 2 or array.shape[1] == 0:
-        raise InputError(f"the {label} embeddings must be an (n, d) array, got {array.shape}")
-    bad = ~np.isfinite(array).all(axis=1) | ~np.any(array, axis=1)
-    if bad.any():
-        index = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{label} embedding {index} contains NaN, infinities or only zeros")
-    return _unit(array).astype(np.float64)
 
 
 def _unit(array: npt.NDArray[np.floating]) -> Vectors:

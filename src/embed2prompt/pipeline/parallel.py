@@ -292,17 +292,8 @@ class ParallelPromptGenerator:
     def search_budget(self, refinement_steps: int | None = None) -> SearchBudget:
         """The search of this pipeline's inversions: the pipeline's defaults, under the
         checkpoint's own search, under the settings' choices, under ``refinement_steps``
-        (``None``: the settings' number)."""
-        steps = refinement_steps
-        if steps is not None and (
-            isinstance(steps, bool) or not isinstance(steps, int) or steps < 0
-        ):
-            raise ConfigurationError(
-                f"refinement_steps must be a non-negative integer, got {steps!r}"
-            )
-        return self.inference_engine.search_budget(
-            self.settings.search_choices, {"steps": steps}, purpose=PIPELINE_SEARCH
-        )
+        (``None``: the settings' number; a bad one is the budget's :class:`InputError`)."""
+        return pipeline_search(self.inference_engine, self.settings, refinement_steps)
 
     def _batcher(self, budget: SearchBudget) -> InversionBatcher:
         if budget not in self._batchers:
@@ -357,6 +348,16 @@ class ParallelPromptGenerator:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def pipeline_search(
+    inverter: EmbeddingToPromptInference, settings: Settings, steps: int | None = None
+) -> SearchBudget:
+    """The pipeline's search with ``inverter``, wherever the pipeline runs (here, or as
+    a Batch API run): the pipeline's defaults, under the checkpoint's own search, under
+    the settings' choices, under ``steps`` (``None``: the settings' number)."""
+    chosen = {"steps": steps}
+    return inverter.search_budget(settings.search_choices, chosen, purpose=PIPELINE_SEARCH)
 
 
 @dataclass(slots=True)
