@@ -1,9 +1,10 @@
 """``python test_parallel_processing.py``: the seed's comprehensive check of the pipeline.
 
-Generates 10 test embeddings (of varied sample texts, with the local embedder), processes
+Generates 10 test embeddings (of varied sample texts, with the inverter's embedder), processes
 them in parallel and one at a time, compares the two, and shows the performance metrics
-and sample results. Uses the settings of the environment (local models by default; set
-EMBED2PROMPT_GENERATOR=openai and OPENAI_API_KEY for an API). Exits 1 on any failure.
+and sample results. Uses the settings of the environment: their inverter, its embedder
+and generator (local models by default; EMBED2PROMPT_GENERATOR=openai and OPENAI_API_KEY
+for an API). Exits 1 on any failure.
 """
 
 from __future__ import annotations
@@ -14,17 +15,20 @@ import time
 
 
 async def check() -> list[str]:
+    from embed2prompt.backends import create_inverter
     from embed2prompt.demo import DEMO_TEXTS, print_response
-    from embed2prompt.embedders.local import LocalEmbedder
-    from embed2prompt.inversion.inference import EmbeddingToPromptInference
     from embed2prompt.pipeline import ParallelPromptGenerator, PromptGenerationResponse
+    from embed2prompt.settings import Settings
 
     problems: list[str] = []
-    embedder = LocalEmbedder()
-    inverter = EmbeddingToPromptInference("models/best_model.pt", embedder=embedder)
-    embeddings = embedder.embed_sync(DEMO_TEXTS[:10])
-    print(f"1. generated {len(embeddings)} test embeddings ({embedder.name})")
-    async with ParallelPromptGenerator(inverter, None, "tier_2") as generator:
+    settings = Settings()
+    inverter = create_inverter(settings)  # the settings' checkpoint and its embedder
+    embeddings = await inverter.embedder.embed(DEMO_TEXTS[:10])
+    print(
+        f"1. generated {len(embeddings)} test embeddings ({inverter.embedder.name}), "
+        f"inverted by {inverter.model_path}"
+    )
+    async with ParallelPromptGenerator(inverter, settings, "tier_2") as generator:
         runs: dict[int, tuple[float, PromptGenerationResponse]] = {}
         for concurrency in (5, 1):
             started = time.perf_counter()

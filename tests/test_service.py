@@ -304,11 +304,16 @@ def test_the_seeds_example_says_when_the_service_is_not_running() -> None:
 
 @pytest.mark.slow
 def test_the_seeds_comprehensive_check_passes() -> None:
-    fast = {"EMBED2PROMPT_REFINEMENT_STEPS": "0", "EMBED2PROMPT_GENERATION_MAX_TOKENS": "16"}
+    # The environment's settings, the checkpoint's path among them (the small decoder: fast).
+    fast = {
+        "EMBED2PROMPT_REFINEMENT_STEPS": "0",
+        "EMBED2PROMPT_GENERATION_MAX_TOKENS": "16",
+        "EMBED2PROMPT_MODEL_PATH": "models/small_model.pt",
+    }
     result = _script("test_parallel_processing.py", fast)
     assert result.returncode == 0, result.stdout + result.stderr
     for step in (
-        "1. generated 10",
+        "1. generated 10 test embeddings (all-MiniLM-L6-v2), inverted by models/small_model.pt",
         "2. processed in parallel",
         "2. processed sequentially",
         "3. speedup",

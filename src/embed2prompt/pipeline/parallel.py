@@ -70,11 +70,12 @@ class ParallelPromptGenerator:
 
     ``config`` is a :class:`Settings` (``None``: the environment's, which default to the
     local models), or a :class:`RateLimitConfig`: the environment's settings with those
-    limits for every API call the pipeline makes (the tier is then not used);
-    ``rate_limit_tier`` overrides the settings' tier. ``generator`` replaces the one
-    the settings name (for tests and custom backends). Without ``inference_engine``
-    the settings' inverter is built (:func:`~embed2prompt.backends.create_inverter`:
-    its checkpoint, embedder and aligner).
+    limits for every API call through what the pipeline builds, its generator and
+    inverter (the tier is then not used; an ``inference_engine`` passed in keeps its own
+    embedder and that embedder's limits); ``rate_limit_tier`` overrides the settings'
+    tier. ``generator`` replaces the one the settings name (for tests and custom
+    backends). Without ``inference_engine`` the settings' inverter is built
+    (:func:`~embed2prompt.backends.create_inverter`: its checkpoint, embedder and aligner).
 
     Refinement follows :class:`SearchBudget`'s layers: the pipeline's search
     (:data:`PIPELINE_SEARCH`), under the checkpoint's own, under the settings'
