@@ -16,7 +16,7 @@ import time
 
 async def check() -> list[str]:
     from embed2prompt.backends import create_inverter
-    from embed2prompt.demo import DEMO_TEXTS, print_response
+    from embed2prompt.demos.main_job import DEMO_TEXTS, print_response
     from embed2prompt.pipeline import ParallelPromptGenerator, PromptGenerationResponse
     from embed2prompt.settings import Settings
 

@@ -46,11 +46,11 @@ def _handle(args: argparse.Namespace) -> int:
         )
         return 2
     if args.engine:
-        from embed2prompt.engine_demo import run_engine_demo
+        from embed2prompt.demos.engine import run_engine_demo
 
         run_engine_demo()
     else:
-        from embed2prompt.demo import run_demo
+        from embed2prompt.demos.main_job import run_demo
 
         run_demo(model_path=args.inverter)
     return 0
