@@ -19,9 +19,11 @@ from embed2prompt.errors import ConfigurationError
 from embed2prompt.inversion.budget import PIPELINE_SEARCH, PIPELINE_STEPS, SearchBudget
 from embed2prompt.inversion.model_paths import DEFAULT_MODEL, default_cache_dir
 
-# Measured on the out-of-domain set (BENCHMARKS.md, the pipeline): SmolLM2 asked to restate
-# a recovered prompt writes text closer to the target than when it answers the prompt,
-# because recovered prompts are often loose keywords that a small model answers off-topic.
+# SmolLM2 asked to restate a recovered prompt writes text closer to the target than when
+# it answers the prompt, because recovered prompts are often loose keywords that a small
+# model answers off-topic. Measured on the out-of-domain set in the first sessions (the
+# answering template's figures were not kept; other templates: docs/development-log.md,
+# "How the quality figures moved in the second session").
 DEFAULT_PROMPT_TEMPLATE = (
     "Rewrite the following as one clear sentence, keeping its topic and key words:\n{prompt}"
 )

@@ -46,21 +46,23 @@ class SearchBudget:
 
     steps: int = 0
     # A beam of one and many cheap steps of few edits measured best per embedder call
-    # (BENCHMARKS.md, "refinement budget").
+    # (docs/development-log.md, "What changed in the second session": the search grid).
     beam: int = 1
     edits: int = 32
     # Off: with the small decoder no re-decoded guess beat the word edits after the first
-    # pass, at a third more time (BENCHMARKS.md).
+    # pass, at a third more time (docs/development-log.md, "What changed in the second
+    # session").
     strength: float = 0.0
     fluency: float = 0.0  # cosine alone: the closest prompt, whatever it reads like
     # Off for the small decoder, whose likeliest tokens are its word salad; the fluent
     # inverter's checkpoint turns them on (BENCHMARKS.md, "token edits").
     token_edits: int = 0
     # Scoring fluency costs a forward pass a text: 6 measured as good as 8 in the pipeline
-    # and faster; 4 lost quality.
+    # and faster; 4 lost quality (docs/development-log.md, "The fluency weight").
     fluency_shortlist: int = 6
     # The greedy text and 2 samples, plus the 2 nearest training texts: more of either
-    # measured no better at less than half the one-pass speed (BENCHMARKS.md).
+    # measured no better at less than half the one-pass speed (docs/development-log.md,
+    # "First guesses").
     candidates: int = 3
     neighbours: int = 2
     max_embedder_calls: float = math.inf

@@ -29,7 +29,8 @@ Vectors = npt.NDArray[np.float32]
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]")
 # 20,000 words measured better than 6,000 (cosine after 12 steps 0.918 / 0.914 against
-# 0.899 / 0.901) and as good as 25,600 or adding the embedder's vocabulary (BENCHMARKS.md).
+# 0.899 / 0.901) and as good as 25,600 or adding the embedder's vocabulary
+# (docs/development-log.md, "What changed in the second session").
 LEXICON_SIZE = 20_000
 MAX_WORDS = 32  # no edit grows a prompt beyond this many words
 

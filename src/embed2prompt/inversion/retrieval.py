@@ -1,10 +1,10 @@
 """Retrieval: the training texts nearest to a target, as extra first guesses.
 
 An inverter trained for hours on two cores writes a first guess at cosine 0.6-0.8; the
-training text nearest to the target is often closer (BENCHMARKS.md), and from a closer
-start the embedder-guided search ends higher. The training run has embedded every one of
-its texts anyway, so it keeps them beside the checkpoint as a *prompt bank*
-(``NAME.bank.npz``).
+training text nearest to the target is often closer (docs/development-log.md, "What
+changed in the second session"), and from a closer start the embedder-guided search ends
+higher. The training run has embedded every one of its texts anyway, so it keeps them
+beside the checkpoint as a *prompt bank* (``NAME.bank.npz``).
 
 The bank is small enough to ship with the default model: each embedding is stored as one
 bit a dimension, the sign of its offset from the bank's centre (48 bytes for 384

@@ -28,7 +28,9 @@ from embed2prompt.pipeline.results import EvaluationResult, VariantResult, Varia
 REWRITE_TEMPLATE = (
     "Rewrite the following as a clear, natural request or sentence with the same meaning:\n{prompt}"
 )
-REWRITE_DRAFTS = 1  # more drafts measured no better per generator call (BENCHMARKS.md)
+# More drafts measured no better per generator call (a development run whose figures were
+# not kept).
+REWRITE_DRAFTS = 1
 
 
 def plan_variants(
