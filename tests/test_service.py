@@ -644,14 +644,14 @@ def test_health_probes_an_api_backend(server: OpenAITestServer) -> None:
     settings = Settings(
         generator="openai", openai_api_key=SecretStr(TEST_KEY), openai_base_url=server.url
     )
-    report = asyncio.run(backends(settings))
+    report = asyncio.run(backends(settings)).model_dump()
     assert report["embedder"] == {"kind": "local", "reachable": True, "authorised": True}
     assert report["generator"]["reachable"] is True
     assert report["generator"]["status"] == 200
     unreachable = settings.model_copy(
         update={"openai_base_url": f"http://127.0.0.1:{free_port()}/v1"}
     )
-    report = asyncio.run(backends(unreachable))
+    report = asyncio.run(backends(unreachable)).model_dump()
     assert report["generator"]["reachable"] is False
     assert TEST_KEY not in json.dumps(report)
 
@@ -666,11 +666,11 @@ def test_the_readiness_probe_sends_the_base_urls_query(server: OpenAITestServer)
         openai_api_key=SecretStr(TEST_KEY),
         openai_base_url=f"{server.url}/?api-key={key}",
     )
-    report = asyncio.run(backends(settings))["generator"]
+    report = asyncio.run(backends(settings)).generator.model_dump()
     assert (report["reachable"], report["authorised"], report["status"]) == (True, True, 200)
     assert report["base_url"] == f"{server.url}/?***"
     without = settings.model_copy(update={"openai_base_url": server.url})
-    refused = asyncio.run(backends(without))["generator"]
+    refused = asyncio.run(backends(without)).generator.model_dump()
     # It answers, and refuses every call: /ready says not ready.
     assert (refused["reachable"], refused["authorised"], refused["status"]) == (True, False, 401)
     assert key not in json.dumps(report)

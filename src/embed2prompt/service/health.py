@@ -15,10 +15,11 @@ header only.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+from pydantic import BaseModel, ConfigDict, Field
 
 from embed2prompt import __version__
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
@@ -29,27 +30,120 @@ from embed2prompt.settings import Settings
 PROBE_TIMEOUT_S = 3.0
 _OPENAI_URL = "https://api.openai.com/v1"
 
+BackendName = Literal["local", "openai"]
+
+
+class BackendKind(BaseModel):
+    """A backend as ``/health`` names it: in this process, or an API."""
+
+    kind: BackendName
+
+
+class _Checked(BaseModel):
+    # Exactly these fields: ``/ready``'s three shapes of backend are told apart by them.
+    model_config = ConfigDict(extra="forbid")
+
+
+class LocalBackend(_Checked):
+    """A backend in this process: nothing to reach."""
+
+    kind: Literal["local"]
+    reachable: bool
+    authorised: bool
+
+
+class AnsweringApi(_Checked):
+    """An API backend that answered the probe."""
+
+    kind: Literal["openai"]
+    reachable: bool = Field(description="It answered with a status below 500.")
+    authorised: bool = Field(description="And did not refuse the key (401 or 403).")
+    status: int = Field(description="The probe's HTTP status.")
+    latency_ms: float
+    base_url: str = Field(description="With *** for any user, password, query or fragment.")
+
+
+class SilentApi(_Checked):
+    """An API backend the probe could not reach."""
+
+    kind: Literal["openai"]
+    reachable: bool
+    authorised: bool
+    error: str = Field(description="The failure's class only: its message may quote the URL.")
+    base_url: str = Field(description="With *** for any user, password, query or fragment.")
+
+
+CheckedBackend = LocalBackend | AnsweringApi | SilentApi
+
+
+class HealthBackends(BaseModel):
+    embedder: BackendKind
+    generator: BackendKind
+
+
+class CheckedBackends(BaseModel):
+    embedder: CheckedBackend
+    generator: CheckedBackend
+
+
+class ServiceState(BaseModel):
+    """What is loaded and which backends run, without secrets: ``/health`` and ``/ready``."""
+
+    status: str
+    version: str
+    model: str = Field(description="The inverter's checkpoint.")
+    embedder: str | None = Field(description="The loaded embedder; null while loading.")
+    dimension: int | None = Field(description="The embeddings' dimension; null while loading.")
+    generator: BackendName
+    generator_loaded: bool
+
+
+class HealthReport(ServiceState):
+    """``GET /health``: liveness and what is loaded."""
+
+    status: Literal["ok", "loading"]
+    backends: HealthBackends
+
+
+class ReadyReport(ServiceState):
+    """``GET /ready``: what ``/health`` says, and each backend's probe."""
+
+    status: Literal["ready", "not ready"]
+    backends: CheckedBackends
+
 
 def health_report(
     settings: Settings, inverter: EmbeddingToPromptInference | None, generator_loaded: bool
-) -> dict[str, Any]:
+) -> HealthReport:
     """``/health``'s answer: liveness and what is loaded, without secrets or I/O."""
-    return {
-        "status": "ok" if inverter is not None else "loading",
-        "version": __version__,
-        "model": settings.model_path,
-        "embedder": inverter.embedder.name if inverter is not None else None,
-        "dimension": inverter.dimension if inverter is not None else None,
-        "generator": settings.generator,
-        "generator_loaded": generator_loaded,
-        "backends": {
-            "embedder": {"kind": settings.embedder},
-            "generator": {"kind": settings.generator},
-        },
-    }
+    return HealthReport(
+        status="ok" if inverter is not None else "loading",
+        version=__version__,
+        model=settings.model_path,
+        embedder=inverter.embedder.name if inverter is not None else None,
+        dimension=inverter.dimension if inverter is not None else None,
+        generator=settings.generator,
+        generator_loaded=generator_loaded,
+        backends=HealthBackends(
+            embedder=BackendKind(kind=settings.embedder),
+            generator=BackendKind(kind=settings.generator),
+        ),
+    )
 
 
-async def probe_openai(settings: Settings) -> dict[str, Any]:
+def ready_report(health: HealthReport, backends: CheckedBackends) -> ReadyReport:
+    """``/ready``'s answer: ready once the models are loaded and every backend answers
+    without refusing the key."""
+    checks = (backends.embedder, backends.generator)
+    is_ready = health.status == "ok" and all(check.authorised for check in checks)
+    return ReadyReport(
+        **health.model_dump(exclude={"status", "backends"}),
+        status="ready" if is_ready else "not ready",
+        backends=backends,
+    )
+
+
+async def probe_openai(settings: Settings) -> AnsweringApi | SilentApi:
     """``reachable`` and ``authorised`` (the API answered, and did not refuse the key
     with a 401 or 403), and the probe's latency or error, for the settings' API."""
     given = (settings.openai_base_url or _OPENAI_URL).rstrip("/")
@@ -76,33 +170,37 @@ async def probe_openai(settings: Settings) -> dict[str, Any]:
             status = response.status
     except (aiohttp.ClientError, TimeoutError, ValueError) as error:
         # The error's class only: its message may quote the URL given.
-        return {
-            "reachable": False,
-            "authorised": False,
-            "error": type(error).__name__,
-            "base_url": base_url,
-        }
+        return SilentApi(
+            kind="openai",
+            reachable=False,
+            authorised=False,
+            error=type(error).__name__,
+            base_url=base_url,
+        )
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
-    return {
-        "reachable": status < 500,
+    return AnsweringApi(
+        kind="openai",
+        reachable=status < 500,
         # A revoked or wrong key answers every real call with 401 too: not ready.
-        "authorised": status < 500 and status not in (401, 403),
-        "status": status,
-        "latency_ms": latency_ms,
-        "base_url": base_url,
-    }
+        authorised=status < 500 and status not in (401, 403),
+        status=status,
+        latency_ms=latency_ms,
+        base_url=base_url,
+    )
 
 
 def _without_user(netloc: str) -> str:
     return netloc.rpartition("@")[2]
 
 
-async def backends(settings: Settings) -> dict[str, Any]:
+async def backends(settings: Settings) -> CheckedBackends:
     """Each backend the settings choose: local ones are in-process; API ones are probed."""
-    report: dict[str, Any] = {}
-    for role, kind in (("embedder", settings.embedder), ("generator", settings.generator)):
+
+    async def check(kind: BackendName) -> CheckedBackend:
         if kind == "local":
-            report[role] = {"kind": "local", "reachable": True, "authorised": True}
-        else:
-            report[role] = {"kind": kind, **await probe_openai(settings)}
-    return report
+            return LocalBackend(kind="local", reachable=True, authorised=True)
+        return await probe_openai(settings)
+
+    return CheckedBackends(
+        embedder=await check(settings.embedder), generator=await check(settings.generator)
+    )

@@ -362,28 +362,25 @@ class JobStore:
         """Where a batch-mode job keeps its Batch API run (beside the database)."""
         return self.path.with_name(self.path.name + ".batch-api") / job_id
 
-    def input_rows(self, job_id: str, chunk: int = 512) -> Iterator[Row]:
-        """Every input of a job in index order, a chunk read at a time."""
-        after = -1
-        while True:
-            with self._lock:
-                found = self._db.execute(
-                    "SELECT idx, vector FROM job_inputs WHERE job_id = ? AND idx > ? "
-                    "ORDER BY idx LIMIT ?",
-                    (job_id, after, chunk),
-                ).fetchall()
-            if not found:
-                return
-            for index, blob in found:
-                yield Row(index, str(index), np.frombuffer(blob, dtype=np.float32))
-            after = found[-1][0]
+    @_locked
+    def inputs_after(self, job_id: str, after: int, limit: int) -> list[Row]:
+        """Up to ``limit`` inputs of a job whose index is above ``after``, in index order:
+        a chunk of a read through all of them (a batch-mode job's run)."""
+        found = self._db.execute(
+            "SELECT idx, vector FROM job_inputs WHERE job_id = ? AND idx > ? ORDER BY idx LIMIT ?",
+            (job_id, after, limit),
+        ).fetchall()
+        return [
+            Row(index, str(index), np.frombuffer(blob, dtype=np.float32)) for index, blob in found
+        ]
 
     @_locked
-    def has_result(self, job_id: str, index: int) -> bool:
-        found = self._db.execute(
-            "SELECT 1 FROM job_results WHERE job_id = ? AND idx = ?", (job_id, index)
-        ).fetchone()
-        return found is not None
+    def result_indices(self, job_id: str) -> set[int]:
+        """The indices of the job's items that have a result."""
+        rows = self._db.execute(
+            "SELECT idx FROM job_results WHERE job_id = ?", (job_id,)
+        ).fetchall()
+        return {index for (index,) in rows}
 
     @_locked
     def close(self) -> None:

@@ -10,8 +10,9 @@ the API to stop them (OpenAI may take minutes), joins what they finished and del
 the run's files there, then marks it cancelled. A shutdown stops every task and leaves
 each job where it was, and :meth:`JobRunner.resume` (at start-up) restarts every job
 that was queued or running and goes on stopping the batches of every job that was
-cancelling. The store's calls run in a worker thread (``asyncio.to_thread``): SQLite
-waits on the disk, the event loop must not.
+cancelling. The store's calls run in a worker thread (``asyncio.to_thread``, or for a
+batch-mode run's callbacks :class:`~embed2prompt.service.batch_storage.BatchRunStorage`'s
+own): SQLite waits on the disk, the event loop must not.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from embed2prompt.errors import ApiError, TransientError
 from embed2prompt.pipeline import ParallelPromptGenerator, PromptResult
+from embed2prompt.service.batch_storage import BatchRunStorage
 from embed2prompt.service.job_store import CANCELLING, UNFINISHED, JobStore
 
 log = logging.getLogger(__name__)
@@ -200,30 +202,26 @@ class JobRunner:
     ) -> None:
         """A job in ``"mode": "batch"``: its evaluations through OpenAI's Batch API, the
         run's state in :meth:`JobStore.batch_folder` (so a restart resumes it without
-        uploading or paying twice). Its state-file steps are quick SQLite calls made on
-        the event loop; the hours go into waiting on the batches."""
+        uploading or paying twice). The run's own state-file steps are quick SQLite calls
+        made on the event loop; the job store's, which the run calls back for, go through
+        :class:`BatchRunStorage`'s thread. The hours go into waiting on the batches."""
         from embed2prompt.batch_api import BatchApiRun
 
-        store = self.store
-
-        def emit(index: int, _identifier: str, result: PromptResult) -> None:
-            row = result.model_copy(update={"embedding_index": index})
-            if store.save_result(job_id, index, row.model_dump(mode="json")):
-                self._on_results([result])
-
         settings = pipeline.settings
-        run = BatchApiRun(
-            lambda: store.input_rows(job_id),
-            total,
-            store.batch_folder(job_id),
-            pipeline.inference_engine,
-            settings,
-            variants=settings.num_variants if options["generate_variants"] else 0,
-            emit=emit,
-            is_emitted=lambda index: store.has_result(job_id, index),
-            on_event=lambda message: log.info("job %s: %s", job_id, message),
-        )
-        try:
-            await run.run(asyncio.Event())  # a cancel or a shutdown: this task's cancellation
-        finally:
-            run.close()
+        async with BatchRunStorage(self.store, job_id, self._on_results) as storage:
+            run = BatchApiRun(
+                storage.rows,
+                total,
+                self.store.batch_folder(job_id),
+                pipeline.inference_engine,
+                settings,
+                variants=settings.num_variants if options["generate_variants"] else 0,
+                emit=storage.emit,
+                is_emitted=storage.is_emitted,
+                on_event=lambda message: log.info("job %s: %s", job_id, message),
+            )
+            try:
+                # A cancel or a shutdown arrives as this task's cancellation, not the event.
+                await run.run(asyncio.Event())
+            finally:
+                run.close()

@@ -14,10 +14,20 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from embed2prompt.batch_api.status import status_report
 from embed2prompt.errors import InputError
+from embed2prompt.pipeline import PromptResult
 from embed2prompt.service.dependencies import ModelsDep, SettingsDep, job_runner
 from embed2prompt.service.errors import error_responses
 from embed2prompt.service.jobs import JobRunner
@@ -60,10 +70,37 @@ class JobCounts(BaseModel):
     error: str | None = Field(description="Why the job itself failed, if it did.")
 
 
+JobMode = Literal["sync", "batch"]
+
+
+class JobOptions(PipelineOptions):
+    """The options a job runs with, exactly as stored when it was created: a job an
+    earlier version stored lacks the options added since (it runs with their defaults),
+    and shows an option since retired."""
+
+    model_config = ConfigDict(extra="allow")
+
+    mode: JobMode = Field(default="sync", description="How its API calls are made.")
+
+    @model_serializer(mode="wrap")
+    def _as_stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Only the options the job was stored with, not defaults filled in."""
+        options: dict[str, Any] = handler(self)
+        return {name: value for name, value in options.items() if name in self.model_fields_set}
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # The serializer above only leaves options out, so the fields are the schema;
+        # from the serializer's signature alone pydantic would say "any object".
+        return handler({key: value for key, value in schema.items() if key != "serialization"})
+
+
 class JobStatusResponse(JobCounts):
     """A job's state, progress and counts, and its latest errors."""
 
-    options: dict[str, Any] = Field(description="The pipeline options the job runs with.")
+    options: JobOptions = Field(description="The pipeline options the job runs with.")
     recent_errors: list[ItemError] = Field(description="The latest items that failed.")
     batch_api: dict[str, Any] | None = Field(
         default=None,
@@ -71,9 +108,6 @@ class JobStatusResponse(JobCounts):
         "stage's requests by status, and each Batch API input file's step, batch id, "
         "status and request counts.",
     )
-
-
-JobMode = Literal["sync", "batch"]
 
 
 class BatchJobRequest(JobRequest):
@@ -125,7 +159,7 @@ JOBS_PAGE_MAX = 200
 class JobResultsPage(BaseModel):
     """Finished items in index order, each in the seed's per-item shape."""
 
-    results: list[dict[str, Any]]
+    results: list[PromptResult]
     offset: int
     next_offset: int | None = Field(description="The next page's offset; null on the last.")
 
@@ -203,9 +237,11 @@ async def upload_job(
             await asyncio.to_thread(store.append_inputs, job_id, total, vectors)
             total += len(vectors)
     except BaseException as error:
-        # Not awaited in a thread: this runs on cancellation too, which must not be
-        # interrupted halfway (and deleting an upload's rows is one quick transaction).
-        store.discard(job_id)
+        # This runs on cancellation too (a shutdown), where the request's task may end
+        # before the delete does: shielded, the delete goes on in its thread all the
+        # same, one whole transaction (and an upload left behind by a process that
+        # exits first is deleted when the store next opens).
+        await asyncio.shield(asyncio.to_thread(store.discard, job_id))
         if isinstance(error, Exception) and not body.finished:
             await body.drain()  # then the client, still sending, reads the error
         raise
@@ -251,6 +287,8 @@ async def get_job(job_id: str, request: Request) -> JobStatusResponse:
 @router.get(
     "/jobs/{job_id}/results",
     response_model=JobResultsPage,
+    # Each result as stored: one an earlier version stored lacks the fields added since.
+    response_model_exclude_unset=True,
     responses={
         200: {
             "content": {
@@ -285,7 +323,7 @@ async def get_job_results(
         return StreamingResponse(lines(), media_type="application/x-ndjson")
     page = await asyncio.to_thread(store.results, job_id, offset, limit)
     return JobResultsPage(
-        results=page,
+        results=[PromptResult.model_validate(row) for row in page],
         offset=offset,
         next_offset=offset + len(page) if len(page) == limit else None,
     )
