@@ -39,18 +39,21 @@ class EmbeddingFile:
     """A file of embeddings: its row count, and its rows in order.
 
     ``first_index`` numbers its rows after those of earlier files (a folder of them);
-    a row without an id is named by its number.
+    a row without an id is named by its number. Errors name the file ``name`` (default:
+    its path; the service's uploads are "the upload", not their temporary file).
     """
 
-    def __init__(self, path: Path, first_index: int = 0) -> None:
+    def __init__(self, path: Path, first_index: int = 0, *, name: str | None = None) -> None:
         self.first_index = first_index
+        self.name = name or str(path)
         if not path.is_file():
-            raise InputError(f"{path}: no such file")
+            raise InputError(f"{self.name}: no such file")
         self.path = path
         self.format = path.suffix.lower()
         if self.format not in FORMATS:
             raise InputError(
-                f"{path}: unsupported input type {self.format!r}; expected .npy, .jsonl or .parquet"
+                f"{self.name}: unsupported input type {self.format!r}; expected .npy, .jsonl "
+                "or .parquet"
             )
         self.rows_total = self._count()
 
@@ -76,18 +79,18 @@ class EmbeddingFile:
         try:
             array = np.load(self.path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError) as error:
-            raise InputError(f"{self.path}: not a numeric .npy array ({error})") from None
+            raise InputError(f"{self.name}: not a numeric .npy array ({error})") from None
         if array.ndim != 2:
             raise InputError(
-                f"{self.path}: expected a 2-D array (rows of vectors), got shape {array.shape}"
+                f"{self.name}: expected a 2-D array (rows of vectors), got shape {array.shape}"
             )
         if array.dtype.kind not in REAL_KINDS:  # complex, boolean, text, dates, records
             raise InputError(
-                f"{self.path}: expected real numbers (a float or integer dtype), got dtype "
+                f"{self.name}: expected real numbers (a float or integer dtype), got dtype "
                 f"{array.dtype}"
             )
         if not isinstance(array, np.memmap):
-            raise InputError(f"{self.path}: not a .npy array file")
+            raise InputError(f"{self.name}: not a .npy array file")
         return array
 
     def _npy_rows(self, start: int, stop: int) -> Iterator[Row]:
@@ -136,17 +139,17 @@ class EmbeddingFile:
         try:
             parquet = pq.ParquetFile(self.path)
         except Exception as error:  # pyarrow raises its own several kinds
-            raise InputError(f"{self.path}: not a readable Parquet file ({error})") from None
+            raise InputError(f"{self.name}: not a readable Parquet file ({error})") from None
         names = parquet.schema_arrow.names
         if "embedding" not in names:
             raise InputError(
-                f"{self.path}: no 'embedding' column (columns: {', '.join(names)}); expected "
+                f"{self.name}: no 'embedding' column (columns: {', '.join(names)}); expected "
                 "a list column 'embedding' and an optional 'id'"
             )
         column = parquet.schema_arrow.field("embedding").type
         if not _is_list_of_real_numbers(column):
             raise InputError(
-                f"{self.path}: the 'embedding' column holds {column}; expected a list of "
+                f"{self.name}: the 'embedding' column holds {column}; expected a list of "
                 "real numbers (floats or integers) a row"
             )
         return parquet

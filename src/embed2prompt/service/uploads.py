@@ -238,10 +238,7 @@ async def _file_rows(
         with path.open("wb") as spool:
             async for chunk in chunks:
                 await asyncio.to_thread(spool.write, chunk)
-        try:
-            file = await asyncio.to_thread(EmbeddingFile, path)
-        except InputError as error:  # named for the temporary file: name the upload
-            raise InputError(str(error).replace(str(path), "the upload", 1)) from None
+        file = await asyncio.to_thread(EmbeddingFile, path, name="the upload")
         if file.rows_total > max_rows:
             raise InputError(
                 f"the upload holds {file.rows_total} embeddings; at most {max_rows} "
