@@ -2,7 +2,7 @@
 
 A model on the CPU embeds 32 texts in far less than 32 times the time of one, so when a
 service gets many single-text requests at once, :class:`MicroBatcher` (a
-:class:`~embed2prompt.batching.Batcher` of text lists) holds each request for up to
+:class:`~embed2prompt.microbatch.Batcher` of text lists) holds each request for up to
 ``max_wait_s`` (a few milliseconds), runs everything that arrived as one batch in a worker
 thread, and hands every caller its own rows. The event loop never blocks: the model runs
 in a thread, one batch at a time, and requests arriving meanwhile form the next batch.
@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from embed2prompt.batching import Batcher
 from embed2prompt.embedders.base import Vectors
+from embed2prompt.microbatch import Batcher
 
 
 class MicroBatcher(Batcher[list[str], Vectors]):

@@ -14,9 +14,9 @@ import asyncio
 import numpy as np
 import numpy.typing as npt
 
-from embed2prompt.batching import Batcher
 from embed2prompt.inversion.budget import SearchBudget
 from embed2prompt.inversion.inference import EmbeddingToPromptInference, InversionResult
+from embed2prompt.microbatch import Batcher
 
 
 class InversionBatcher(Batcher[npt.NDArray[np.float32], InversionResult]):

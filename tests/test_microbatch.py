@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from embed2prompt.batching import Batcher
 from embed2prompt.errors import ConfigurationError
+from embed2prompt.microbatch import Batcher
 
 
 class Recorder:
