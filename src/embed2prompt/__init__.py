@@ -13,6 +13,8 @@ The public API is re-exported here; modules are organised by concept:
     errors        the error tree, rooted in Embed2PromptError
 """
 
+from typing import TYPE_CHECKING
+
 from embed2prompt.engine import (
     AsyncEmbeddingProcessor,
     CallExecutor,
@@ -43,13 +45,21 @@ from embed2prompt.errors import (
     TransientError,
     UnknownTierError,
 )
-from embed2prompt.openai_api.client import ApiResponse, ChatCompletion, OpenAIClient
 from embed2prompt.settings import Settings
+
+if TYPE_CHECKING:  # the lazily loaded names below, typed for type checkers
+    from embed2prompt.inversion.inference import EmbeddingToPromptInference
+    from embed2prompt.openai_api.client import ApiResponse, ChatCompletion, OpenAIClient
+    from embed2prompt.pipeline import ParallelPromptGenerator, PromptGenerationResponse
 
 __version__ = "0.1.0"
 
-# Loaded on first use: they bring in PyTorch, which the engine and the CLI's --help avoid.
+# Loaded on first use: they bring in PyTorch or the openai SDK (seconds to import), which
+# the engine and the command line's argument checks do without.
 _LAZY = {
+    "ApiResponse": "embed2prompt.openai_api.client",
+    "ChatCompletion": "embed2prompt.openai_api.client",
+    "OpenAIClient": "embed2prompt.openai_api.client",
     "EmbeddingToPromptInference": "embed2prompt.inversion.inference",
     "ParallelPromptGenerator": "embed2prompt.pipeline",
     "PromptGenerationResponse": "embed2prompt.pipeline",

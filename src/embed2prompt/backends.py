@@ -16,10 +16,11 @@ from embed2prompt.engine.executor import CallExecutor
 from embed2prompt.engine.limiter import OpenAIRateLimiter, RateLimiter
 from embed2prompt.errors import ConfigurationError
 from embed2prompt.generators.base import Generator
-from embed2prompt.openai_api.client import OpenAIClient
 from embed2prompt.settings import Settings
 
-if TYPE_CHECKING:  # both bring in PyTorch, which the CLI's --help and the engine avoid
+# Imported where an API backend is built: the openai SDK takes a second to import, and
+# the inverter PyTorch, which the command line's --help and argument checks avoid.
+if TYPE_CHECKING:
     from embed2prompt.inversion.alignment import Aligner
     from embed2prompt.inversion.inference import EmbeddingToPromptInference
 
@@ -53,6 +54,7 @@ def create_generator(settings: Settings) -> Generator:
         return LocalGenerator()
     if settings.generator == "openai":
         from embed2prompt.generators.openai import OpenAIGenerator
+        from embed2prompt.openai_api.client import OpenAIClient
 
         model = settings.generator_model or DEFAULT_OPENAI_CHAT_MODEL
         return OpenAIGenerator(OpenAIClient(settings), _executor(settings, model), model=model)
@@ -123,6 +125,7 @@ def _api_embedder(settings: Settings, model: str | None, dimensions: int | None)
     """``model`` (default text-embedding-3-small) on the settings' OpenAI-compatible API:
     its base URL and key, and the limits of that model."""
     from embed2prompt.embedders.openai import OpenAIEmbedder
+    from embed2prompt.openai_api.client import OpenAIClient
 
     model = model or DEFAULT_OPENAI_EMBEDDING_MODEL
     return OpenAIEmbedder(

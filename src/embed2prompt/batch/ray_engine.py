@@ -31,16 +31,15 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from embed2prompt.batch.options import BatchOptions, RayOptions
 from embed2prompt.batch.output import ResultLog
 from embed2prompt.batch.readers import EmbeddingFile, Row, input_files
 from embed2prompt.batch.run import (
-    BatchOptions,
     BatchOutcome,
     failure_record,
     is_limiter_outage,
@@ -58,13 +57,6 @@ log = logging.getLogger(__name__)
 MAX_ROWS_PER_SHARD = 256
 MIN_ROWS_PER_SHARD = 16
 SHARDS_PER_ACTOR = 4
-
-
-@dataclass(frozen=True, slots=True)
-class RayOptions:
-    address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); None: local
-    actors: int | None = None  # actors in the pool; None: one per CPU of the cluster
-    cpus_per_actor: float = 1.0
 
 
 def shard_size(pending_rows: int, actors: int) -> int:

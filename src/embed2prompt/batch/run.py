@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from embed2prompt.batch.options import BatchOptions
 from embed2prompt.batch.output import ResultLog
 from embed2prompt.batch.readers import EmbeddingInputs, Row
 from embed2prompt.batch.summary import RunningSummary
@@ -28,14 +29,6 @@ from embed2prompt.pipeline.results import Summary
 from embed2prompt.settings import Settings
 
 CHUNK_ROWS = 2048  # rows in flight through the pipeline at a time (a few MB of vectors)
-
-
-@dataclass(frozen=True, slots=True)
-class BatchOptions:
-    concurrency: int = 10
-    evaluate: bool = False
-    variants: int = 0  # variants per prompt; 0: none
-    retry_failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embed2prompt.backends import create_inverter
+from embed2prompt.batch.options import BatchOptions, RayOptions
 from embed2prompt.batch.output import OUTPUT_FORMATS, ResultLog, check_output_path, lock_output
 from embed2prompt.batch.readers import EmbeddingInputs
 from embed2prompt.batch.stopping import graceful_stop
@@ -30,8 +31,7 @@ from embed2prompt.settings import Settings
 if TYPE_CHECKING:  # these import torch: at run time only, not for --help
     from tqdm import tqdm
 
-    from embed2prompt.batch.ray_engine import RayOptions
-    from embed2prompt.batch.run import BatchOptions, BatchOutcome, BatchRun
+    from embed2prompt.batch.run import BatchOutcome, BatchRun
     from embed2prompt.inversion.inference import EmbeddingToPromptInference
 
 SPACE_SAMPLE_ROWS = 16  # rows whose first pass says whether the inputs fit the inverter
@@ -186,9 +186,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from embed2prompt.batch.ray_engine import RayOptions
-    from embed2prompt.batch.run import BatchOptions
-
     settings = _settings(
         rate_limit_tier=args.tier,
         requests_per_minute=args.rpm,
@@ -271,13 +268,13 @@ def run_invert(
     vectors, mapped by that aligner; when the aligner records how to call that embedder
     (and ``settings.feedback`` is on), refinement, ``prompt_similarity`` and the quality
     evaluation are measured in its space, else in the mapped space (said on stderr)."""
-    from embed2prompt.batch.run import BatchRun
-
     check_output_path(output_path, OUTPUT_FORMATS, input_path=input_path)
     if aligner_path is not None:
         settings = settings.model_copy(update={"aligner": str(aligner_path)})
     if settings.aligner is not None:
         Aligner.load(settings.aligner)  # a missing or bad file: one clear error, first
+    from embed2prompt.batch.run import BatchRun  # the pipeline, PyTorch: after the checks
+
     command = command or f"embed2prompt invert {input_path} -o {output_path}"
     if ray_options is not None:
         lock_output(output_path).close()  # writable, and free: found before Ray starts

@@ -26,7 +26,7 @@ from embed2prompt.errors import ConfigurationError, InputError
 from embed2prompt.settings import Settings
 
 if TYPE_CHECKING:  # these import torch: at run time only, not for --help
-    from embed2prompt.batch.run import BatchOptions
+    from embed2prompt.batch.options import BatchOptions
     from embed2prompt.pipeline.results import PromptResult
 
 

@@ -14,13 +14,15 @@ import asyncio
 import email.utils
 import math
 import random
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
-
-import openai
+from typing import TYPE_CHECKING, Literal
 
 from embed2prompt.errors import ApiError, ConfigurationError
+
+if TYPE_CHECKING:  # the SDK takes a second to import: only when a caller has loaded it
+    import openai
 
 FailureKind = Literal["connection", "timeout", "status"]
 
@@ -52,9 +54,24 @@ class Failure:
 def classify(error: BaseException) -> Failure | None:
     """Describe an exception raised by a call, or ``None`` if it is not an API failure
     (a bug in the caller's code, which no retry can fix)."""
-    if isinstance(error, openai.APITimeoutError | asyncio.TimeoutError | TimeoutError):
+    # An error of the openai SDK's own means the SDK is loaded; otherwise none can be.
+    if "openai" in sys.modules and (failure := _classify_sdk_error(error)) is not None:
+        return failure
+    if isinstance(error, asyncio.TimeoutError | TimeoutError):
         return Failure("timeout", str(error) or "the request timed out")
-    if isinstance(error, openai.APIConnectionError | ConnectionError):
+    if isinstance(error, ConnectionError):
+        return Failure("connection", str(error) or "the connection failed")
+    if isinstance(error, ApiError) and error.status is not None:
+        return Failure("status", str(error), status=error.status, code=error.code)
+    return None
+
+
+def _classify_sdk_error(error: BaseException) -> Failure | None:
+    import openai  # already loaded (see classify)
+
+    if isinstance(error, openai.APITimeoutError):
+        return Failure("timeout", str(error) or "the request timed out")
+    if isinstance(error, openai.APIConnectionError):
         return Failure("connection", str(error) or "the connection failed")
     if isinstance(error, openai.APIStatusError):
         return Failure(
@@ -64,8 +81,6 @@ def classify(error: BaseException) -> Failure | None:
             code=_error_code(error),
             headers=dict(error.response.headers),
         )
-    if isinstance(error, ApiError) and error.status is not None:
-        return Failure("status", str(error), status=error.status, code=error.code)
     return None
 
 
