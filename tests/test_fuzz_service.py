@@ -17,9 +17,11 @@ from bench.fuzz import SERVICE_KEY, fuzz_service, fuzzable_service
 pytestmark = pytest.mark.slow  # schemathesis against the running service (about a minute)
 
 SECONDS = 25  # per phase: about a minute in all
-# Requests sent in that time depend on the machine's load (85 in 20 s beside another
-# test worker, 1,381 in 5 min alone): enough to say the service was tested.
-MIN_REQUESTS = 40
+# Requests sent in that time depend on the machine's speed and load (93 in 25 s alone on
+# 2 AVX2 cores, 33 beside a test worker running the fluent inverter, 1,381 in 5 min
+# alone): the floor says only that the run tested the service (one whose schema failed
+# to load sends none), not how fast it went.
+MIN_REQUESTS = 15
 
 
 def test_schemathesis_finds_no_5xx_and_no_conformance_failure(tmp_path: Path) -> None:
