@@ -85,7 +85,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--concurrency",
         type=int,
-        help="rows in progress at once (default: BatchOptions.concurrency)",
+        help=f"rows in progress at once (default {BatchOptions().concurrency})",
     )
     parser.add_argument(
         "--evaluate",
