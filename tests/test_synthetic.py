@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 
 from embed2prompt.corpus.held_out import is_evaluation_text, out_of_domain_texts
-from embed2prompt.corpus.synthetic import EXAMPLES, few_shot_text, synthetic_prompts
+from embed2prompt.corpus.sources import wordnet_topics
+from embed2prompt.corpus.synthetic import (
+    EXAMPLES,
+    TOPICS,
+    few_shot_text,
+    synthetic_prompts,
+    topics_named,
+)
 from embed2prompt.corpus.writers import BatchedLMWriter, LlamaWriter
+from embed2prompt.errors import ConfigurationError, InputError
 from embed2prompt.generators.local import LocalGenerator
 from tests.test_cli import run
 
@@ -115,3 +123,40 @@ def test_corpus_synthetic_appends_prompts_one_a_line(tmp_path: Path) -> None:
     result = run("corpus", "synthetic", "--out", str(out), "--synthetic", "0")
     assert result.returncode != 0
     assert "--synthetic must be at least 1" in result.stderr
+
+
+def test_prompts_are_about_the_topics_given() -> None:
+    writer = _Scripted([f"Is this prompt number {n} fine?" for n in range(40)])
+    list(synthetic_prompts(40, writer=writer, batch_size=10, topics=["steam turbines", "tax"]))
+    asked = {text.rsplit("\n", 2)[-2] for text in writer.shown}
+    assert {line.split(" about ", 1)[1] for line in asked} == {"steam turbines:", "tax:"}
+
+
+_NOUN_INDEX = """\
+  1 This software and database is being provided to you, the LICENSEE, by
+  2 Princeton University under the following license.
+steam_turbine n 1 1 @ 1 1 04310604
+olive_oil n 1 3 @ #s %s 1 0 07674508
+bankruptcy n 2 2 @ ~ 2 2 13333833 14474052
+"""
+
+
+def test_wordnet_topics_are_the_nouns_people_write_about(tmp_path: Path) -> None:
+    index = tmp_path / "usr/share/wordnet/index.noun"
+    index.parent.mkdir(parents=True)
+    index.write_text(_NOUN_INDEX, encoding="latin-1")
+    # olive oil's sense was never tagged in WordNet's texts: a rare term by that measure.
+    assert wordnet_topics(tmp_path) == ["steam turbine", "bankruptcy"]
+
+
+def test_missing_wordnet_and_unknown_topics_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"index \S+ is missing; expected an unpacked"):
+        wordnet_topics(tmp_path)
+    expected = "unknown topics 'news'; expected one of everyday, wordnet"
+    with pytest.raises(InputError, match=expected):
+        topics_named("news")
+    assert topics_named("everyday") == TOPICS
+    result = run("corpus", "synthetic", "--out", str(tmp_path / "x.txt"), "--topics", "news")
+    assert result.returncode == 2
+    assert "--topics: invalid choice: 'news'" in result.stderr
+    assert not (tmp_path / "x.txt").exists()

