@@ -94,9 +94,7 @@ def run_corpus_build(
     print(f"{stats.duplicates:,} duplicates dropped; {splits}; written to {out}", file=sys.stderr)
 
 
-def run_corpus_synthetic(
-    out: Path, *, count: int, seed: int, topics: str, progress: bool
-) -> None:
+def run_corpus_synthetic(out: Path, *, count: int, seed: int, topics: str, progress: bool) -> None:
     """Append up to ``count`` synthetic prompts to ``out``, one a line, as they are written
     (a long run stopped early keeps what it wrote; another ``seed`` continues it with
     different prompts)."""
