@@ -4,8 +4,8 @@ Names, by part (default: all):
 - the engine: speedup, compliance, storm, overhead, memory, learn-limit, peer,
   invert-limit (the last two against a server allowing less than the client was told);
 - the local models: embedder, batching, generator, synthetic-writers, synthetic-topics,
-  fluent-decoding, fluent-eval, lm-dtype (bf16 against fp32 on this CPU), demo (`make
-  demo`'s wall time);
+  fluent-decoding, fluent-eval, lm-dtype (bf16 against fp32 on this CPU), adapter-size
+  (the adapter's width and LoRA), demo (`make demo`'s wall time);
 - the pipeline: pipeline-speedup, pipeline-local, pipeline-quality, pipeline-fluency;
 - the HTTP service: service-load, service-upload, fuzz; the web page: page;
 - command-line batch runs: batch-memory, invert-memory; the Batch API mode: batch-api;
@@ -21,6 +21,7 @@ import asyncio
 import sys
 
 from bench import (
+    adapter,
     alignment,
     batch,
     batch_api,
@@ -43,6 +44,7 @@ BENCHMARKS = {
     **peer.BENCHMARKS,
     **models.BENCHMARKS,
     **fluent.BENCHMARKS,
+    **adapter.BENCHMARKS,
     **demo.BENCHMARKS,
     **pipeline.BENCHMARKS,
     **service.BENCHMARKS,
