@@ -9,8 +9,8 @@ every attention layer's query and value projections, trained together with the a
 default checkpoint's bank, so the shipped adapter trained on them: its loss on the
 validation texts is a floor a short run does not reach, not a comparison.
 
-``EMBED2PROMPT_BENCH_ADAPTER_STEPS`` (default 100) sets the steps of each run; about 5 s
-a step of 32 on an AVX2 CPU in fp32 (3.7-4.2 s measured), 2 s with bf16 arithmetic.
+``EMBED2PROMPT_BENCH_ADAPTER_STEPS`` (default 100) sets the steps of each run; about 4 s
+a step of 32 on an AVX2 CPU in fp32, 2 s with bf16 arithmetic.
 """
 
 from __future__ import annotations
