@@ -33,7 +33,11 @@ from embed2prompt.inversion.model import cosine_schedule
 from embed2prompt.inversion.model_paths import DEFAULT_MODEL
 from embed2prompt.inversion.prefix_checkpoint import load_prefix_inverter
 from embed2prompt.inversion.prefix_lm import AdapterConfig, PrefixAdapter, PrefixLM, token_scale
-from embed2prompt.inversion.prefix_training import PrefixTrainingOptions, length_batches
+from embed2prompt.inversion.prefix_training import (
+    PrefixTrainingOptions,
+    length_batches,
+    validation_loss,
+)
 from embed2prompt.inversion.retrieval import PromptBank, bank_path
 
 # Drawn from the default checkpoint's bank (corpus texts and prompts): more than the
@@ -43,6 +47,8 @@ VALIDATION = 256
 LORA_RANK = 8
 LORA_ALPHA = 16
 WIDTHS = (512, 2048, 4096)
+BATCH = PrefixTrainingOptions.batch_size  # the fluent trainer's own batch and peak rate
+PEAK_RATE = PrefixTrainingOptions.learning_rate
 
 
 class LoRALinear(nn.Module):
@@ -85,15 +91,6 @@ def _texts() -> tuple[list[str], list[str]]:
     return sample[VALIDATION:], sample[:VALIDATION]
 
 
-def _loss(inverter: PrefixLM, vectors: torch.Tensor, rows: list[list[int]]) -> float:
-    total = 0.0
-    with torch.no_grad():
-        for start in range(0, len(rows), 32):
-            part = rows[start : start + 32]
-            total += inverter.loss(vectors[start : start + 32], part).item() * len(part)
-    return total / len(rows)
-
-
 def _train(
     inverter: PrefixLM,
     extra: list[nn.Parameter],
@@ -102,20 +99,17 @@ def _train(
 ) -> tuple[float, float, float]:
     """Validation loss halfway and at the end, and seconds a training step."""
     vectors, rows, val_vectors, val_rows = data
-    options = PrefixTrainingOptions(checkpoint=DEFAULT_MODEL, steps=steps)
     warmup = max(1, steps // 10)
     parameters = [*inverter.adapter.parameters(), *extra]
-    optimizer = torch.optim.AdamW(parameters, lr=options.learning_rate, weight_decay=0.01)
-    batches = length_batches([len(row) for row in rows], options.batch_size, random.Random(0))
+    optimizer = torch.optim.AdamW(parameters, lr=PEAK_RATE, weight_decay=0.01)
+    batches = length_batches([len(row) for row in rows], BATCH, random.Random(0))
     torch.manual_seed(0)
     halfway, training = math.nan, 0.0
     for step in range(steps):
         started = time.perf_counter()
         batch = batches[step % len(batches)]
         for group in optimizer.param_groups:
-            group["lr"] = cosine_schedule(
-                step, warmup=warmup, total=steps, peak=options.learning_rate
-            )
+            group["lr"] = cosine_schedule(step, warmup=warmup, total=steps, peak=PEAK_RATE)
         loss = inverter.loss(vectors[batch], [rows[i] for i in batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
@@ -123,8 +117,10 @@ def _train(
         optimizer.step()
         training += time.perf_counter() - started
         if step + 1 == steps // 2:
-            halfway = _loss(inverter, val_vectors, val_rows)
-    return halfway, _loss(inverter, val_vectors, val_rows), training / steps
+            halfway = validation_loss(inverter, val_vectors, val_rows, BATCH)
+            inverter.adapter.train()
+    final = validation_loss(inverter, val_vectors, val_rows, BATCH)
+    return halfway, final, training / steps
 
 
 async def adapter_size() -> list[Row]:
@@ -140,7 +136,7 @@ async def adapter_size() -> list[Row]:
         Row(
             "fluent adapter: the shipped one (3,400 steps), its loss on these texts (it "
             "trained on them)",
-            f"{_loss(shipped, data[2], data[3]):.3f}",
+            f"{validation_loss(shipped, data[2], data[3], BATCH):.3f}",
             "(reference)",
             None,
         )
@@ -157,7 +153,7 @@ async def adapter_size() -> list[Row]:
         label = f"adapter width {width:,}" + (f" + LoRA rank {rank} (q, v)" if rank else "")
         rows.append(
             Row(
-                f"fluent adapter: {label}, {steps} steps of 32 from scratch",
+                f"fluent adapter: {label}, {steps} steps of {BATCH} from scratch",
                 f"validation loss {halfway:.3f} at step {steps // 2}, {final:.3f} at {steps}; "
                 f"{size / 1e6:.1f} M trained parameters; {seconds:.2f} s a step",
                 "lowest loss",

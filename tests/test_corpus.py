@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from embed2prompt import ConfigurationError
-from embed2prompt.corpus.build import build_corpus, clean, normalised, split_of
+from embed2prompt.corpus.build import build_corpus, clean, fetch_packages, normalised, split_of
 from embed2prompt.corpus.sources import SOURCES, sentences
 
 
@@ -151,3 +151,16 @@ def test_cli_builds_from_a_tree(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "wordnet" in result.stderr
     assert (tmp_path / "c" / "manifest.json").is_file()
+
+
+def test_packages_are_kept_in_the_cache_folders_debian_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unpacked package's marker is there: nothing is downloaded, only the root found.
+    monkeypatch.setenv("EMBED2PROMPT_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache/debian").mkdir(parents=True)
+    (tmp_path / "cache/debian/wordnet-base.unpacked").touch()
+    assert fetch_packages(["wordnet-base"]) == tmp_path / "cache/debian/root"
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere/wordnet-base.unpacked").touch()
+    assert fetch_packages(["wordnet-base"], tmp_path / "elsewhere") == tmp_path / "elsewhere/root"

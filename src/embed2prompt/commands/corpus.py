@@ -8,7 +8,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from embed2prompt.corpus.build import build_corpus
-from embed2prompt.corpus.synthetic import TOPIC_SOURCES, synthetic_prompts, topics_named
+from embed2prompt.corpus.synthetic import (
+    DEFAULT_TOPICS,
+    TOPIC_SOURCES,
+    TOPICS,
+    synthetic_prompts,
+    topics_named,
+)
 from embed2prompt.errors import InputError
 
 
@@ -41,9 +47,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--topics",
         choices=TOPIC_SOURCES,
-        default="everyday",
-        help="what the synthetic prompts are about: everyday (a hand-written list of about "
-        "168 subjects, the default) or wordnet (WordNet's 11,800 common nouns)",
+        default=DEFAULT_TOPICS,
+        help=f"what the synthetic prompts are about: everyday ({len(TOPICS)} hand-written "
+        f"subjects) or wordnet (WordNet's 11,800 common nouns); default {DEFAULT_TOPICS}",
     )
     parser.add_argument("--root", type=Path, help="an already unpacked package tree to read")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -83,7 +89,9 @@ def run_corpus_build(
     stats = build_corpus(
         out,
         source_names=sources,
-        extra_texts=_synthetic(synthetic, progress, topics=topics) if synthetic else (),
+        extra_texts=(
+            _synthetic(synthetic, progress, topics=topics_named(topics)) if synthetic else ()
+        ),
         root=root,
     )
     for name in sorted(stats.kept):
@@ -112,15 +120,14 @@ def run_corpus_synthetic(out: Path, *, count: int, seed: int, topics: str, progr
 
 
 def _synthetic(
-    count: int, progress: bool, *, seed: int = 0, topics: str | Sequence[str] = "everyday"
+    count: int, progress: bool, *, topics: Sequence[str], seed: int = 0
 ) -> Iterator[tuple[str, str]]:
     from tqdm import tqdm
 
     from embed2prompt.corpus.writers import BatchedLMWriter
 
-    subjects = topics_named(topics) if isinstance(topics, str) else topics
     writer = BatchedLMWriter()
     with tqdm(total=count, unit="prompt", disable=not progress, file=sys.stderr) as bar:
-        for text in synthetic_prompts(count, writer=writer, seed=seed, topics=subjects):
+        for text in synthetic_prompts(count, writer=writer, seed=seed, topics=topics):
             bar.update(1)
             yield "synthetic", text

