@@ -23,12 +23,10 @@ import time
 from dataclasses import replace
 
 import torch
-from torch import nn
 
 from bench.engine import Row
 from embed2prompt.corpus.held_out import is_evaluation_text
 from embed2prompt.embedders.local import LocalEmbedder
-from embed2prompt.inversion.base_lm import BaseLM
 from embed2prompt.inversion.model import cosine_schedule
 from embed2prompt.inversion.model_paths import DEFAULT_MODEL
 from embed2prompt.inversion.prefix_checkpoint import load_prefix_inverter
@@ -45,39 +43,9 @@ from embed2prompt.inversion.retrieval import PromptBank, bank_path
 TEXTS = 4_000
 VALIDATION = 256
 LORA_RANK = 8
-LORA_ALPHA = 16
 WIDTHS = (512, 2048, 4096)
 BATCH = PrefixTrainingOptions.batch_size  # the fluent trainer's own batch and peak rate
 PEAK_RATE = PrefixTrainingOptions.learning_rate
-
-
-class LoRALinear(nn.Module):
-    """A frozen linear layer plus a trainable low-rank update, ``B @ A``, zero at first."""
-
-    def __init__(self, frozen: nn.Linear, rank: int, alpha: float) -> None:
-        super().__init__()
-        self.frozen = frozen
-        self.down = nn.Parameter(torch.randn(rank, frozen.in_features) / math.sqrt(rank))
-        self.up = nn.Parameter(torch.zeros(frozen.out_features, rank))
-        self.scale = alpha / rank
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        update = (x @ self.down.T) @ self.up.T
-        result: torch.Tensor = self.frozen(x) + self.scale * update
-        return result
-
-
-def _with_lora(base: BaseLM, rank: int) -> list[nn.Parameter]:
-    """Put LoRA on every layer's query and value projections; returns its parameters."""
-    parameters: list[nn.Parameter] = []
-    for layer in base.model.model.layers:
-        attention = layer.self_attn
-        for name in ("q_proj", "v_proj"):
-            wrapped = LoRALinear(getattr(attention, name), rank, LORA_ALPHA)
-            wrapped.to(dtype=base.model.dtype)
-            setattr(attention, name, wrapped)
-            parameters += [wrapped.down, wrapped.up]
-    return parameters
 
 
 def _texts() -> tuple[list[str], list[str]]:
@@ -93,14 +61,13 @@ def _texts() -> tuple[list[str], list[str]]:
 
 def _train(
     inverter: PrefixLM,
-    extra: list[nn.Parameter],
     data: tuple[torch.Tensor, list[list[int]], torch.Tensor, list[list[int]]],
     steps: int,
 ) -> tuple[float, float, float]:
     """Validation loss halfway and at the end, and seconds a training step."""
     vectors, rows, val_vectors, val_rows = data
     warmup = max(1, steps // 10)
-    parameters = [*inverter.adapter.parameters(), *extra]
+    parameters = list(inverter.adapter.parameters())  # with its LoRA updates, if any
     optimizer = torch.optim.AdamW(parameters, lr=PEAK_RATE, weight_decay=0.01)
     batches = length_batches([len(row) for row in rows], BATCH, random.Random(0))
     torch.manual_seed(0)
@@ -145,11 +112,11 @@ async def adapter_size() -> list[Row]:
     variants = [(width, 0) for width in WIDTHS] + [(2048, LORA_RANK)]
     for width, rank in variants:
         torch.manual_seed(0)
-        adapter = PrefixAdapter(replace(config, hidden=width), token_scale=token_scale(base))
-        extra = _with_lora(base, rank) if rank else []  # the last variant: base changes
-        inverter = PrefixLM(base, adapter)
-        halfway, final, seconds = await asyncio.to_thread(_train, inverter, extra, data, steps)
-        size = sum(p.numel() for p in adapter.parameters()) + sum(p.numel() for p in extra)
+        sized = replace(config, hidden=width, lora_rank=rank)
+        # LoRA hooks stay on the shared LM once added: the LoRA variant runs last.
+        inverter = PrefixLM(base, PrefixAdapter(sized, token_scale=token_scale(base)))
+        halfway, final, seconds = await asyncio.to_thread(_train, inverter, data, steps)
+        size = sum(p.numel() for p in inverter.adapter.parameters())
         label = f"adapter width {width:,}" + (f" + LoRA rank {rank} (q, v)" if rank else "")
         rows.append(
             Row(

@@ -8,6 +8,7 @@ are safe and round-trip, the search's contract holds), not quality (BENCHMARKS.m
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from embed2prompt.inversion.prefix_lm import (
 from embed2prompt.inversion.prefix_training import (
     FLUENT_SEARCH,
     PrefixTrainingOptions,
+    start_from,
     train_prefix,
 )
 from tests.test_cli import run
@@ -197,6 +199,60 @@ def test_training_resumes_from_its_checkpoint(
     assert state["step"] == 26  # two more steps, not 26 from scratch
 
 
+def test_a_warm_start_adds_lora_to_a_trained_adapter_and_round_trips(
+    checkpoint: Path, embedder: LocalEmbedder, tmp_path: Path
+) -> None:
+    trained, _ = load_prefix_inverter(checkpoint)
+    vectors = torch.from_numpy(embedder.embed_sync(TEXTS))
+    rows = trained.encode(TEXTS)
+    with_lora = replace(SMALL, lora_rank=2)
+    warm = PrefixLM(load_base_lm(), PrefixAdapter(with_lora))
+    start_from(warm.adapter, checkpoint, embedder_name=embedder.name)
+    warm.adapter.eval()
+    with torch.no_grad():  # LoRA starts at zero: the warm start writes what it started from
+        assert warm.loss(vectors, rows).item() == pytest.approx(trained.loss(vectors, rows).item())
+
+    path = tmp_path / "lora.pt"
+    options = PrefixTrainingOptions(
+        checkpoint=path,
+        steps=6,
+        batch_size=6,
+        learning_rate=3e-3,
+        warmup_steps=1,
+        save_every=6,
+        validation_texts=2,
+        adapter=with_lora,
+        init_from=checkpoint,
+    )
+    train_prefix(options, embedder, TRAINING_TEXTS)
+    document = json.loads(path.with_suffix(".json").read_text())
+    assert document["adapter"]["lora_rank"] == 2
+    assert document["training"]["options"]["init_from"] == str(checkpoint)
+    loaded, _ = load_prefix_inverter(path)
+    assert loaded.adapter.lora is not None
+    assert any(float(up.detach().abs().max()) > 0 for up in loaded.adapter.lora.up)  # it trained
+    with torch.no_grad():
+        assert loaded.loss(vectors, rows).item() != pytest.approx(
+            trained.loss(vectors, rows).item()
+        )
+
+
+def test_a_warm_start_from_an_adapter_of_another_shape_is_refused(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TRAINING_TEXTS) + "\n")
+    out = tmp_path / "model.pt"
+    common = ["train", "--fluent", "--texts", str(texts), "--out", str(out), "--no-progress"]
+    result = run(
+        *common, "--batch-size", "4", "--init-from", str(checkpoint), "--prefix-length", "3"
+    )
+    assert result.returncode == 2, result.stderr
+    assert "its adapter's prefix_length is 2, this run's 3; expected the same" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
 def test_the_search_inverts_with_either_kind(checkpoint: Path, embedder: LocalEmbedder) -> None:
     model, info = load_inverter(checkpoint)
     assert isinstance(model, PrefixLM)
@@ -305,7 +361,11 @@ def test_train_fluent_names_a_device_it_cannot_train_on(tmp_path: Path) -> None:
 
 
 def test_fluent_options_without_fluent_are_refused(tmp_path: Path) -> None:
-    result = run("train", "--device", "cuda", "--emphasis", "3", "--out", str(tmp_path / "m.pt"))
+    given = ["--device", "cuda", "--emphasis", "3", "--lora-rank", "8"]
+    result = run("train", *given, "--out", str(tmp_path / "m.pt"))
     assert result.returncode == 2, result.stderr
-    assert "--emphasis, --device only apply to the fluent inverter; add --fluent" in result.stderr
+    assert (
+        "--emphasis, --lora-rank, --device only apply to the fluent inverter; add --fluent"
+        in result.stderr
+    )
     assert not (tmp_path / "m.pt").exists()

@@ -71,6 +71,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="--fluent: the adapter's hidden width (default: AdapterConfig's)",
     )
     parser.add_argument(
+        "--lora-rank",
+        type=_at_least_one,
+        help="--fluent: also train rank-N LoRA updates to the LM's attention (default: none)",
+    )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        help="--fluent: start from this fluent checkpoint's adapter (a new run only)",
+    )
+    parser.add_argument(
         "--device",
         help="--fluent: where to train: cpu (default), cuda or cuda:N; the checkpoint is the same",
     )
@@ -100,6 +110,8 @@ def _handle(args: argparse.Namespace) -> int:
         "--emphasis": args.emphasis,
         "--prefix-length": args.prefix_length,
         "--adapter-hidden": args.adapter_hidden,
+        "--lora-rank": args.lora_rank,
+        "--init-from": args.init_from,
         "--device": args.device,
     }
     # What both trainers take from the command line alike.
@@ -118,8 +130,17 @@ def _handle(args: argparse.Namespace) -> int:
         from embed2prompt.inversion.prefix_lm import AdapterConfig
         from embed2prompt.inversion.prefix_training import PrefixTrainingOptions
 
-        sizes = {"prefix_length": args.prefix_length, "hidden": args.adapter_hidden}
-        given = {"device": args.device, "emphasis": args.emphasis, "save_every": args.eval_every}
+        sizes = {
+            "prefix_length": args.prefix_length,
+            "hidden": args.adapter_hidden,
+            "lora_rank": args.lora_rank,
+        }
+        given = {
+            "device": args.device,
+            "emphasis": args.emphasis,
+            "save_every": args.eval_every,
+            "init_from": args.init_from,
+        }
         options = PrefixTrainingOptions(
             checkpoint=args.out, adapter=AdapterConfig(**_given(sizes)), **common, **_given(given)
         )

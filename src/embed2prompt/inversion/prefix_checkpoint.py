@@ -1,9 +1,10 @@
 """Saving and loading the fluent inverter: the adapter only, no pickled objects.
 
-``NAME.pt`` is the adapter's state dict as fp16 tensors (``torch.load(weights_only=True)``);
-``NAME.json`` says ``"kind": "prefix-lm"``, the adapter's config, the embedder it inverts,
-the language model it addresses, and how it was trained. The language model's weights are
-not in the checkpoint: they come from their package (:mod:`base_lm`).
+``NAME.pt`` is the adapter's state dict (with its LoRA updates, if any) as fp16 tensors
+(``torch.load(weights_only=True)``); ``NAME.json`` says ``"kind": "prefix-lm"``, the
+adapter's config, the embedder it inverts, the language model it addresses, and how it
+was trained. The language model's weights are not in the checkpoint: they come from their
+package (:mod:`base_lm`).
 """
 
 from __future__ import annotations
@@ -95,10 +96,10 @@ def load_prefix_inverter(
     if info.language_model != base.name:
         raise ConfigurationError(f"{path} was trained on {info.language_model}, not {base.name}")
     weights = torch.load(path, map_location="cpu", weights_only=True)
-    adapter = PrefixAdapter(config)
+    inverter = PrefixLM(base, PrefixAdapter(config))  # shapes the adapter's LoRA, if any
     try:
-        adapter.load_state_dict({name: tensor.float() for name, tensor in weights.items()})
+        inverter.adapter.load_state_dict({name: tensor.float() for name, tensor in weights.items()})
     except RuntimeError as error:
         raise ConfigurationError(f"{path} does not match its config: {error}") from None
-    adapter.eval()
-    return PrefixLM(base, adapter), info
+    inverter.adapter.eval()
+    return inverter, info

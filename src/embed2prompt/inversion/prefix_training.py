@@ -30,6 +30,7 @@ from embed2prompt.inversion.lexical_search import frequent_words
 from embed2prompt.inversion.model import cosine_schedule
 from embed2prompt.inversion.prefix_checkpoint import (
     load_prefix_inverter,
+    read_prefix_config,
     save_prefix_checkpoint,
 )
 from embed2prompt.inversion.prefix_lm import AdapterConfig, PrefixAdapter, PrefixLM, token_scale
@@ -70,6 +71,9 @@ class PrefixTrainingOptions:
     embedding_noise: float = 0.0
     emphasis: int = 1  # how many times an epoch an emphasised text is seen
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    # A fluent checkpoint whose adapter a new run starts from (a warm start: more steps on
+    # other texts, or LoRA added to a trained adapter); a resumed run ignores it.
+    init_from: Path | None = None
 
 
 def training_device(name: str) -> torch.device:
@@ -159,6 +163,8 @@ def train_prefix(
         )
         inverter = PrefixLM(base, PrefixAdapter(config, token_scale=token_scale(base)))
         info = CheckpointInfo(embedder.name, embedder.dimension, language_model=base.name)
+        if options.init_from is not None:
+            start_from(inverter.adapter, options.init_from, embedder_name=embedder.name)
         state, step = None, 0
     # The words refinement may try as edits: the training texts' frequent ones.
     info.lexicon = info.lexicon or frequent_words(training)
@@ -182,7 +188,7 @@ def train_prefix(
         "texts": len(training),
         "emphasised": sum(repeat > 1 for repeat in repeats),
         "options": {
-            key: value
+            key: str(value) if isinstance(value, Path) else value
             for key, value in asdict(options).items()
             if key not in ("checkpoint", "adapter")
         },
@@ -238,6 +244,33 @@ def train_prefix(
             _save_state(state_path, adapter, optimizer, step)
             adapter.train()
     return options.checkpoint
+
+
+def start_from(adapter: PrefixAdapter, path: Path, *, embedder_name: str) -> None:
+    """Copy the adapter of the fluent checkpoint at ``path`` into ``adapter``, which must
+    have the same shape; LoRA updates the checkpoint lacks start at zero, so the warm start
+    writes exactly what the checkpoint wrote."""
+    config, info = read_prefix_config(path)
+    if info.embedder_name != embedder_name:
+        raise InputError(
+            f"--init-from {path} inverts {info.embedder_name}; this run trains for "
+            f"{embedder_name}: expected a checkpoint for the same embedder"
+        )
+    own = adapter.config
+    for name in ("embedding_dim", "prefix_length", "hidden", "lm_width"):
+        theirs, ours = getattr(config, name), getattr(own, name)
+        if theirs != ours:
+            raise InputError(
+                f"--init-from {path}: its adapter's {name} is {theirs}, this run's {ours}; "
+                "expected the same (--prefix-length, --adapter-hidden)"
+            )
+    if config.lora_rank not in (0, own.lora_rank):
+        raise InputError(
+            f"--init-from {path}: its LoRA rank is {config.lora_rank}, this run's "
+            f"{own.lora_rank}; expected the same, or a checkpoint without LoRA"
+        )
+    weights = torch.load(path, map_location="cpu", weights_only=True)
+    adapter.load_state_dict({name: t.float() for name, t in weights.items()}, strict=False)
 
 
 def validation_loss(
