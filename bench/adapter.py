@@ -27,6 +27,7 @@ import torch
 from bench.engine import Row
 from embed2prompt.corpus.held_out import is_evaluation_text
 from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.inversion.base_lm import load_base_lm
 from embed2prompt.inversion.model import cosine_schedule
 from embed2prompt.inversion.model_paths import DEFAULT_MODEL
 from embed2prompt.inversion.prefix_checkpoint import load_prefix_inverter
@@ -97,7 +98,8 @@ async def adapter_size() -> list[Row]:
     vectors = torch.from_numpy(await embedder.embed(training))
     val_vectors = torch.from_numpy(await embedder.embed(validation))
     shipped, _ = load_prefix_inverter(DEFAULT_MODEL)
-    base = shipped.base
+    # The variants' own LM: the shipped checkpoint's carries its LoRA hooks.
+    base = load_base_lm()
     data = (vectors, shipped.encode(training), val_vectors, shipped.encode(validation))
     rows = [
         Row(
