@@ -32,6 +32,7 @@ import pytest
 from bench.fuzz import ROOT, running_service
 
 from embed2prompt.embedders.local import LocalEmbedder
+from embed2prompt.inversion.model_paths import SMALL_MODEL
 from embed2prompt.settings import Settings
 from embed2prompt.testing import OpenAITestServer, ServerConfig
 from tests.conftest import redis_server
@@ -257,7 +258,10 @@ def test_the_cli_never_shows_a_credential(
     del env["API_KEY"]  # the service's; the CLI has none
     rows = np.asarray(vectors * 15, dtype=np.float32)
     np.save(tmp_path / "vectors.npy", rows)
+    # The small decoder inverts: where credentials go does not depend on the inverter, and
+    # each run starts seconds sooner than one that loads the default's language model.
     evaluate = ["--steps", "0", "--evaluate", "--generator", "openai", "--no-progress"]
+    evaluate += ["--inverter", str(SMALL_MODEL)]
     on_the_command_line = ["--base-url", _with_credentials(upstream.url)]
     runs = []
 
@@ -356,7 +360,8 @@ def test_a_key_in_the_base_urls_query_works_and_is_never_shown(
         del env["API_KEY"]
         run = _invert(
             tmp_path, env, "vectors.npy", "-o", "out.jsonl", "--steps", "0", "--evaluate",
-            "--generator", "openai", "--base-url", with_query, "--no-progress", debug=True,
+            "--generator", "openai", "--base-url", with_query, "--no-progress",
+            "--inverter", str(SMALL_MODEL), debug=True,
         )  # fmt: skip
         assert run.returncode == 1, run.stderr[-3000:]  # the rows failed, saying why
         assert "HTTP Request: POST http://127.0.0.1" in run.stderr, run.stderr[-3000:]

@@ -45,28 +45,29 @@ class BatchRun:
         self,
         source: EmbeddingInputs,
         output: ResultLog,
-        inverter: EmbeddingToPromptInference,
         settings: Settings,
         options: BatchOptions,
     ) -> None:
         self.source = source
         self.output = output
-        self.inverter = inverter
         self.settings = settings
         self.options = options
         self.summary = RunningSummary()
 
     def resume(self) -> int:
-        """Read what earlier runs wrote; the number of rows already done."""
+        """Read what earlier runs wrote; the number of rows already done. It needs no
+        model, so an output that is not this input's is refused before one loads."""
         self.output.resume(self.summary.add, retry_failed=self.options.retry_failed)
         return int(self.output.done.sum())
 
     async def run(
         self,
         stop: asyncio.Event,
+        inverter: EmbeddingToPromptInference,
         on_record: Callable[[dict[str, Any]], None] = lambda _: None,
     ) -> BatchOutcome:
-        """Process every row without a record; call :meth:`resume` first."""
+        """Process every row without a record with ``inverter``; call :meth:`resume`
+        first."""
         resumed = self.summary.processed
         started = time.perf_counter()
         written = 0
@@ -85,7 +86,7 @@ class BatchRun:
             on_record(entry)
 
         generator = ParallelPromptGenerator(
-            inference_engine=self.inverter,
+            inference_engine=inverter,
             config=self.settings,
             rate_limit_tier=self.settings.rate_limit_tier,
         )

@@ -283,21 +283,20 @@ def run_invert(
         )
         return report_outcome(output_path, outcome, as_json=as_json, command=command)
     source = EmbeddingInputs(input_path)
-    output = ResultLog(output_path, source.rows_total)
-    output.lock()  # an output that cannot be written: refused before the model loads
+    run = BatchRun(source, ResultLog(output_path, source.rows_total), settings, options)
+    # An output that cannot be written, or another input's: refused before the model loads.
+    done_before = run.resume()
     inverter = create_inverter(settings, model_path=inverter_path)
     _say_where_similarity_is_measured(inverter)
     warning = _space_warning(source, inverter)
     if warning is not None:
         print(f"warning: {warning}", file=sys.stderr)
-    run = BatchRun(source, output, inverter, settings, options)
-    done_before = run.resume()
     if done_before:
         print(
             f"resuming: {done_before} of {source.rows_total} rows already in {output_path}",
             file=sys.stderr,
         )
-    outcome = asyncio.run(_run(run, done_before, progress))
+    outcome = asyncio.run(_run(run, inverter, done_before, progress))
     return report_outcome(output_path, outcome, as_json=as_json, command=command)
 
 
@@ -380,7 +379,9 @@ def _advance(bar: tqdm[Any]) -> None:
     bar.update(1)
 
 
-async def _run(run: BatchRun, done_before: int, progress: bool) -> BatchOutcome | None:
+async def _run(
+    run: BatchRun, inverter: EmbeddingToPromptInference, done_before: int, progress: bool
+) -> BatchOutcome | None:
     """The run under Ctrl-C handling; None when a second Ctrl-C stopped it at once."""
     from tqdm import tqdm
 
@@ -406,7 +407,7 @@ async def _run(run: BatchRun, done_before: int, progress: bool) -> BatchOutcome 
 
     try:
         with graceful_stop("rows", say) as stop:
-            return await run.run(stop, on_record)
+            return await run.run(stop, inverter, on_record)
     except asyncio.CancelledError:
         return None
     finally:
