@@ -235,6 +235,9 @@ def test_a_warm_start_adds_lora_to_a_trained_adapter_and_round_trips(
         assert loaded.loss(vectors, rows).item() != pytest.approx(
             trained.loss(vectors, rows).item()
         )
+    # A second LoRA adapter on the same LM would add its updates to the first's passes.
+    with pytest.raises(ValueError, match="already carries another adapter's LoRA"):
+        PrefixLM(warm.base, PrefixAdapter(with_lora))
 
 
 def test_a_warm_start_from_an_adapter_of_another_shape_is_refused(
