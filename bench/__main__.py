@@ -6,7 +6,8 @@ Names, by part (default: all):
 - the local models: embedder, batching, generator, synthetic-writers, synthetic-topics,
   fluent-decoding, fluent-eval, lm-dtype (bf16 against fp32 on this CPU), adapter-size
   (the adapter's width and LoRA), demo (`make demo`'s wall time);
-- the pipeline: pipeline-speedup, pipeline-local, pipeline-quality, pipeline-fluency;
+- the pipeline: pipeline-speedup, pipeline-local, pipeline-quality (the settings'
+  checkpoint: the default or EMBED2PROMPT_MODEL_PATH), pipeline-quality-small, pipeline-fluency;
 - the HTTP service: service-load, service-upload, fuzz; the web page: page;
 - command-line batch runs: batch-memory, invert-memory; the Batch API mode: batch-api;
 - scale-out: ray-throughput, shared-limit; aligners: align-fit, align-invert.
