@@ -366,6 +366,25 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
     assert "example" in result.stdout
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_a_run_that_fails_to_start_leaves_no_output_and_an_empty_input_writes_one(
+    tmp_path: Path, suffix: str
+) -> None:
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.zeros((0, 384), dtype=np.float32))
+    output = tmp_path / f"prompts{suffix}"
+    missing = tmp_path / "no_such_model.pt"
+    result = run("invert", str(empty), "-o", str(output), *FAST, "--inverter", str(missing))
+    assert result.returncode == 2
+    assert "no inverter checkpoint" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("prompts")) == [
+        f"prompts{suffix}.lock"  # the lock only: no empty output, no journal
+    ]
+    assert run("invert", str(empty), "-o", str(output), *FILES).returncode == 0
+    assert output.is_file()  # a finished run has its output, with no rows
+    assert not (tmp_path / f"prompts{suffix}.partial.jsonl").exists()
+
+
 def test_a_folder_runs_as_one_input_numbered_across_files(
     tmp_path: Path, vectors: np.ndarray
 ) -> None:
@@ -395,7 +414,7 @@ def test_an_unreachable_shared_limiter_stops_the_run_and_records_no_failure(
     assert "LimiterUnavailableError" in result.stderr
     assert "left for the next run" in result.stderr
     assert "pw" not in result.stderr
-    assert records(output) == []  # the rows stay to do, not failed
+    assert not output.exists()  # no row written: the rows stay to do, not failed
 
 
 def test_two_runs_on_one_output_cannot_overlap(tmp_path: Path) -> None:

@@ -229,7 +229,15 @@ class ResultLog:
         if duplicates:
             seen = np.zeros(self.rows_total, dtype=bool)
             self._journal_from(_first_of_each(read_records(self.journal), seen))
-        self._file = self.journal.open("ab", buffering=0)
+        # An existing journal is opened now (one that cannot be written is refused here);
+        # a new one is made by the first record, or when the run completes, so that a run
+        # stopped before any work (its model missing, say) leaves no empty output.
+        if self.journal.exists():
+            self._open()
+
+    def _open(self) -> None:
+        if self._file is None:
+            self._file = self.journal.open("ab", buffering=0)
 
     @property
     def complete(self) -> bool:
@@ -239,11 +247,14 @@ class ResultLog:
         """Append one record; a row that has one already is not written again."""
         if self.done[record["index"]]:
             return
+        self._open()
         append_whole(self._file, json.dumps(record, ensure_ascii=False).encode() + b"\n")
         self.done[record["index"]] = True
 
     def close(self) -> None:
         """Flush to disk; for Parquet output of a finished run, write the Parquet file."""
+        if self.complete and self._lock is not None:
+            self._open()  # a finished run has its output, rows or none (not once closed)
         if self._file is not None:
             os.fsync(self._file.fileno())
             self._file.close()
