@@ -22,7 +22,7 @@ from embed2prompt.embedders.local import LocalEmbedder
 from embed2prompt.inversion.base_lm import BaseLM, compute_dtype, load_base_lm
 from embed2prompt.inversion.decoding import sample
 from embed2prompt.inversion.inference import EmbeddingToPromptInference
-from embed2prompt.inversion.inverters import load_inverter
+from embed2prompt.inversion.inverters import load_inverter, mean_log_probs
 from embed2prompt.inversion.moves import InverterMoves
 from embed2prompt.inversion.prefix_checkpoint import load_prefix_inverter
 from embed2prompt.inversion.prefix_lm import (
@@ -180,9 +180,34 @@ def test_a_trained_adapter_prefers_its_texts(checkpoint: Path, embedder: LocalEm
     inverter, _ = load_prefix_inverter(checkpoint)
     untrained = _untrained(inverter.base)
     vectors = embedder.embed_sync(TEXTS)
-    trained_scores = InverterMoves(inverter, seed=0).fluency(TEXTS, vectors)
-    untrained_scores = InverterMoves(untrained, seed=0).fluency(TEXTS, vectors)
-    assert np.mean(trained_scores) > np.mean(untrained_scores) + 0.5
+    rows = inverter.encode(TEXTS)
+
+    def given_targets(model: PrefixLM) -> list[float]:
+        return mean_log_probs(model.position_log_probs(rows, vectors), rows, model.eos_id)
+
+    assert np.mean(given_targets(inverter)) > np.mean(given_targets(untrained)) + 0.5
+
+
+def test_fluency_is_the_lms_own_and_reads_word_order(base: BaseLM) -> None:
+    """The search's fluency for the fluent inverter is the pretrained LM's, not the
+    adapter's: whatever the target (and the adapter), a sentence reads better than its
+    words out of order, and a row scores as it would alone."""
+    sentence, salad = (
+        "How can I reset my router to factory settings?",
+        "How can I factory settings reset my router?",
+    )
+    texts = [sentence, salad, "Rain fell.", ""]
+    targets = torch.nn.functional.normalize(torch.randn(2, len(texts), 384), dim=2).numpy()
+    scores = [
+        InverterMoves(_untrained(base), seed=0).fluency(texts, targets[0]),
+        InverterMoves(_untrained(base), seed=0).fluency(texts, targets[1]),
+    ]
+    assert scores[0][:3] == pytest.approx(scores[1][:3], abs=1e-4)  # the targets play no part
+    assert scores[0][0] > scores[0][1] + 1.0  # the LM reads the order of the words
+    assert scores[0][3] == -np.inf  # nothing written reads as nothing
+    inverter = _untrained(base)
+    alone = InverterMoves(inverter, seed=0).fluency([salad], targets[0][1:2])
+    assert alone[0] == pytest.approx(scores[0][1], abs=0.05)  # bf16 may round otherwise
 
 
 def test_training_resumes_from_its_checkpoint(

@@ -106,7 +106,7 @@ def test_the_default_inverter_refines_with_word_and_token_edits() -> None:
     own = checkpoint_info(locate_model(DEFAULT_MODEL)).search
     budget = SearchBudget().updated(model_search(DEFAULT_MODEL, own))
     assert budget.edits == SearchBudget().edits > 0
-    assert (budget.token_edits, budget.fluency) == (24, 0.05)
+    assert (budget.token_edits, budget.fluency, budget.fluency_shortlist) == (24, 0.2, 16)
 
 
 def test_create_inverter_builds_what_the_settings_name(

@@ -31,6 +31,7 @@ from embed2prompt.inversion.model_paths import default_cache_dir
 
 log = logging.getLogger(__name__)
 
+DOCUMENT_START = "<|endoftext|>"  # SmolLM2's separator of pretraining documents
 # The weights as the inverter was trained against them: de-quantised, rounded to bf16.
 STORED_DTYPE = torch.bfloat16
 
@@ -66,6 +67,12 @@ class BaseLM:
     @property
     def eos_id(self) -> int:
         return int(self.tokenizer.eos_token_id)
+
+    @property
+    def document_start_id(self) -> int:
+        """The token that separates documents in the LM's pretraining: what a text that
+        starts from nothing follows."""
+        return int(self.tokenizer.convert_tokens_to_ids(DOCUMENT_START))
 
     def token_embeddings(self) -> torch.nn.Embedding:
         embeddings: torch.nn.Embedding = self.model.get_input_embeddings()

@@ -39,7 +39,8 @@ class SearchBudget:
     > 0, new guesses decoded
     from ``target + strength * (target - hypothesis)``. Hypotheses are ranked by cosine,
     or with ``fluency`` > 0 the best ``fluency_shortlist`` of them by cosine plus that
-    weight times the inverter's mean token log-probability of the text (readability).
+    weight times the text's readability (the fluent inverter's LM's mean token
+    log-probability of the text alone; the small decoder's given the target).
     A target stops refining after ``max_embedder_calls`` texts embedded for it; the
     batch stops after ``max_seconds``.
     """

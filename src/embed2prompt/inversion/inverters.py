@@ -6,8 +6,9 @@
   with its own tokenizer (``models/small_model.pt``): about four times as fast, and quick to
   train for another embedder.
 
-The search (:mod:`inference`) needs four things of either: decoding (:class:`Decoder`),
-tokens in and out, how likely a text is given a target, and words to try as edits.
+The search (:mod:`inference`) needs five things of either: decoding (:class:`Decoder`),
+tokens in and out, how likely a text is given a target, how well a text reads, and words
+to try as edits.
 """
 
 from __future__ import annotations
@@ -51,8 +52,28 @@ class TextModel(Protocol):
         log-probability of every token given the row's embedding and its tokens before
         that position; the last real position is the end-of-text's."""
 
+    def fluency(
+        self, rows: Sequence[Sequence[int]], conditioning: npt.NDArray[np.float32]
+    ) -> list[float]:
+        """How well each row of tokens reads: a mean log-probability a token, higher
+        reading better. ``conditioning`` holds the rows' targets, for a model that knows
+        text only through them."""
+
     def vocabulary_words(self) -> list[str]:
         """Whole words of the vocabulary: edits to try when a checkpoint has no lexicon."""
+
+
+def mean_log_probs(
+    log_probs: torch.Tensor, rows: Sequence[Sequence[int]], eos_id: int
+) -> list[float]:
+    """Each row's mean log-probability a token, end-of-text included, from its
+    :meth:`TextModel.position_log_probs` (``log_probs``)."""
+    scores = []
+    for index, row in enumerate(rows):
+        written = torch.tensor([*row, eos_id])
+        chosen = log_probs[index, torch.arange(len(written)), written]
+        scores.append(float(chosen.mean()))
+    return scores
 
 
 class ScratchTextModel:
@@ -86,6 +107,15 @@ class ScratchTextModel:
         embeddings = torch.from_numpy(np.ascontiguousarray(conditioning))
         log_probs: torch.Tensor = self.model(embeddings, tokens).log_softmax(dim=-1)
         return log_probs
+
+    def fluency(
+        self, rows: Sequence[Sequence[int]], conditioning: npt.NDArray[np.float32]
+    ) -> list[float]:
+        """The decoder's mean log-probability a token of each row given its target: it
+        has learnt no English beyond its training texts, so it can only say how readily
+        it would write a row for that target."""
+        log_probs = self.position_log_probs(rows, conditioning)
+        return mean_log_probs(log_probs, rows, self.model.eos_id)
 
     def vocabulary_words(self) -> list[str]:
         return tokenizer_words(self.tokenizer.get_vocab())

@@ -4,7 +4,7 @@
   first pass) or for a target pushed away from a hypothesis's error (re-decoding);
 - :meth:`InverterMoves.token_edits`: one-token changes of a hypothesis that the inverter,
   conditioned on the target, would rather write: readable moves that no word edit makes;
-- :meth:`InverterMoves.fluency`: how likely the inverter finds a text for a target.
+- :meth:`InverterMoves.fluency`: how well a text reads, as the inverter's model judges it.
 
 Every sampled choice is seeded by its conditioning vector (:mod:`seeding`), so a target
 gets the same texts alone or in any batch.
@@ -102,13 +102,6 @@ class InverterMoves:
         return edited
 
     def fluency(self, texts: list[str], conditioning: Vectors) -> list[float]:
-        """Each text's mean token log-probability given its target (end-of-text
-        included): how readily the inverter would write that text for it. One batch."""
-        rows = self.text_model.encode(texts)
-        log_probs = self.text_model.position_log_probs(rows, conditioning)
-        scores = []
-        for index, row in enumerate(rows):
-            written = torch.tensor([*row, self.text_model.decoder.eos_id])
-            chosen = log_probs[index, torch.arange(len(written)), written]
-            scores.append(float(chosen.mean()))
-        return scores
+        """How well each text reads, as the inverter's model judges it
+        (:meth:`TextModel.fluency`; ``conditioning``: the texts' targets). One batch."""
+        return self.text_model.fluency(self.text_model.encode(texts), conditioning)

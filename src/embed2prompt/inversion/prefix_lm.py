@@ -231,6 +231,33 @@ class PrefixLM:
         assert log_probs is not None  # rows is not empty
         return log_probs
 
+    @torch.no_grad()
+    def fluency(
+        self, rows: Sequence[Sequence[int]], conditioning: npt.NDArray[np.float32]
+    ) -> list[float]:
+        """Each row's mean log-probability a token under the LM alone, after the start of
+        a document (``conditioning`` is not read): how readily the pretrained LM writes
+        the text at all, as a reader would judge it. Given the target, the adapter also
+        finds likely the salad that word edits make of a sentence on its topic; the LM
+        alone does not (mean -3.7 for "How can I reset my router to factory settings?",
+        -5.9 for "How can I factory settings reset my router?"). An empty row: -inf."""
+        scores = [-math.inf] * len(rows)
+        written = [index for index, row in enumerate(rows) if row]
+        for group in length_groups([len(rows[index]) for index in written]):
+            members = [written[index] for index in group]
+            longest = max(len(rows[index]) for index in members)
+            # Padding sits after each row's end, and attention is causal: no row reads it.
+            tokens = torch.full((len(members), longest + 1), self.base.eos_id, dtype=torch.long)
+            tokens[:, 0] = self.base.document_start_id
+            for place, index in enumerate(members):
+                tokens[place, 1 : len(rows[index]) + 1] = torch.tensor(rows[index])
+            tokens = tokens.to(self.device)
+            logits = self.base.model(input_ids=tokens[:, :-1], use_cache=False).logits
+            chosen = logits.float().log_softmax(dim=-1).gather(-1, tokens[:, 1:, None])[..., 0]
+            for place, index in enumerate(members):
+                scores[index] = float(chosen[place, : len(rows[index])].mean())
+        return scores
+
     # -- decoding (the Decoder protocol of :mod:`decoding`) ------------------------
 
     @property

@@ -40,15 +40,16 @@ log = logging.getLogger(__name__)
 
 # How a fluent inverter refines unless told otherwise (written into its checkpoint): the
 # library's 32 word edits a step plus the 24 one-token edits the conditioned LM finds
-# likeliest, ranked by cosine plus 0.05 x the LM's mean token log-probability over the 8
-# closest. Token edits, weight and shortlist chosen on the 40 out-of-domain texts, 8 steps
-# (BENCHMARKS.md, "token edits"): without word edits cosine 0.854, 85% English; the word
-# edits lift it to 0.941 at 58% and keep BLEU (28.6 against 29.4) (BENCHMARKS.md, "The
-# default inverter"); ``--edits 0`` keeps the more readable prompts.
+# likeliest (chosen on the 40 out-of-domain texts: BENCHMARKS.md, "token edits"), the 16
+# closest ranked by cosine plus 0.2 x how well they read (the LM's mean token
+# log-probability of the text alone). Weight and shortlist chosen on the same texts, 8
+# steps: cosine 0.923, 82.5% English, against 0.943 and 70% for the LM's likelihood given
+# the target (0.05 over 8) and 0.944 and 77.5% for 0.1 over 8 (BENCHMARKS.md, "Readability
+# from the LM alone").
 FLUENT_SEARCH: dict[str, Any] = {
     "token_edits": 24,
-    "fluency": 0.05,
-    "fluency_shortlist": 8,
+    "fluency": 0.2,
+    "fluency_shortlist": 16,
 }
 
 

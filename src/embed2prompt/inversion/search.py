@@ -54,8 +54,8 @@ class Hypothesis:
     # Its embedding in the feedback's space (the word edits' residual): ``vector`` itself
     # but with foreign feedback, where ``vector`` is this one mapped.
     measured: Vectors
-    # The inverter's mean log-probability a token of the text, given the target: how
-    # likely the inverter finds it as a text of this embedding. Scored only when asked.
+    # How well the text reads (:meth:`InverterMoves.fluency`: a mean log-probability a
+    # token under the inverter's model). Scored only when asked.
     fluency: float | None = None
 
     def score(self, weight: float) -> float:
