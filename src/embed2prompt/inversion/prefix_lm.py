@@ -235,9 +235,10 @@ class PrefixLM:
     def fluency(
         self, rows: Sequence[Sequence[int]], conditioning: npt.NDArray[np.float32]
     ) -> list[float]:
-        """Each row's mean log-probability a token under the LM alone, after the start of
-        a document (``conditioning`` is not read): how readily the pretrained LM writes
-        the text at all, as a reader would judge it. Given the target, the adapter also
+        """Each row's mean log-probability a token under the LM alone (with the adapter's
+        LoRA, if it has any, but no prefix), after the start of a document
+        (``conditioning`` is not read): how readily the pretrained LM writes the text at
+        all, as a reader would judge it. Given the target, the adapter also
         finds likely the salad that word edits make of a sentence on its topic; the LM
         alone does not (mean -3.7 for "How can I reset my router to factory settings?",
         -5.9 for "How can I factory settings reset my router?"). An empty row: -inf."""
