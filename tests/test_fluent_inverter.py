@@ -198,15 +198,18 @@ def test_fluency_is_the_lms_own_and_reads_word_order(base: BaseLM) -> None:
     )
     texts = [sentence, salad, "Rain fell.", ""]
     targets = torch.nn.functional.normalize(torch.randn(2, len(texts), 384), dim=2).numpy()
+    first = _untrained(base)
+    torch.manual_seed(1)
+    other = PrefixLM(base, PrefixAdapter(SMALL, token_scale=token_scale(base)))
     scores = [
-        InverterMoves(_untrained(base), seed=0).fluency(texts, targets[0]),
-        InverterMoves(_untrained(base), seed=0).fluency(texts, targets[1]),
+        InverterMoves(first, seed=0).fluency(texts, targets[0]),
+        InverterMoves(other, seed=0).fluency(texts, targets[1]),
     ]
-    assert scores[0][:3] == pytest.approx(scores[1][:3], abs=1e-4)  # the targets play no part
+    # Neither the targets nor the adapter play a part.
+    assert scores[0][:3] == pytest.approx(scores[1][:3], abs=1e-4)
     assert scores[0][0] > scores[0][1] + 1.0  # the LM reads the order of the words
     assert scores[0][3] == -np.inf  # nothing written reads as nothing
-    inverter = _untrained(base)
-    alone = InverterMoves(inverter, seed=0).fluency([salad], targets[0][1:2])
+    alone = InverterMoves(first, seed=0).fluency([salad], targets[0][1:2])
     assert alone[0] == pytest.approx(scores[0][1], abs=0.05)  # bf16 may round otherwise
 
 

@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
 # closest ranked by cosine plus 0.2 x how well they read (the LM's mean token
 # log-probability of the text alone). Weight and shortlist chosen on the same texts, 8
 # steps: cosine 0.923, 82.5% English, against 0.943 and 70% for the LM's likelihood given
-# the target (0.05 over 8) and 0.944 and 77.5% for 0.1 over 8 (BENCHMARKS.md, "Readability
-# from the LM alone").
+# the target (0.05 over 8) and 0.944 and 77.5% for 0.1 over 8 (BENCHMARKS.md and
+# docs/development-log.md, "Readability from the LM alone").
 FLUENT_SEARCH: dict[str, Any] = {
     "token_edits": 24,
     "fluency": 0.2,
