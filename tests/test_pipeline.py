@@ -17,6 +17,7 @@ from embed2prompt.generators.base import Generation, GenerationRequest
 from embed2prompt.inversion.inference import SMALL_MODEL, EmbeddingToPromptInference
 from embed2prompt.pipeline import ParallelPromptGenerator, PromptGenerationResponse
 from embed2prompt.pipeline.inversion_batching import InversionBatcher
+from embed2prompt.pipeline.variants import plan_variants
 from embed2prompt.settings import Settings
 from embed2prompt.testing import OpenAITestServer
 from tests.conftest import TEST_KEY
@@ -166,14 +167,17 @@ def test_without_quality_evaluation_no_generator_is_built_or_called(
 def test_the_best_is_the_highest_of_the_original_and_its_successful_variants(
     inverter: EmbeddingToPromptInference, targets: np.ndarray
 ) -> None:
-    # The generator refuses the originals and their first runners-up (the first variants):
+    # The generator refuses the originals and their first variants (runners-up):
     # the best is a later variant, better than the original.
     generator = EchoGenerator()
     pipeline = ParallelPromptGenerator(inverter, Settings(refinement_steps=1), generator=generator)
     budget = pipeline.search_budget()
     inversions = [inverter.invert(target, budget=budget) for target in targets]
     originals = {inversion.prompt for inversion in inversions}
-    generator.poor_on = originals | {inversion.candidates[1][0] for inversion in inversions}
+    first_variants = {
+        plan_variants(3, inversion, rewriting=True)[0][0][0] for inversion in inversions
+    }
+    generator.poor_on = originals | first_variants
     response = asyncio.run(
         pipeline.generate_prompts_with_evaluation(
             targets, max_concurrent=1, generate_variants=True, num_variants=3

@@ -36,3 +36,22 @@ def test_without_a_generator_the_variants_are_as_many_runners_up_as_there_are() 
     few = _inversion("Router reset steps")
     assert plan_variants(3, few, rewriting=False) == (few.candidates[1:], 0)
     assert plan_variants(3, few, rewriting=True) == (few.candidates[1:], 2)
+
+
+def test_runners_up_worded_like_the_prompt_or_each_other_come_after_new_wordings() -> None:
+    inversion = _inversion(
+        "How do I reset my Router?",  # the prompt's words, one capital changed
+        "how do I reset my router?",  # and in lower case
+        "Restore the router's factory settings",
+        "Restore the router's factory settings please",  # like the one before
+        "Which cable connects the modem?",
+    )
+    runners_up, _ = plan_variants(4, inversion, rewriting=False)
+    assert [text for text, _ in runners_up] == [
+        "Restore the router's factory settings",
+        "Which cable connects the modem?",
+        # None left is worded anew: the closest of the rest, each with its similarity.
+        "How do I reset my Router?",
+        "how do I reset my router?",
+    ]
+    assert runners_up[0] == inversion.candidates[3]
