@@ -53,15 +53,13 @@ def plan_variants(
     rewrites = max(1, count // 3) if rewriting and count else 0
     remaining = list(inversion.candidates[1:])
     chosen: list[tuple[str, float]] = []
-    wordings = [_words(inversion.prompt)]
+    wordings = [_words(inversion.prompt)]  # the prompt's, then each chosen variant's
+
+    def worded_anew(text: str) -> bool:
+        return min(_distance(_words(text), seen) for seen in wordings) >= _NEW_WORDING
+
     while remaining and len(chosen) < count - rewrites:
-        pick = max(
-            remaining,
-            key=lambda text_cosine: (
-                min(_distance(_words(text_cosine[0]), seen) for seen in wordings) >= _NEW_WORDING,
-                text_cosine[1],
-            ),
-        )
+        pick = max(remaining, key=lambda candidate: (worded_anew(candidate[0]), candidate[1]))
         remaining.remove(pick)
         chosen.append(pick)
         wordings.append(_words(pick[0]))
